@@ -1,0 +1,7 @@
+"""Model analysis: pixel-perturbation importance (Fig. 4) and feature embeddings (Fig. 5)."""
+
+from mtl2d.analysis.embedding import knn_agreement, tsne_2d
+from mtl2d.analysis.perturbation import path_importance_ratio, path_mask, perturbation_importance
+
+__all__ = ["knn_agreement", "path_importance_ratio", "path_mask", "perturbation_importance",
+           "tsne_2d"]

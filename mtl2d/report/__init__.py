@@ -1,0 +1,7 @@
+"""Result tables (ranks, CSV, Markdown) and figures (PNG) written by the experiments."""
+
+from mtl2d.report.plots import embedding_scatter, error_boxplot, importance_grid
+from mtl2d.report.ranks import RankedTable, rank_methods, read_table_csv
+
+__all__ = ["RankedTable", "embedding_scatter", "error_boxplot", "importance_grid",
+           "rank_methods", "read_table_csv"]

@@ -1,0 +1,49 @@
+import pathlib
+
+import numpy as np
+import pytest
+
+from mtl2d.report import ranks
+
+PAPER_TABLE = pathlib.Path(__file__).resolve().parents[3] / "shared" / "paper" / "table1.tsv"
+
+
+def test_ties_share_average_rank():
+  table = ranks.rank_methods(
+      {"a": {"t": 0.9}, "b": {"t": 0.9}, "c": {"t": 0.5}, "d": {"t": 0.95}},
+      methods=["a", "b", "c", "d"], rows=[("g", "t")])
+  np.testing.assert_allclose(table.ranks[0], [2.5, 2.5, 4.0, 1.0])
+
+
+def test_rounding_to_printed_decimals_creates_ties():
+  results = {"a": {"t": 0.901}, "b": {"t": 0.899}}
+  rounded = ranks.rank_methods(results, ["a", "b"], [("g", "t")])
+  raw = ranks.rank_methods(results, ["a", "b"], [("g", "t")], decimals=None)
+  np.testing.assert_allclose(rounded.ranks[0], [1.5, 1.5])
+  np.testing.assert_allclose(raw.ranks[0], [1.0, 2.0])
+
+
+def test_average_rank_uses_only_complete_rows():
+  results = {"a": {"t1": 1.0, "t2": 0.2}, "b": {"t1": 0.5}}
+  table = ranks.rank_methods(results, ["a", "b"], [("g", "t1"), ("g", "t2")])
+  np.testing.assert_allclose(table.average_rank, [1.0, 2.0])
+  assert np.isnan(table.ranks[1, 1])
+  assert "—" in table.to_markdown()
+
+
+def test_bad_input():
+  with pytest.raises(ValueError, match="outside"):
+    ranks.rank_methods({"a": {"t": 1.5}}, ["a"], [("g", "t")])
+  with pytest.raises(ValueError, match="not listed"):
+    ranks.rank_methods({"z": {"t": 0.5}}, ["a"], [("g", "t")])
+
+
+@pytest.mark.skipif(not PAPER_TABLE.exists(), reason="../shared/paper/table1.tsv not present")
+def test_reproduces_paper_average_ranks():
+  methods, results, rows = ranks.read_table_csv(PAPER_TABLE.read_text())
+  table = ranks.rank_methods(results, methods, rows)
+  # Table I's last row.
+  np.testing.assert_allclose(table.average_rank, [3.20, 3.06, 2.70, 3.86, 2.18], atol=0.005)
+  # Round trip through our own CSV.
+  m2, r2, rows2 = ranks.read_table_csv(table.to_csv())
+  assert rows2 == rows and m2 == methods and r2 == results
