@@ -1,0 +1,44 @@
+r"""Table I: 1NN-DTW, ResNet1D, ResNet2D, each with and without multitask learning.
+
+  python -m experiments.ucr_mtl --workdir=runs/table1_quick            # synthetic, no download
+  python -m experiments.ucr_mtl --workdir=runs/ucr --groups=ECG,Cricket \
+      --config.data.data_dir=/path/to/UCRArchive_2018
+  python -m experiments.ucr_mtl --workdir=runs/table1 \
+      --config=experiments/configs/ucr_mtl.py:paper
+"""
+
+import pathlib
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from mtl2d import pipelines
+
+_CONFIGS = pathlib.Path(__file__).parent / "configs"
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs; reruns resume.",
+                               required=True)
+_CONFIG = config_flags.DEFINE_config_file("config", str(_CONFIGS / "ucr_mtl.py"),
+                                          "Config file, optionally with ':quick' or ':paper'.")
+_GROUPS = flags.DEFINE_list("groups", None, "UCR groups of Table I (switches to UCR data).")
+_TASKS = flags.DEFINE_list("tasks", None, "UCR task names (switches to UCR data).")
+_METHODS = flags.DEFINE_list("methods", None, "Subset of methods: 1nn_dtw, resnet1d, resnet2d, "
+                             "resnet1d_mtl, resnet2d_mtl. Runs in one workdir merge.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  if _GROUPS.value or _TASKS.value:
+    config.data.source = "ucr"
+    config.data.groups = tuple(_GROUPS.value or ())
+    config.data.tasks = tuple(_TASKS.value or ())
+  if _METHODS.value:
+    config.methods = ",".join(_METHODS.value)
+  pipelines.run_comparison(config, _WORKDIR.value)
+  print((pathlib.Path(_WORKDIR.value) / "table.md").read_text())
+
+
+if __name__ == "__main__":
+  app.run(main)

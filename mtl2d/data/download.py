@@ -1,0 +1,229 @@
+"""Downloads UCR datasets, verifies them by SHA-256, and lays them out as the UCR 2018 archive.
+
+Usage:
+  python -m mtl2d.data.download --datasets=CricketX,CricketY --data_dir=~/.cache/mtl2d/ucr
+  python -m mtl2d.data.download --groups=Cricket,ECG
+
+Source: the UCR/UEA repository's per-dataset archives, `{base_url}/{NAME}.zip` with
+`base_url = https://www.timeseriesclassification.com/aeon-toolkit` (the address aeon and sktime
+read). An archive holds `NAME_TRAIN`/`NAME_TEST` as `.ts` (sktime format), `.txt` (old UCR,
+whitespace-separated) and/or `.tsv` (UCR 2018); the first found, in the order tsv, txt, ts, is
+written as `DATA_DIR/NAME/NAME_{TRAIN,TEST}.tsv` keeping the values' text (no precision lost).
+
+Checksums: archives are cached in `DATA_DIR/.archives/` and checked against the SHA-256 given in
+`checksums` or recorded in `DATA_DIR/.archives/SHA256SUMS`. The repository publishes no checksums,
+so an archive first fetched without one has its hash recorded there (trust on first use) and later
+fetches must match it; pass `require_checksums=True` to refuse unknown archives instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import logging
+import pathlib
+import re
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Mapping, Sequence
+
+from mtl2d.data import groups as groups_lib
+from mtl2d.data import ucr
+
+DEFAULT_BASE_URL = "https://www.timeseriesclassification.com/aeon-toolkit"
+ARCHIVE_DIR = ".archives"
+SUMS_FILE = "SHA256SUMS"
+
+
+class DownloadError(RuntimeError):
+  """A dataset could not be fetched; the message says where to put the files by hand."""
+
+
+def _by_hand(name: str, data_dir: pathlib.Path, url: str) -> str:
+  return (f"To install {name} without network access, put {name}/{name}_TRAIN.tsv and "
+          f"{name}/{name}_TEST.tsv (UCR 2018 layout, optionally .tsv.gz) under {data_dir}, e.g. "
+          "from the UCR archive (https://www.cs.ucr.edu/~eamonn/time_series_data_2018/, folder "
+          f"UCRArchive_2018/{name}), or copy {url} to {data_dir / ARCHIVE_DIR / (name + '.zip')} "
+          "and rerun.")
+
+
+def _read_sums(path: pathlib.Path) -> dict[str, str]:
+  sums = {}
+  if path.is_file():
+    for line in path.read_text().splitlines():
+      parts = line.split()
+      if len(parts) == 2:
+        sums[parts[1].removesuffix(".zip")] = parts[0].lower()
+  return sums
+
+
+def _ts_rows(text: str, where: str) -> list[list[str]]:
+  """Rows `[label, v1, ...]` of a univariate sktime `.ts` file; '?' becomes NaN."""
+  rows, in_data = [], False
+  for lineno, line in enumerate(text.splitlines(), start=1):
+    line = line.strip()
+    if not line or line.startswith("#"):
+      continue
+    if not in_data:
+      in_data = line.lower() == "@data"
+      continue
+    parts = line.split(":")
+    if len(parts) != 2:
+      raise ValueError(f"{where}:{lineno}: expected one series and a label ('v1,...,vn:label'); "
+                       "multivariate or timestamped .ts files are not supported")
+    values = ["NaN" if v.strip() in ("?", "") else v.strip() for v in parts[0].split(",")]
+    rows.append([parts[1].strip()] + values)
+  if not rows:
+    raise ValueError(f"{where}: no @data rows")
+  return rows
+
+
+def _convert(member: str, data: bytes) -> str:
+  """UCR 2018 TSV text of an archive member (.tsv kept, .txt/.ts re-delimited, NaN-padded)."""
+  text = data.decode("utf-8", errors="replace")
+  suffix = member.rsplit(".", 1)[-1].lower()
+  if suffix == "tsv":
+    return text
+  if suffix == "txt":
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+  else:
+    rows = _ts_rows(text, member)
+  width = max(len(r) for r in rows)
+  return "".join("\t".join(r + ["NaN"] * (width - len(r))) + "\n" for r in rows)
+
+
+def _extract(name: str, archive: bytes, target: pathlib.Path, where: str) -> None:
+  with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+    members = {pathlib.PurePosixPath(m).name.lower(): m for m in zf.namelist()}
+    for split in ucr.UCR_SPLITS:
+      member = next((members[k] for k in (f"{name}_{split}.{s}".lower() for s in
+                                          ("tsv", "txt", "ts")) if k in members), None)
+      if member is None:
+        raise DownloadError(f"{where}: no {name}_{split}.tsv/.txt/.ts inside the archive "
+                            f"(it holds {', '.join(sorted(members)) or 'nothing'})")
+      target.mkdir(parents=True, exist_ok=True)
+      out = target / f"{name}_{split}.tsv"
+      out.write_text(_convert(member, zf.read(member)))
+      ucr.read_ucr_file(out)  # Fail here, naming the file, if the conversion is unreadable.
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+  with urllib.request.urlopen(url, timeout=timeout) as response:
+    return response.read()
+
+
+def download(
+    datasets: Sequence[str],
+    data_dir: ucr.PathLike | None = None,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    checksums: Mapping[str, str] | None = None,
+    require_checksums: bool = False,
+    force: bool = False,
+    timeout: float = 60.0,
+) -> dict[str, pathlib.Path]:
+  """Fetches UCR datasets into `data_dir` in the UCR 2018 layout.
+
+  Args:
+    datasets: dataset names, e.g. ["CricketX"].
+    data_dir: target directory; None means `default_data_dir()`.
+    base_url: archives are fetched from `{base_url}/{NAME}.zip`.
+    checksums: dataset name -> expected SHA-256 (hex) of its zip archive.
+    require_checksums: refuse archives with no known checksum instead of recording one.
+    force: fetch and extract again even if the dataset is present.
+    timeout: seconds to wait for the server.
+
+  Returns:
+    dataset name -> its directory.
+
+  Raises:
+    DownloadError: the server cannot be reached or has no such archive (the message says how to
+      install the files by hand), a checksum does not match, or the archive lacks a split.
+    ValueError: an empty dataset name.
+  """
+  data_dir = pathlib.Path(data_dir).expanduser() if data_dir is not None else \
+      ucr.default_data_dir()
+  archives = data_dir / ARCHIVE_DIR
+  sums_path = archives / SUMS_FILE
+  checksums = {k: v.lower() for k, v in (checksums or {}).items()}
+  out = {}
+  for name in datasets:
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", name or ""):
+      raise ValueError(f"datasets: invalid dataset name {name!r}")
+    target = data_dir / name
+    if not force and name in ucr.available_tasks(data_dir):
+      logging.info("%s already in %s", name, target)
+      out[name] = target
+      continue
+    url = f"{base_url.rstrip('/')}/{name}.zip"
+    cached = archives / f"{name}.zip"
+    if cached.is_file() and not force:
+      archive = cached.read_bytes()
+    else:
+      try:
+        archive = _fetch(url, timeout)
+      except urllib.error.HTTPError as e:
+        close = groups_lib.closest_names(name, groups_lib.PAPER_TASKS)
+        hint = f" (did you mean {', '.join(close)}?)" if close and name not in close else ""
+        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}{hint}. "
+                            f"{_by_hand(name, data_dir, url)}") from None
+      except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise DownloadError(f"cannot reach {url}: {reason}. {_by_hand(name, data_dir, url)}"
+                            ) from None
+    digest = hashlib.sha256(archive).hexdigest()
+    expected = checksums.get(name) or _read_sums(sums_path).get(name)
+    if expected is None and require_checksums:
+      raise DownloadError(f"{name}: no known SHA-256 for {url} and require_checksums is set; "
+                          f"its SHA-256 is {digest}")
+    if expected is not None and digest != expected:
+      raise DownloadError(f"{name}: SHA-256 of {url} is {digest}, expected {expected}; the "
+                          "archive is corrupt or changed. Delete it and retry, or check the "
+                          "expected checksum.")
+    try:
+      _extract(name, archive, target, url)
+    except zipfile.BadZipFile:
+      raise DownloadError(f"{url} is not a zip archive. {_by_hand(name, data_dir, url)}") from None
+    archives.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(archive)
+    if expected is None:  # Trust on first use: later fetches must match this archive.
+      with open(sums_path, "a") as f:
+        f.write(f"{digest}  {name}.zip\n")
+      logging.warning("%s: recorded SHA-256 %s in %s (first download)", name, digest, sums_path)
+    out[name] = target
+  return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Command line: `python -m mtl2d.data.download --datasets=A,B --data_dir=DIR`."""
+  parser = argparse.ArgumentParser(prog="python -m mtl2d.data.download", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--datasets", default="", help="comma-separated dataset names")
+  parser.add_argument("--groups", default="",
+                      help=f"comma-separated paper groups: {','.join(groups_lib.PAPER_GROUPS)}")
+  parser.add_argument("--data_dir", default=None, help="target directory (default: "
+                      "$MTL2D_DATA_DIR or ~/.cache/mtl2d/ucr)")
+  parser.add_argument("--base_url", default=DEFAULT_BASE_URL)
+  parser.add_argument("--require_checksums", action="store_true")
+  parser.add_argument("--force", action="store_true")
+  args = parser.parse_args(argv)
+  split = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
+  try:
+    names = groups_lib.expand_tasks(split(args.datasets), split(args.groups))
+    if not names:
+      parser.error("name at least one dataset (--datasets) or group (--groups)")
+    for name, path in download(names, args.data_dir, base_url=args.base_url,
+                               require_checksums=args.require_checksums,
+                               force=args.force).items():
+      print(f"{name}: {path}")
+  except (DownloadError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

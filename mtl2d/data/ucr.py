@@ -1,0 +1,407 @@
+"""Reader for the UCR 2018 archive layout and `load_task`, the loader of one classification task.
+
+Layout: `DATA_DIR/NAME/NAME_TRAIN.tsv` and `DATA_DIR/NAME/NAME_TEST.tsv`, plain or gzip (`.gz`).
+Each row is one example: the class label, then the values, tab-separated (whitespace- and
+comma-separated files are read too). Labels may be written in any numeric form (`-1`/`1`,
+`1..k`, `1.0000000e+00`); they are mapped to `0..C-1` in increasing numeric order and the written
+form of each class is kept in `Task.label_values`.
+
+Missing values and variable length (the policy, applied to each series in this order):
+  1. Trailing NaN are padding (AllGestureWiimote*, GestureMidAir*): they are trimmed, so a series
+     ends at its last value. (Always read as padding: DodgerLoop*, whose gaps are real missing
+     values, has none at the end, so no recorded day is stretched.)
+  2. NaN inside a series (DodgerLoop* gaps) are filled by linear interpolation between the nearest
+     values on either side; leading NaN (a few DodgerLoop series) take the first value.
+  3. Every series of the task is resampled by linear interpolation to one length: the longest
+     trimmed series of the task (TRAIN and TEST together), or `length` when given.
+  4. Optionally (the default) each series is z-normalised (zero mean, unit variance).
+Why resample rather than pad: the variable-length tasks are gestures recorded at different speeds,
+so stretching keeps the whole shape on a common time axis, whereas padding a 2-point series to 385
+points would make the padding, not the gesture, dominate both the convolutions and DTW. Linear
+interpolation of gaps keeps DodgerLoop's daily profile continuous, as the archive's own
+"adjusted" variant does. Z-normalisation: GestureMidAir and DodgerLoop are not normalised in the
+archive, and the paper's 1NN-DTW accuracies on GestureMidAir are only reached with it (see
+`../shared/data/ucr/README.md`); the other tasks are already normalised, so it changes little.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import os
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from mtl2d.data import groups as groups_lib
+from mtl2d.data import splits as splits_lib
+from mtl2d.data.types import Split, Task
+
+PathLike = str | os.PathLike
+UCR_SPLITS = ("TRAIN", "TEST")
+DATA_DIR_ENV = "MTL2D_DATA_DIR"
+
+
+def default_data_dir() -> pathlib.Path:
+  """`$MTL2D_DATA_DIR` if set, else `~/.cache/mtl2d/ucr`."""
+  env = os.environ.get(DATA_DIR_ENV)
+  if env:
+    return pathlib.Path(env).expanduser()
+  return pathlib.Path("~/.cache/mtl2d/ucr").expanduser()
+
+
+def find_shared_ucr_dir() -> pathlib.Path | None:
+  """The UCR files kept beside the repository (`../shared/data/ucr`), or None if absent.
+
+  Tests and benchmarks use these real files when present and small fixtures otherwise.
+  """
+  repo_root = pathlib.Path(__file__).resolve().parents[2]
+  for base in (repo_root.parent, pathlib.Path.cwd().parent):
+    candidate = base / "shared" / "data" / "ucr"
+    if candidate.is_dir():
+      return candidate
+  return None
+
+
+def _how_to_get(name: str, data_dir: pathlib.Path) -> str:
+  return (f"download it with `python -m mtl2d.data.download --datasets={name} "
+          f"--data_dir={data_dir}`, or put {name}/{name}_TRAIN.tsv and {name}/{name}_TEST.tsv "
+          f"(UCR 2018 layout, optionally .gz) under {data_dir} by hand")
+
+
+def _find_file(data_dir: pathlib.Path, name: str, split: str) -> pathlib.Path | None:
+  for suffix in (".tsv", ".tsv.gz"):
+    path = data_dir / name / f"{name}_{split}{suffix}"
+    if path.is_file():
+      return path
+  return None
+
+
+def task_files(
+    name: str, data_dir: PathLike | None = None, *, allow_partial: bool = False
+) -> dict[str, pathlib.Path]:
+  """The TRAIN/TEST files of a task.
+
+  Args:
+    name: dataset name, e.g. "CricketX".
+    data_dir: directory in the UCR 2018 layout; None means `default_data_dir()`.
+    allow_partial: accept a task with only one of TRAIN/TEST present.
+
+  Returns:
+    split name ("TRAIN", "TEST") -> path, for the files present.
+
+  Raises:
+    ValueError: the directory or the task is missing (the message says how to get the data and
+      suggests the closest known names), or one file is missing and `allow_partial` is False.
+  """
+  data_dir = pathlib.Path(data_dir) if data_dir is not None else default_data_dir()
+  if not data_dir.is_dir():
+    raise ValueError(f"data_dir {str(data_dir)!r} does not exist; {_how_to_get(name, data_dir)}")
+  files = {s: p for s in UCR_SPLITS if (p := _find_file(data_dir, name, s)) is not None}
+  if not files:
+    present = [p.name for p in data_dir.iterdir() if p.is_dir()]
+    close = groups_lib.closest_names(name, list(groups_lib.PAPER_TASKS) + present)
+    hint = f" Closest known names: {', '.join(close)}." if close else ""
+    raise ValueError(
+        f"dataset {name!r} not found in {data_dir}: no {name}/{name}_TRAIN.tsv[.gz] or "
+        f"{name}/{name}_TEST.tsv[.gz].{hint} If the name is right, {_how_to_get(name, data_dir)}")
+  if len(files) < len(UCR_SPLITS) and not allow_partial:
+    missing = [s for s in UCR_SPLITS if s not in files]
+    raise ValueError(
+        f"dataset {name!r} in {data_dir} lacks its {'/'.join(missing)} file "
+        f"({name}/{name}_{missing[0]}.tsv[.gz]); pass allow_partial=True to use the rows of "
+        f"{'/'.join(files)} only, or {_how_to_get(name, data_dir)}")
+  return files
+
+
+def _diagnose(path: pathlib.Path, lines: list[bytes], delimiter: str | None) -> None:
+  """Raises a ValueError naming the first malformed line of a file numpy could not parse."""
+  width = None
+  sep = delimiter.encode() if delimiter else None
+  for lineno, line in enumerate(lines, start=1):
+    if not line.strip() or line.lstrip().startswith(b"#"):
+      continue
+    cells = line.strip(b"\r\n").split(sep) if sep else line.split()
+    if width is None:
+      width, first = len(cells), lineno
+    elif len(cells) != width:
+      raise ValueError(
+          f"{path}:{lineno}: ragged row with {len(cells)} cells where line {first} has {width}; "
+          "variable-length series must be padded with NaN to a common width")
+    for col, cell in enumerate(cells, start=1):
+      try:
+        float(cell)
+      except ValueError:
+        raise ValueError(
+            f"{path}:{lineno}: non-numeric cell {cell.decode(errors='replace')!r} in column "
+            f"{col}") from None
+
+
+def read_ucr_file(path: PathLike) -> tuple[list[str], np.ndarray]:
+  """Reads one UCR 2018 file.
+
+  Args:
+    path: a `.tsv` or `.tsv.gz` file (tabs; whitespace- or comma-separated files also work).
+
+  Returns:
+    `(labels, values)`: the label of each row as written, and `[rows, columns]` float64 values
+    (NaN where the file has NaN).
+
+  Raises:
+    ValueError: the file is empty, has non-numeric cells, ragged rows, a non-finite label or a
+      row without values; the message names the file and line.
+  """
+  path = pathlib.Path(path)
+  raw = path.read_bytes()
+  if raw[:2] == b"\x1f\x8b":
+    raw = gzip.decompress(raw)
+  lines = raw.split(b"\n")
+  data_lines = [(i, ln) for i, ln in enumerate(lines, start=1)
+                if ln.strip() and not ln.lstrip().startswith(b"#")]
+  if not data_lines:
+    raise ValueError(f"{path}: file is empty (no rows)")
+  first = data_lines[0][1]
+  delimiter = "\t" if b"\t" in first else ("," if b"," in first else None)
+  try:
+    values = np.loadtxt(io.BytesIO(raw), delimiter=delimiter, dtype=np.float64, ndmin=2,
+                        comments="#")
+  except ValueError as e:
+    _diagnose(path, lines, delimiter)
+    raise ValueError(f"{path}: {e}") from e
+  sep = delimiter.encode() if delimiter else None
+  labels = [(ln.split(sep, 1)[0] if sep else ln.split(None, 1)[0]).strip().decode()
+            for _, ln in data_lines]
+  if values.shape[1] < 2:
+    raise ValueError(f"{path}:{data_lines[0][0]}: row has a label but no values")
+  bad = np.flatnonzero(~np.isfinite(values[:, 0]))
+  if bad.size:
+    raise ValueError(f"{path}:{data_lines[bad[0]][0]}: label {labels[bad[0]]!r} is not finite")
+  empty = np.flatnonzero(np.isnan(values[:, 1:]).all(axis=1))
+  if empty.size:
+    raise ValueError(f"{path}:{data_lines[empty[0]][0]}: series has no values (all NaN)")
+  return labels, values
+
+
+def clean_series(row: np.ndarray) -> np.ndarray:
+  """Applies steps 1-2 of the module's NaN policy to one series.
+
+  Args:
+    row: `[columns]` values with NaN for padding or gaps; at least one value must be finite.
+
+  Returns:
+    `[length]` series without NaN: trailing NaN trimmed, leading NaN set to the first value, inner
+    gaps linearly interpolated.
+  """
+  valid = ~np.isnan(row)
+  last = int(np.flatnonzero(valid)[-1])
+  row, valid = row[:last + 1], valid[:last + 1]
+  if valid.all():
+    return row
+  pos = np.arange(row.shape[0])
+  # np.interp holds the first value constant to the left, which fills leading NaN.
+  return np.interp(pos, pos[valid], row[valid])
+
+
+def resample(series: np.ndarray, length: int) -> np.ndarray:
+  """Linearly interpolates a `[n]` series onto `length` evenly spaced points spanning it."""
+  n = series.shape[0]
+  if n == length:
+    return series
+  if n == 1:
+    return np.full(length, series[0], dtype=series.dtype)
+  return np.interp(np.linspace(0.0, n - 1.0, length), np.arange(n), series)
+
+
+def znormalize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+  """Per-series z-normalisation of `[N, length]`; constant series become zeros."""
+  mean = x.mean(axis=1, keepdims=True)
+  std = x.std(axis=1, keepdims=True)
+  return (x - mean) / np.where(std < eps, 1.0, std)
+
+
+def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+  """Maps written labels to `0..C-1` in increasing numeric (else text) order.
+
+  Labels naming the same number ("1", "1.0000000e+00") are one class; its written form is the
+  first one seen.
+
+  Returns:
+    `(y [N] int32, label_values)` with `label_values[c]` the written label of class `c`.
+  """
+  try:
+    keys = [float(s) for s in labels]
+  except ValueError:
+    keys = list(labels)
+  first: dict = {}
+  for key, text in zip(keys, labels):
+    first.setdefault(key, text)
+  ordered = sorted(first)
+  index = {k: i for i, k in enumerate(ordered)}
+  y = np.fromiter((index[k] for k in keys), dtype=np.int32, count=len(keys))
+  return y, tuple(first[k] for k in ordered)
+
+
+def to_fixed_length(rows: np.ndarray, length: int | None = None) -> np.ndarray:
+  """Steps 1-3 of the NaN policy for `[N, columns]` rows; returns `[N, length]` float64.
+
+  Args:
+    rows: values with NaN padding/gaps; every row has at least one finite value.
+    length: target length; None means the longest series after trimming.
+  """
+  if length is not None and length < 1:
+    raise ValueError(f"length must be a positive number of steps or None, got {length}")
+  if not np.isnan(rows).any():
+    series = list(rows)
+  else:
+    series = [clean_series(r) for r in rows]
+  target = length if length is not None else max(s.shape[0] for s in series)
+  if all(s.shape[0] == target for s in series):
+    return np.stack(series)
+  return np.stack([resample(s, target) for s in series])
+
+
+def load_arrays(
+    name: str,
+    data_dir: PathLike | None = None,
+    *,
+    znorm: bool = True,
+    length: int | None = None,
+    allow_partial: bool = False,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+  """Loads TRAIN then TEST rows of a task as one array (no split); see `load_task`.
+
+  Returns:
+    `(x [N, length] float32, y [N] int32, label_values)`.
+  """
+  labels: list[str] = []
+  rows = []
+  for path in task_files(name, data_dir, allow_partial=allow_partial).values():
+    file_labels, values = read_ucr_file(path)
+    labels.extend(file_labels)
+    rows.append(values[:, 1:])
+  width = max(r.shape[1] for r in rows)
+  # TRAIN and TEST may be padded to different widths; NaN-pad to a common one before merging.
+  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=np.nan) for r in rows]
+  x = to_fixed_length(np.concatenate(rows), length)
+  if znorm:
+    x = znormalize(x)
+  y, label_values = encode_labels(labels)
+  return x.astype(np.float32), y, label_values
+
+
+def make_task(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    label_values: tuple[str, ...],
+    *,
+    seed: int = 0,
+    synthetic: bool = False,
+    split_labels: np.ndarray | None = None,
+) -> Task:
+  """Builds a `Task` from merged arrays with the stratified 60/20/20 split of `splits.py`.
+
+  Args:
+    name: task name.
+    x: `[N, length]` series.
+    y: `[N]` class ids in `0..len(label_values)-1`.
+    label_values: written label of each class id.
+    seed: split seed.
+    synthetic: whether the data are generated.
+    split_labels: `[N]` labels to stratify on instead of `y` (several tasks sharing one split).
+  """
+  if x.ndim != 2 or y.shape != (x.shape[0],):
+    raise ValueError(f"{name}: x must be [N, length] and y [N], got {x.shape} and {y.shape}")
+  strat = y if split_labels is None else split_labels
+  parts = splits_lib.stratified_split(
+      strat, seed=seed, name=name, label_values=label_values if split_labels is None else None)
+  x = np.asarray(x, np.float32)
+  y = np.asarray(y, np.int32)
+  train, val, test = (Split(x=x[i], y=y[i], indices=i) for i in parts)
+  return Task(name=name, train=train, val=val, test=test, num_classes=len(label_values),
+              label_values=tuple(label_values), synthetic=synthetic)
+
+
+def load_task(
+    name: str,
+    data_dir: PathLike | None = None,
+    *,
+    seed: int = 0,
+    znorm: bool = True,
+    length: int | None = None,
+    allow_partial: bool = False,
+) -> Task:
+  """Loads one UCR task, TRAIN and TEST merged, split 60/20/20 (paper Sec. IV-B).
+
+  Row `i` of the merged source is TRAIN row `i` for `i < len(TRAIN)`, else TEST row
+  `i - len(TRAIN)`; `Split.indices` refer to these rows. Missing values and variable lengths
+  follow the policy in this module's docstring.
+
+  Args:
+    name: dataset name, e.g. "CricketX".
+    data_dir: directory in the UCR 2018 layout; None means `default_data_dir()`.
+    seed: seed of the stratified split (the split is a pure function of the labels and seed).
+    znorm: z-normalise each series.
+    length: resample every series to this many steps (the CPU "quick" preset bounds its cost this
+      way); None keeps the task's own length (its longest series).
+    allow_partial: load a task whose TRAIN or TEST file is absent from the rows present.
+
+  Returns:
+    The `Task`, float32 `[N, length]` series and int32 labels.
+
+  Raises:
+    ValueError: missing data or directory, malformed file (named with its line), or a class too
+      small to stratify.
+  """
+  x, y, label_values = load_arrays(name, data_dir, znorm=znorm, length=length,
+                                   allow_partial=allow_partial)
+  return make_task(name, x, y, label_values, seed=seed)
+
+
+def available_tasks(data_dir: PathLike | None = None, *, complete: bool = True) -> list[str]:
+  """Sorted names of tasks present in `data_dir` (both TRAIN and TEST if `complete`)."""
+  data_dir = pathlib.Path(data_dir) if data_dir is not None else default_data_dir()
+  if not data_dir.is_dir():
+    return []
+  names = []
+  for sub in sorted(p for p in data_dir.iterdir() if p.is_dir()):
+    found = [_find_file(data_dir, sub.name, s) is not None for s in UCR_SPLITS]
+    if all(found) if complete else any(found):
+      names.append(sub.name)
+  return names
+
+
+def load_group(
+    group: str,
+    data_dir: PathLike | None = None,
+    *,
+    skip_missing: bool = False,
+    **kwargs,
+) -> list[Task]:
+  """Loads the tasks of a paper group (`PAPER_GROUPS`, Table I) with `load_task`.
+
+  Args:
+    group: group name, e.g. "Cricket" (any letter case).
+    data_dir: directory in the UCR 2018 layout; None means `default_data_dir()`.
+    skip_missing: leave out (with a warning) tasks whose files are absent instead of raising.
+    **kwargs: `seed`, `znorm`, `length`, `allow_partial`, passed to `load_task`.
+
+  Returns:
+    The group's tasks in Table I order.
+  """
+  names = groups_lib.group_tasks(group)
+  allow_partial = kwargs.get("allow_partial", False)
+  tasks = []
+  for name in names:
+    if skip_missing:
+      try:
+        task_files(name, data_dir, allow_partial=allow_partial)
+      except ValueError as e:
+        logging.warning("skipping %s: %s", name, e)
+        continue
+    tasks.append(load_task(name, data_dir, **kwargs))
+  if not tasks:
+    raise ValueError(f"group {group!r}: none of {', '.join(names)} is available in {data_dir}")
+  return tasks

@@ -1,0 +1,239 @@
+"""Method comparisons over groups of tasks: Table I (UCR) and Table II (transactions).
+
+Each method runs per group in its own directory, so methods can be run separately (or resumed)
+and merged into one table later:
+
+```
+workdir/
+  data.json                      the data config (a later call must use the same one)
+  splits/<task>.json             row indices of the 60/20/20 split of each task
+  <method>/<group>/results.json  per-method results (training runs also hold checkpoints etc.)
+  table.csv, table.md            accuracy with per-task ranks and the average rank
+  results.json                   method -> task -> test accuracy
+```
+
+Methods (paper Section IV-B): "1nn_dtw" (1NN-DTW, window chosen on validation), "resnet1d",
+"resnet2d" (one model per task, ordinary mini-batches), "resnet1d_mtl", "resnet2d_mtl" (one
+model per group, Algorithm 2).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import pathlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from mtl2d import data as data_lib
+from mtl2d import knn
+from mtl2d.data import types
+from mtl2d.report import paper, ranks
+from mtl2d.train import workdir as workdir_lib
+
+__all__ = ["METHODS", "METHOD_TITLES", "load_groups", "parse_methods", "run_comparison",
+           "run_nn_dtw", "collect_table"]
+
+METHOD_TITLES = {
+    "1nn_dtw": "1NN-DTW",
+    "resnet1d": "ResNet1D",
+    "resnet2d": "ResNet2D",
+    "resnet1d_mtl": "ResNet1D w/ MTL",
+    "resnet2d_mtl": "ResNet2D w/ MTL",
+}
+METHODS = tuple(METHOD_TITLES)
+# method -> (encoder, multitask) for the trained methods.
+_TRAINED = {
+    "resnet1d": ("resnet1d", False),
+    "resnet2d": ("resnet2d", False),
+    "resnet1d_mtl": ("resnet1d", True),
+    "resnet2d_mtl": ("resnet2d", True),
+}
+
+
+def parse_methods(methods: str | Sequence[str]) -> tuple[str, ...]:
+  """Method keys from a comma-separated string or a sequence; unknown names raise ValueError."""
+  names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods)]
+  names = [m for m in names if m]
+  if not names:
+    raise ValueError(f"methods is empty; choose from {', '.join(METHODS)}")
+  for m in names:
+    if m not in METHOD_TITLES:
+      close = data_lib.closest_names(m, METHODS)
+      hint = f" (did you mean {', '.join(close)}?)" if close else ""
+      raise ValueError(f"unknown method {m!r}{hint}; choose from {', '.join(METHODS)}")
+  return tuple(dict.fromkeys(names))
+
+
+def load_groups(data_config: ml_collections.ConfigDict) -> dict[str, list[types.Task]]:
+  """The tasks of a data config, grouped as multitask datasets.
+
+  UCR tasks are grouped as in Table I (`PAPER_GROUPS`); a task outside the paper's groups is a
+  group of its own. Synthetic and transaction sources are one group each.
+  """
+  tasks = data_lib.load_tasks(data_config)
+  if data_config.source != "ucr":
+    return {data_config.source: tasks}
+  group_of = {t: g for g, names in data_lib.PAPER_GROUPS.items() for t in names}
+  groups: dict[str, list[types.Task]] = {}
+  for task in tasks:
+    groups.setdefault(group_of.get(task.name, task.name), []).append(task)
+  return groups
+
+
+def _window_candidates(names: Sequence[str], length: int) -> dict[str, int | None]:
+  out = {}
+  for name in names:
+    out.setdefault(name, data_lib.window_radius(name, length))
+  return out
+
+
+def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
+               workdir: str | pathlib.Path) -> dict[str, Any]:
+  """1NN-DTW on each task: window chosen on validation, test accuracy reported.
+
+  The reference set is the training split (as for the trained models, validation is used only
+  for model selection). Candidate windows are names such as "full" or "10%" (Sakoe-Chiba radius
+  as a share of the series length); the best validation accuracy wins, ties go to the
+  narrower window.
+
+  Args:
+    tasks: the tasks of one group.
+    windows: candidate window names.
+    workdir: where `results.json` is written.
+
+  Returns:
+    `{"tasks": {name: {"test_accuracy", "val_accuracy", "window", "radius",
+    "val_accuracy_by_window"}}}`.
+  """
+  workdir = pathlib.Path(workdir)
+  results: dict[str, Any] = {"tasks": {}, "method": "1nn_dtw", "windows": list(windows)}
+  for task in tasks:
+    t0 = time.perf_counter()
+    candidates = _window_candidates(windows, task.length)
+    radius, val_acc = knn.select_window(task.train.x, task.train.y, task.val.x, task.val.y,
+                                        list(candidates.values()))
+    name = next(n for n, r in candidates.items() if r == radius)
+    pred = knn.nn_dtw_predict(task.train.x, task.train.y, task.test.x, window=radius)
+    test_acc = float(np.mean(pred == task.test.y))
+    results["tasks"][task.name] = {
+        "test_accuracy": test_acc,
+        "val_accuracy": val_acc[radius],
+        "window": name,
+        "radius": radius,
+        "val_accuracy_by_window": {n: val_acc[r] for n, r in candidates.items()},
+        "num_classes": task.num_classes,
+        "time_s": time.perf_counter() - t0,
+    }
+    logging.info("1NN-DTW %s: window %s, val %.3f, test %.3f (%.1fs)", task.name, name,
+                 results["tasks"][task.name]["val_accuracy"], test_acc,
+                 time.perf_counter() - t0)
+  workdir.mkdir(parents=True, exist_ok=True)
+  workdir_lib.write_json(workdir / "results.json", results)
+  return results
+
+
+def _claim_data(workdir: pathlib.Path, data_config: ml_collections.ConfigDict) -> None:
+  path = workdir / "data.json"
+  new = workdir_lib.config_to_dict(data_config)
+  if path.exists():
+    old = workdir_lib.read_json(path)
+    if old != new:
+      diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+      raise ValueError(f"{workdir} holds a comparison with a different data config "
+                       f"(fields {', '.join(diff)} differ); use another --workdir")
+  else:
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir_lib.write_json(path, new)
+
+
+def run_comparison(config: ml_collections.ConfigDict,
+                   workdir: str | pathlib.Path) -> ranks.RankedTable:
+  """Runs the configured methods on every group and writes the merged table.
+
+  Args:
+    config: fields `methods` (comma-separated method keys), `data` (a
+      `mtl2d.data.data_config()`), `train` (a `mtl2d.train.base_config()`; `model.encoder` and
+      `multitask` are set per method), `knn.windows` (candidate windows of 1NN-DTW), `title`.
+    workdir: the comparison's directory (see the module docstring). Rerunning resumes.
+
+  Returns:
+    The ranked table of every method found in `workdir` (including ones run earlier).
+  """
+  from mtl2d.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
+
+  workdir = pathlib.Path(workdir)
+  methods = parse_methods(config.methods)
+  _claim_data(workdir, config.data)
+  groups = load_groups(config.data)
+  rows = [(g, t.name) for g, tasks in groups.items() for t in tasks]
+  (workdir / "splits").mkdir(exist_ok=True)
+  for _, tasks in groups.items():
+    for task in tasks:
+      workdir_lib.write_json(workdir / "splits" / f"{workdir_lib.sanitize(task.name)}.json",
+                             task.split_indices())
+  for method in methods:
+    for group, tasks in groups.items():
+      run_dir = workdir / method / workdir_lib.sanitize(group)
+      logging.info("== %s on %s (%d tasks) -> %s", METHOD_TITLES[method], group, len(tasks),
+                   run_dir)
+      if method == "1nn_dtw":
+        run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
+        continue
+      train_config = copy.deepcopy(config.train)
+      train_config.model.encoder, train_config.multitask = _TRAINED[method]
+      with train_config.unlocked():
+        train_config.data = copy.deepcopy(config.data)
+      train_and_evaluate(train_config, run_dir, tasks=tasks)
+  table = collect_table(workdir, rows)
+  _write_table(workdir, table, config, groups)
+  return table
+
+
+def collect_table(workdir: str | pathlib.Path,
+                  rows: Sequence[tuple[str, str]]) -> ranks.RankedTable:
+  """Reads every `<method>/<group>/results.json` under `workdir` into a ranked table."""
+  workdir = pathlib.Path(workdir)
+  results: dict[str, dict[str, float]] = {}
+  for method in METHODS:
+    for path in sorted((workdir / method).glob("*/results.json")):
+      for task, r in workdir_lib.read_json(path).get("tasks", {}).items():
+        results.setdefault(method, {})[task] = r["test_accuracy"]
+  present = [m for m in METHODS if m in results]
+  return ranks.rank_methods(results, present, rows)
+
+
+def _write_table(workdir: pathlib.Path, table: ranks.RankedTable,
+                 config: ml_collections.ConfigDict,
+                 groups: dict[str, list[types.Task]]) -> None:
+  synthetic = any(t.synthetic for tasks in groups.values() for t in tasks)
+  note = config.get("note", "")
+  if synthetic:
+    note = ("**Synthetic data** (generated by mtl2d.data; not the paper's data). " + note).strip()
+  titled = ranks.RankedTable([METHOD_TITLES[m] for m in table.methods], table.rows,
+                             table.accuracy, table.ranks, table.average_rank, table.decimals)
+  reference = None
+  task_names = {t for _, t in table.rows}
+  paper_results, paper_rows = paper.table1_results(task_names)
+  if paper_rows:
+    # Same tasks, same methods, as printed in the paper: ranks recomputed on this subset.
+    ref = ranks.rank_methods({m: paper_results[m] for m in table.methods}, table.methods,
+                             paper_rows)
+    reference = ranks.RankedTable([f"{METHOD_TITLES[m]} (paper)" for m in ref.methods],
+                                  ref.rows, ref.accuracy, ref.ranks, ref.average_rank,
+                                  ref.decimals)
+  (workdir / "table.csv").write_text(table.to_csv())
+  (workdir / "table.md").write_text(titled.to_markdown(
+      title=config.get("title", "Accuracy and rank per task"), note=note, reference=reference))
+  workdir_lib.write_json(workdir / "results.json", {
+      "methods": list(table.methods),
+      "test_accuracy": {m: {t: (None if np.isnan(a) else float(a))
+                            for (_, t), a in zip(table.rows, table.accuracy[:, j])}
+                        for j, m in enumerate(table.methods)},
+      "average_rank": {m: float(r) for m, r in zip(table.methods, table.average_rank)},
+      "synthetic": synthetic,
+  })
