@@ -82,7 +82,7 @@ def _pairs(num_pairs: int, length: int, windows: Sequence[str], seed: Sequence[i
   path = None
   if cache_dir is not None:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    path = pathlib.Path(cache_dir) / f"random_walk_pairs-{digest}.npz"
+    path = pathlib.Path(cache_dir).expanduser() / f"random_walk_pairs-{digest}.npz"
     if path.is_file():
       with np.load(path) as f:
         return PairSplit(x1=f["x1"], x2=f["x2"], targets={w: f[f"target_{i}"]

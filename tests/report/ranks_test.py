@@ -47,3 +47,16 @@ def test_reproduces_paper_average_ranks():
   # Round trip through our own CSV.
   m2, r2, rows2 = ranks.read_table_csv(table.to_csv())
   assert rows2 == rows and m2 == methods and r2 == results
+
+
+def test_embedded_paper_table_matches_shared_copy_and_ranks():
+  from mtl2d.report import paper
+  results, rows = paper.table1_results()
+  assert len(rows) == 25
+  table = ranks.rank_methods(results, paper.TABLE1_METHODS, rows)
+  np.testing.assert_allclose(table.average_rank, paper.TABLE1_AVERAGE_RANK, atol=0.005)
+  if PAPER_TABLE.exists():
+    _, shared, shared_rows = ranks.read_table_csv(PAPER_TABLE.read_text())
+    assert shared_rows == rows
+    for method, column in zip(paper.TABLE1_METHODS, shared):
+      assert results[method] == shared[column]

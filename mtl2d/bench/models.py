@@ -1,0 +1,262 @@
+"""Train-step throughput and memory of the MTL classifiers (jit benchmark).
+
+`benchmark_train_step` builds a classifier from a preset, jits one train step
+(forward + backward + AdamW, learning rate 1e-4, like Section III-C) and
+reports compile time, steady-state step time, examples/s, FLOPs per step from
+XLA's cost analysis, achieved FLOP/s, peak memory from XLA's memory analysis,
+and the fraction of the machine's peak, where "peak" is the FLOP/s of a plain
+convolution of matching size timed in the same run (`reference_conv`): a 3x3
+`width -> width` conv on the first ResNet2D stage's `[batch, n, m, width]`
+activation, or for ResNet1D a size-5 `width -> width` 1D conv over
+`[batch, length, width]` with the last block's width.
+
+With `compile_only=True` nothing is allocated or run: parameters are abstract
+(`jax.eval_shape`) and only the compiled step's cost and memory analyses are
+reported, which is how the paper-scale footprint (batch 40, n = 945, k = 64,
+m = 512) is obtained on a machine that cannot run it. The analysis is the
+compiling backend's: XLA:CPU has no bfloat16 convolution and converts to
+float32 around each one, so on CPU bfloat16 shows more memory, not less; on
+GPU/TPU the convolutions run in bfloat16 and the activations halve.
+"""
+
+import functools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mtl2d.models import factory
+
+__all__ = ["benchmark_train_step", "make_train_step", "memory_stats", "reference_conv"]
+
+
+def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation, *,
+                    microbatches: int = 1):
+  """A pure train step `(state, x, y, task_id) -> (state, loss)`, not yet jitted.
+
+  `state` is a dict with `params`, `batch_stats` and `opt_state`; the loss is
+  the mean cross-entropy over the batch (masked classes have zero
+  probability, see `MultiTaskModel`).
+
+  With `microbatches > 1` the batch is split into that many equal parts,
+  processed one after another by `lax.scan` (gradients averaged, batch-norm
+  statistics updated part by part, i.e. "ghost" batch norm over
+  `batch / microbatches` examples) and one optimizer update is applied: the
+  activation memory of one part is live at a time.
+  """
+  if microbatches < 1:
+    raise ValueError(f"microbatches must be >= 1, got {microbatches}")
+
+  def grads_of(params, batch_stats, x, y, task_id):
+    def loss_fn(params):
+      (logits, _), updates = model.apply(
+          {"params": params, "batch_stats": batch_stats}, x, task_id, train=True,
+          mutable=["batch_stats"])
+      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), updates
+
+    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return loss, updates["batch_stats"], grads
+
+  def step(state, x, y, task_id):
+    params = state["params"]
+    if microbatches == 1:
+      loss, batch_stats, grads = grads_of(params, state["batch_stats"], x, y, task_id)
+    else:
+      if x.shape[0] % microbatches:
+        raise ValueError(f"batch size {x.shape[0]} is not divisible by microbatches="
+                         f"{microbatches}")
+      split = lambda a: a.reshape((microbatches, -1) + a.shape[1:])  # noqa: E731
+
+      def body(carry, xy):
+        grads_sum, batch_stats, loss_sum = carry
+        loss, batch_stats, grads = grads_of(params, batch_stats, *xy, task_id)
+        return (jax.tree.map(jnp.add, grads_sum, grads), batch_stats, loss_sum + loss), None
+
+      zeros = jax.tree.map(jnp.zeros_like, params)
+      (grads, batch_stats, loss), _ = jax.lax.scan(
+          body, (zeros, state["batch_stats"], jnp.zeros((), jnp.float32)), (split(x), split(y)))
+      grads = jax.tree.map(lambda g: g / microbatches, grads)
+      loss = loss / microbatches
+    steps, opt_state = optimizer.update(grads, state["opt_state"], params)
+    return {"params": optax.apply_updates(params, steps), "batch_stats": batch_stats,
+            "opt_state": opt_state}, loss
+
+  return step
+
+
+def memory_stats(compiled: Any) -> dict[str, int]:
+  """Sizes in bytes from XLA's memory analysis of a compiled function.
+
+  `peak_bytes` is `argument + output + temp - alias`: every buffer live
+  during the call, with donated inputs that alias outputs counted once.
+  `xla_peak_memory_bytes` is the backend's own peak figure where it reports
+  one (its accounting differs between backends).
+  """
+  analysis = compiled.memory_analysis()
+  if analysis is None:
+    return {}
+  stats = {name: int(getattr(analysis, f"{name}_size_in_bytes", 0))
+           for name in ("argument", "output", "temp", "alias", "generated_code")}
+  stats["sum_argument_output_temp_bytes"] = stats["argument"] + stats["output"] + stats["temp"]
+  stats["peak_bytes"] = stats["sum_argument_output_temp_bytes"] - stats["alias"]
+  stats["xla_peak_memory_bytes"] = int(getattr(analysis, "peak_memory_in_bytes", 0) or 0)
+  return {k if k.endswith("bytes") else f"{k}_bytes": v for k, v in stats.items()}
+
+
+def _flops(compiled: Any) -> float:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older JAX: one dict per computation
+    analysis = analysis[0] if analysis else {}
+  return float((analysis or {}).get("flops", float("nan")))
+
+
+def _time_steps(fn, args, steps: int) -> list[float]:
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def reference_conv(shape: Sequence[int], kernel_size: int, dtype: Any, *, steps: int = 5,
+                   seed: int = 0) -> dict[str, float]:
+  """Times a plain `lax.conv_general_dilated` (`width -> width`, `SAME`).
+
+  Args:
+    shape: activation shape `[batch, *spatial, width]` (1 or 2 spatial axes).
+    kernel_size: filter size along every spatial axis.
+    dtype: input and kernel dtype.
+    steps: timed repetitions (after one warm-up run).
+    seed: PRNG seed for the inputs.
+
+  Returns:
+    `flops` (XLA cost analysis), `seconds` (median) and `flops_per_s`.
+  """
+  shape = tuple(int(s) for s in shape)
+  if len(shape) not in (3, 4):
+    raise ValueError(
+        f"shape must be [batch, *spatial, width] with 1 or 2 spatial axes, got {shape}")
+  spatial = len(shape) - 2
+  width = shape[-1]
+  lhs_spec = "NHWC" if spatial == 2 else "NWC"
+  rhs_spec = "HWIO" if spatial == 2 else "WIO"
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.standard_normal(shape, np.float32), dtype)
+  w = jnp.asarray(rng.standard_normal((kernel_size,) * spatial + (width, width), np.float32) /
+                  np.sqrt(kernel_size ** spatial * width), dtype)
+  conv = jax.jit(functools.partial(
+      jax.lax.conv_general_dilated, window_strides=(1,) * spatial, padding="SAME",
+      dimension_numbers=(lhs_spec, rhs_spec, lhs_spec)))
+  compiled = conv.lower(x, w).compile()
+  flops = _flops(compiled)
+  jax.block_until_ready(compiled(x, w))
+  seconds = float(np.median(_time_steps(compiled, (x, w), steps)))
+  return {"flops": flops, "seconds": seconds, "flops_per_s": flops / seconds}
+
+
+def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, length: int = 128,
+                         preset: str = "quick", dtype: str = "float32", remat: bool = False,
+                         num_classes: Sequence[int] = (5,), microbatches: int = 1, steps: int = 5,
+                         compile_only: bool = False, seed: int = 0,
+                         **overrides: Any) -> dict[str, Any]:
+  """Measures one MTL classifier's jitted train step.
+
+  Args:
+    model: `"resnet1d"` or `"resnet2d"` (`factory.CLASSIFIER_ENCODERS`).
+    batch_size: examples per step.
+    length: series length n.
+    preset: `"paper"`, `"quick"` or `"tiny"`.
+    dtype: computation dtype name (`"float32"` or `"bfloat16"`).
+    remat: per-stage rematerialisation (ResNet2D only).
+    num_classes: class counts of the tasks (heads).
+    microbatches: split each step's batch into this many sequential parts
+      (see `make_train_step`); bounds activation memory.
+    steps: timed steps after the first (compiling) call; >= 1.
+    compile_only: only compile and report cost and memory analyses.
+    seed: PRNG seed of parameters and data.
+    **overrides: further preset fields (see `factory.PRESETS`).
+
+  Returns:
+    A JSON-serialisable dict (all times in seconds, sizes in bytes).
+  """
+  if model not in factory.CLASSIFIER_ENCODERS:
+    raise ValueError(f"model must be one of {list(factory.CLASSIFIER_ENCODERS)}, got {model!r}")
+  if batch_size < 1 or length < 1 or steps < 1:
+    raise ValueError(f"batch_size, length and steps must be >= 1, got {batch_size}, {length}, "
+                     f"{steps}")
+  if microbatches < 1 or batch_size % microbatches:
+    raise ValueError(f"microbatches must be >= 1 and divide batch_size={batch_size}, got "
+                     f"{microbatches}")
+  if remat:
+    if model != "resnet2d":
+      raise ValueError("remat is only available for model='resnet2d'")
+    overrides["remat"] = True
+  net = factory.classifier(model, tuple(num_classes), preset=preset, dtype=dtype, **overrides)
+  config = factory.preset_config(model, preset, **overrides)
+  optimizer = optax.adamw(1e-4)
+  x_spec = jax.ShapeDtypeStruct((batch_size, length), jnp.float32)
+  y_spec = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
+  task_spec = jax.ShapeDtypeStruct((), jnp.int32)
+
+  def init(key, x):
+    variables = net.init(key, x, jnp.int32(0), train=False)
+    return {"params": variables["params"], "batch_stats": variables["batch_stats"],
+            "opt_state": optimizer.init(variables["params"])}
+
+  # "rbg" keys: threefry initialisers take many seconds to compile on CPU and
+  # the measured step does not depend on how the parameters were drawn.
+  key = jax.random.key(seed, impl="rbg")
+  state_spec = jax.eval_shape(init, key, x_spec)
+  num_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(state_spec["params"]))
+  step = jax.jit(make_train_step(net, optimizer, microbatches=microbatches), donate_argnums=0)
+  start = time.perf_counter()
+  compiled = step.lower(state_spec, x_spec, y_spec, task_spec).compile()
+  compile_s = time.perf_counter() - start
+  # XLA's cost analysis counts a loop body once: scale the scanned microbatch
+  # part (the optimizer update outside it is negligible next to the convs).
+  flops = _flops(compiled) * microbatches
+  result: dict[str, Any] = {
+      "model": model, "preset": preset, "dtype": jnp.dtype(dtype).name, "remat": remat,
+      "microbatches": microbatches,
+      "batch_size": batch_size, "length": length, "num_classes": list(num_classes),
+      "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
+      "num_params": num_params, "backend": jax.default_backend(),
+      "device": str(jax.devices()[0].device_kind), "compile_s": compile_s,
+      "flops_per_step": flops, "memory": memory_stats(compiled), "compile_only": compile_only,
+  }
+  if compile_only:
+    return result
+
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.standard_normal(x_spec.shape, np.float32))
+  y = jnp.asarray(rng.integers(0, min(num_classes), y_spec.shape), jnp.int32)
+  task_id = jnp.int32(0)
+  state = jax.jit(init)(key, x)
+  start = time.perf_counter()
+  state, loss = compiled(state, x, y, task_id)  # first call: allocation, warm-up
+  jax.block_until_ready(loss)
+  result["first_step_s"] = time.perf_counter() - start
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    state, loss = compiled(state, x, y, task_id)
+    jax.block_until_ready(loss)
+    times.append(time.perf_counter() - start)
+  step_s = float(np.median(times))
+  result.update(step_s=step_s, step_s_all=times, examples_per_s=batch_size / step_s,
+                flops_per_s=flops / step_s, loss=float(loss))
+
+  if model == "resnet2d":
+    ref_shape, kernel = (batch_size, length, config["template_length"], config["widths"][0]), 3
+  else:
+    ref_shape, kernel = (batch_size, length, config["features"][-1]), 5
+  ref = reference_conv(ref_shape, kernel, jnp.dtype(dtype), steps=max(steps, 3), seed=seed)
+  result["reference_conv"] = {"shape": list(ref_shape), "kernel_size": kernel, **ref}
+  result["fraction_of_peak"] = result["flops_per_s"] / ref["flops_per_s"]
+  return result

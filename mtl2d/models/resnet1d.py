@@ -1,0 +1,106 @@
+"""ResNet1D, the baseline of the paper (Figure 2a/2b; Wang et al. 2017).
+
+Three residual blocks ``1 -> 64 -> 128 -> 128``; each block holds three 1D
+convolutions with filter sizes 8, 5 and 3 (stride 1, ``SAME`` padding), each
+followed by batch norm, with ReLU after the first two and after the residual
+sum. When a block changes the channel count, a size-1 convolution (plus batch
+norm) aligns the skip path (Figure 2a). Global average pooling over time gives
+a 128-dimensional feature vector (Figure 2b).
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+__all__ = ["ResidualBlock1D", "ResNet1D"]
+
+
+class ResidualBlock1D(nn.Module):
+  """One building block of Figure 2a.
+
+  Attributes:
+    features: output channels of every convolution in the block.
+    kernel_sizes: filter sizes of the block's convolutions, in order.
+    dtype: computation dtype (parameters stay float32).
+  """
+
+  features: int
+  kernel_sizes: Sequence[int] = (8, 5, 3)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    """Applies the block.
+
+    Args:
+      x: `[batch, length, channels]`.
+      train: batch statistics (True) or running averages (False).
+
+    Returns:
+      `[batch, length, features]`.
+    """
+    # Convolutions feed batch norm, whose shift makes a conv bias redundant.
+    conv = lambda k, name: nn.Conv(  # noqa: E731
+        self.features, (k,), padding="SAME", use_bias=False, dtype=self.dtype, name=name)
+    norm = lambda name: nn.BatchNorm(  # noqa: E731
+        use_running_average=not train, momentum=0.9, dtype=self.dtype, name=name)
+    y = x
+    last = len(self.kernel_sizes) - 1
+    for i, k in enumerate(self.kernel_sizes):
+      y = norm(f"bn{i}")(conv(k, f"conv{i}")(y))
+      if i != last:
+        y = nn.relu(y)
+    shortcut = x
+    if x.shape[-1] != self.features:
+      shortcut = norm("proj_bn")(conv(1, "proj_conv")(x))
+    return nn.relu(y + shortcut)
+
+
+class ResNet1D(nn.Module):
+  """ResNet1D encoder (Figure 2b): residual blocks + global average pooling.
+
+  Attributes:
+    features: output channels of each block (paper: 64, 128, 128).
+    kernel_sizes: filter sizes of the convolutions inside every block
+      (paper: 8, 5, 3).
+    dtype: computation dtype, e.g. `jnp.bfloat16` on accelerators; parameters
+      and batch-norm statistics stay float32, the features are returned as
+      float32.
+  """
+
+  features: Sequence[int] = (64, 128, 128)
+  kernel_sizes: Sequence[int] = (8, 5, 3)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
+    """Encodes a batch of series.
+
+    Args:
+      x: `[batch, length]` univariate or `[batch, length, channels]` series;
+        any length >= 1.
+      train: batch statistics (True) or running averages (False).
+
+    Returns:
+      `[batch, features[-1]]` float32 features.
+    """
+    x = jnp.asarray(x)
+    if x.ndim == 2:
+      x = x[..., None]
+    if x.ndim != 3 or x.shape[1] < 1:
+      raise ValueError(
+          f"x must be [batch, length] or [batch, length, channels] with length >= 1, got shape "
+          f"{x.shape}")
+    if not self.features or not self.kernel_sizes:
+      raise ValueError(
+          f"features and kernel_sizes must be non-empty, got {self.features!r}, "
+          f"{self.kernel_sizes!r}")
+    x = x.astype(self.dtype)
+    for i, f in enumerate(self.features):
+      x = ResidualBlock1D(f, tuple(self.kernel_sizes), dtype=self.dtype, name=f"block{i}")(
+          x, train=train)
+    # Global average pooling over time (Figure 2b), accumulated in float32.
+    return jnp.mean(x.astype(jnp.float32), axis=1)

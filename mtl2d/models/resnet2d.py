@@ -1,0 +1,152 @@
+"""ResNet2D, the proposed model (Figure 3a/3b), and its template encoder (Figure 3d).
+
+Eight stages; stage i is a basic residual block (He et al. 2016: two 3x3
+convolutions with batch norm, ReLU in between and after the residual sum,
+a 1x1 projection with batch norm on the skip path when the width changes)
+followed by a 3x3 stride-2 convolution (+ batch norm + ReLU) that halves width
+and height (Figure 3b). Global average pooling over both spatial axes gives
+the feature vector.
+
+Default widths `(64, 64, 64, 64, 128, 128, 128, 128)`: the paper gives no
+widths; 64 is He et al.'s first-stage width and the last stages reach 128 so
+that ResNet2D features have the size of ResNet1D's (Figure 2b), which keeps
+the two MTL models' heads and t-SNE inputs comparable. The full-resolution
+stages dominate compute and memory (the input is `n x m`, e.g. 945 x 512), so
+widening only after four halvings costs little.
+
+`SAME` padding makes every stride-2 convolution map a side of s to ceil(s/2),
+so a side of 1 stays 1: any n, m >= 1 works, including inputs that reach
+1x1 before the eighth stage.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mtl2d.models import templates as templates_lib
+
+__all__ = ["BasicBlock2D", "ResNet2D", "ResNet2DStage", "TemplateResNet2D", "DEFAULT_WIDTHS"]
+
+DEFAULT_WIDTHS = (64, 64, 64, 64, 128, 128, 128, 128)
+
+
+def _norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype, name=name)
+
+
+class BasicBlock2D(nn.Module):
+  """He et al. (2016) basic block (Figure 3a).
+
+  Attributes:
+    features: output channels.
+    dtype: computation dtype.
+  """
+
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    """Applies the block: `[batch, h, w, c] -> [batch, h, w, features]`."""
+    conv = lambda k, name: nn.Conv(  # noqa: E731
+        self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name)
+    y = nn.relu(_norm(train, self.dtype, "bn0")(conv(3, "conv0")(x)))
+    # Zero-init of the last scale makes each block start as the identity
+    # (Goyal et al. 2017), which keeps 8 stacked blocks stable at init.
+    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
+                     scale_init=nn.initializers.zeros, name="bn1")(conv(3, "conv1")(y))
+    shortcut = x
+    if x.shape[-1] != self.features:
+      shortcut = _norm(train, self.dtype, "proj_bn")(conv(1, "proj_conv")(x))
+    return nn.relu(y + shortcut)
+
+
+class ResNet2DStage(nn.Module):
+  """A basic block followed by the 3x3 stride-2 downsampling conv (Figure 3b).
+
+  Attributes:
+    features: channels of the block and of the downsampling conv.
+    dtype: computation dtype.
+  """
+
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    """`[batch, h, w, c] -> [batch, ceil(h/2), ceil(w/2), features]`."""
+    x = BasicBlock2D(self.features, dtype=self.dtype, name="block")(x, train)
+    x = nn.Conv(self.features, (3, 3), strides=(2, 2), padding="SAME", use_bias=False,
+                dtype=self.dtype, name="down_conv")(x)
+    return nn.relu(_norm(train, self.dtype, "down_bn")(x))
+
+
+class ResNet2D(nn.Module):
+  """ResNet2D (Figure 3b): 8 stages + global average pooling.
+
+  Attributes:
+    widths: channels per stage (8 in the paper's design; any non-empty
+      sequence is accepted).
+    dtype: computation dtype (e.g. `jnp.bfloat16`); parameters and batch-norm
+      statistics stay float32 and features are returned as float32.
+    remat: wrap every stage in `nn.remat`, so that only stage inputs are kept
+      for the backward pass and the rest is recomputed (about one extra
+      forward pass of compute for a large cut in activation memory).
+  """
+
+  widths: Sequence[int] = DEFAULT_WIDTHS
+  dtype: Any = jnp.float32
+  remat: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
+    """Encodes `[batch, n, m, channels]` (or `[batch, n, m]`) into `[batch, widths[-1]]`."""
+    x = jnp.asarray(x)
+    if x.ndim == 3:
+      x = x[..., None]
+    if x.ndim != 4 or min(x.shape[1:3]) < 1:
+      raise ValueError(
+          f"x must be [batch, n, m] or [batch, n, m, channels] with n, m >= 1, got shape "
+          f"{x.shape}")
+    if not self.widths or min(self.widths) < 1:
+      raise ValueError(f"widths must be a non-empty sequence of positive ints, got {self.widths}")
+    stage_cls = nn.remat(ResNet2DStage, static_argnums=(2,)) if self.remat else ResNet2DStage
+    x = x.astype(self.dtype)
+    for i, w in enumerate(self.widths):
+      x = stage_cls(w, dtype=self.dtype, name=f"stage{i}")(x, train)
+    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+
+class TemplateResNet2D(nn.Module):
+  """Shared encoder of ResNet2D w/ MTL (Figure 3d): templates + ResNet2D.
+
+  Attributes:
+    num_templates: k (paper: 64).
+    template_length: m (paper: 512).
+    widths: ResNet2D stage widths.
+    dtype: computation dtype of the distance tensor and the ResNet2D.
+    remat: per-stage rematerialisation in ResNet2D.
+    template_init: see `TemplateDistance.template_init`.
+    recompute_distance: see `TemplateDistance.recompute`.
+  """
+
+  num_templates: int = 64
+  template_length: int = 512
+  widths: Sequence[int] = DEFAULT_WIDTHS
+  dtype: Any = jnp.float32
+  remat: bool = False
+  template_init: str = "random_walk"
+  recompute_distance: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
+    """Encodes `[batch, n]` series into `[batch, widths[-1]]` float32 features."""
+    d = templates_lib.TemplateDistance(
+        self.num_templates, self.template_length, dtype=self.dtype,
+        template_init=self.template_init,
+        recompute=self.recompute_distance, name="templates")(x)
+    return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat, name="resnet2d")(
+        d, train=train)

@@ -1,0 +1,137 @@
+"""Trained models back from a workdir, and batched prediction (for figures and t-SNE)."""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mtl2d.train import checkpoints
+from mtl2d.train import loop
+from mtl2d.train import state as state_lib
+from mtl2d.train import steps as steps_lib
+from mtl2d.train import workdir as workdir_lib
+
+__all__ = ["predict", "predict_distance", "restore_model"]
+
+
+def restore_model(
+    workdir: str | pathlib.Path, *, which: str | int = "best",
+) -> tuple[Any, dict[str, Any], ml_collections.ConfigDict]:
+  """Rebuilds a trained model from its run directory.
+
+  Args:
+    workdir: a run directory written by `train_and_evaluate`; for `multitask=False` runs one
+      task's directory `workdir/tasks/<task>`.
+    which: "best" (best checkpoint by mean validation accuracy / lowest validation MSE),
+      "latest", or an epoch number that has a checkpoint.
+
+  Returns:
+    `(model, variables, config)`: the unbound flax module, `{"params", "batch_stats"}` and the
+    run's config. For classifiers the task ids follow `data.json` (the order of the tasks).
+  """
+  workdir = pathlib.Path(workdir)
+  if not (workdir / "config.json").exists():
+    raise ValueError(f"workdir {str(workdir)!r} holds no run (no config.json)")
+  if not (workdir / "checkpoints").exists():
+    sub = sorted(p.name for p in (workdir / "tasks").glob("*"))
+    hint = f"; it holds one model per task, pass {workdir}/tasks/<one of {sub}>" if sub else ""
+    raise ValueError(f"workdir {str(workdir)!r} has no checkpoints{hint}")
+  config = ml_collections.ConfigDict(workdir_lib.read_json(workdir / "config.json"))
+  data = workdir_lib.read_json(workdir / "data.json")
+  if config.task_type == "distance":
+    model = loop.build_model(config)
+    length = data["splits"]["train"]["length"]
+    inputs = (np.zeros((1, length[0]), np.float32), np.zeros((1, length[1]), np.float32))
+  else:
+    model = loop.build_model(config, tuple(t["num_classes"] for t in data["tasks"]))
+    inputs = (np.zeros((1, data["tasks"][0]["length"]), np.float32), np.int32(0))
+  tx = state_lib.make_optimizer(config.optim.learning_rate, config.optim.weight_decay,
+                                b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
+  abstract = jax.eval_shape(
+      lambda: state_lib.create_train_state(jax.random.PRNGKey(0), model, inputs, tx))
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
+                          abstract)
+  ckpt = checkpoints.Checkpointer(workdir / "checkpoints", read_only=True)
+  try:
+    if which == "best":
+      epoch = ckpt.best_epoch()
+    elif which == "latest":
+      epoch = ckpt.steps()[-1] if ckpt.steps() else None
+    elif isinstance(which, int) and not isinstance(which, bool):
+      epoch = which
+    else:
+      raise ValueError(f"which must be 'best', 'latest' or an epoch number, got {which!r}")
+    if epoch is None:
+      raise ValueError(f"workdir {str(workdir)!r} has no checkpoint yet")
+    restored = ckpt.restore(abstract, epoch=epoch)
+  finally:
+    ckpt.close()
+  variables = {"params": restored.state.params, "batch_stats": restored.state.batch_stats}
+  return model, variables, config
+
+
+@functools.lru_cache(maxsize=16)
+def _classifier_fn(model):
+  return jax.jit(functools.partial(steps_lib.classifier_predict, model.apply))
+
+
+@functools.lru_cache(maxsize=16)
+def _distance_fn(model):
+  return jax.jit(lambda variables, x1, x2: model.apply(variables, x1, x2, train=False)
+                 .astype(jnp.float32))
+
+
+def _chunks(n: int, batch_size: int):
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  for start in range(0, n, batch_size):
+    idx = np.arange(start, min(start + batch_size, n))
+    rows, _ = steps_lib.pad_rows(idx, batch_size)
+    yield rows, len(idx)
+
+
+def predict(model: Any, variables: Any, x: jax.typing.ArrayLike, task_id: int, *,
+            batch_size: int = 256) -> tuple[jax.Array, jax.Array]:
+  """Logits and shared features of a classifier, in padded batches (one compile per length).
+
+  Args:
+    model: a `MultiTaskModel` (e.g. from `restore_model`).
+    variables: `{"params", "batch_stats"}`.
+    x: `[N, length]` series of task `task_id`.
+    task_id: the task's index in the model's heads.
+    batch_size: rows per compiled call; the last batch is padded.
+
+  Returns:
+    `(logits [N, C_max], features [N, F])`.
+  """
+  x = np.asarray(x, np.float32)
+  if x.ndim != 2 or x.shape[0] == 0:
+    raise ValueError(f"x must be a non-empty [N, length] array, got shape {x.shape}")
+  num_tasks = len(model.num_classes)
+  if not 0 <= int(task_id) < num_tasks:
+    raise ValueError(f"task_id must be in [0, {num_tasks}), got {task_id}")
+  fn = _classifier_fn(model)
+  outs = [(fn(variables, x[rows], np.int32(task_id)), k) for rows, k in
+          _chunks(len(x), batch_size)]
+  logits = jnp.concatenate([o[0][:k] for o, k in outs])
+  features = jnp.concatenate([o[1][:k] for o, k in outs])
+  return logits, features
+
+
+def predict_distance(model: Any, variables: Any, x1: jax.typing.ArrayLike,
+                     x2: jax.typing.ArrayLike, *, batch_size: int = 256) -> jax.Array:
+  """Predicted distances `[N]` of pairs `x1 [N, n]`, `x2 [N, m]` in padded batches."""
+  x1, x2 = np.asarray(x1, np.float32), np.asarray(x2, np.float32)
+  if x1.ndim != 2 or x2.ndim != 2 or x1.shape[0] != x2.shape[0] or x1.shape[0] == 0:
+    raise ValueError(f"x1 and x2 must be non-empty [N, length] arrays with the same N, got "
+                     f"{x1.shape} and {x2.shape}")
+  fn = _distance_fn(model)
+  outs = [(fn(variables, x1[rows], x2[rows]), k) for rows, k in _chunks(len(x1), batch_size)]
+  return jnp.concatenate([o[:k] for o, k in outs])

@@ -1,0 +1,333 @@
+"""`train_and_evaluate`: the one training loop behind every experiment.
+
+Per epoch: the train steps of the problem's schedule (Algorithm 2 for multitask
+classification, shuffled mini-batches otherwise), then validation and test evaluation, one JSON
+line in `workdir/metrics.jsonl`, and a checkpoint every `checkpoint_every_epochs`. A rerun with
+the same workdir resumes from the latest readable checkpoint and produces the same metrics as
+an uninterrupted run: the schedule and the step keys depend only on `(seed, epoch, step)`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from mtl2d.data import types
+from mtl2d.train import checkpoints
+from mtl2d.train import problems
+from mtl2d.train import sharding
+from mtl2d.train import state as state_lib
+from mtl2d.train import steps as steps_lib
+from mtl2d.train import workdir as workdir_lib
+
+__all__ = ["build_model", "fit", "make_problem", "train_and_evaluate"]
+
+
+def _overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  o = config.model.get("overrides", None)
+  if o is None:
+    return {}
+  return o.to_dict() if isinstance(o, ml_collections.ConfigDict) else dict(o)
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None):
+  """The model a config describes (`num_classes` per task for classification)."""
+  from mtl2d.models import factory  # pylint: disable=g-import-not-at-top
+  if config.task_type == "distance":
+    return factory.distance_model(config.model.encoder, preset=config.model.preset,
+                                  dtype=config.model.dtype, **_overrides(config))
+  return factory.classifier(config.model.encoder, num_classes, preset=config.model.preset,
+                            dtype=config.model.dtype, **_overrides(config))
+
+
+def make_problem(config: ml_collections.ConfigDict, *, tasks=None, pairs=None):
+  """The validated problem of a config: `ClassificationProblem` or `DistanceProblem`."""
+  if config.task_type == "classification":
+    problems.check_tasks(tasks)
+    return problems.ClassificationProblem(config, tasks, lambda nc: build_model(config, nc))
+  problems.check_pairs(pairs, config.distance.target)
+  return problems.DistanceProblem(config, pairs, build_model(config))
+
+
+def _check_config(config: ml_collections.ConfigDict) -> None:
+  if config.task_type not in ("classification", "distance"):
+    raise ValueError(f"config.task_type must be 'classification' or 'distance', got "
+                     f"{config.task_type!r}")
+  for field in ("batch_size", "num_epochs", "checkpoint_every_epochs", "keep_checkpoints",
+                "log_every_steps"):
+    if int(config[field]) < 1:
+      raise ValueError(f"config.{field} must be >= 1, got {config[field]!r}")
+  for field in ("eval_batch_size", "stop_after_epochs", "num_devices"):
+    if int(config[field]) < 0:
+      raise ValueError(f"config.{field} must be >= 0, got {config[field]!r}")
+
+
+class _Progress:
+  """Progress lines inside an epoch: plain log lines (CI-readable), no carriage returns."""
+
+  def __init__(self, epoch: int, num_epochs: int, total_steps: int):
+    self.epoch, self.num_epochs, self.total = epoch, num_epochs, total_steps
+    self.start = time.perf_counter()
+
+  def log(self, step: int, examples: float, loss: float) -> None:
+    elapsed = time.perf_counter() - self.start
+    width = 20
+    filled = int(width * step / max(self.total, 1))
+    logging.info("epoch %d/%d [%s%s] %d/%d steps | train loss %.4f | %.0f ex/s",
+                 self.epoch, self.num_epochs, "#" * filled, "." * (width - filled), step,
+                 self.total, loss, examples / max(elapsed, 1e-9))
+
+
+def _check_nonfinite(fetched: dict[str, Any], names: list[str], epoch: int,
+                     first_step: int) -> None:
+  bad = [int(v["first_nonfinite_step"]) for v in fetched.values()
+         if int(v["first_nonfinite_step"]) >= 0]
+  if bad:
+    step = min(bad)
+    k = step - first_step
+    raise FloatingPointError(
+        f"non-finite training loss in task {names[k]!r} at epoch {epoch}, step {k + 1} of the "
+        f"epoch (global step {step + 1}); training stopped. The data passed the NaN check, so "
+        f"the model diverged: lower optim.learning_rate or use float32.")
+
+
+def _train_epoch(problem, state, train_step, dp, config, epoch, padded, first_step):
+  """Runs one epoch of train steps; returns `(state, per-task summaries, timing)`."""
+  total = problem.steps_per_epoch(config.batch_size)
+  progress = _Progress(epoch, config.num_epochs, total)
+  totals: dict[str, Any] = {}
+  names: list[str] = []
+  host_s, examples = 0.0, 0.0
+  t0 = time.perf_counter()
+  batches = problem.batches(epoch, config.batch_size, padded)
+  while True:
+    # Host-side work (schedule, gather, pad, transfer, metric dispatch) is timed; the train
+    # step itself runs asynchronously, so this is the time the device may wait for the host.
+    h0 = time.perf_counter()
+    item = next(batches, None)
+    if item is None:
+      host_s += time.perf_counter() - h0
+      break
+    name, host_batch = item
+    examples += float(host_batch["mask"].sum())
+    batch = dp.shard_batch(host_batch)
+    host_s += time.perf_counter() - h0
+    state, metrics = train_step(state, batch)
+    h0 = time.perf_counter()
+    totals[name] = metrics if name not in totals else steps_lib.accumulate(totals[name], metrics)
+    names.append(name)
+    host_s += time.perf_counter() - h0
+    if len(names) % config.log_every_steps == 0 and len(names) < total:
+      fetched = jax.device_get(totals)
+      _check_nonfinite(fetched, names, epoch, first_step)
+      progress.log(len(names), examples, sum(float(v["loss_sum"]) for v in fetched.values())
+                   / max(sum(float(v["count"]) for v in fetched.values()), 1.0))
+  fetched = jax.device_get(totals)
+  wall = time.perf_counter() - t0
+  _check_nonfinite(fetched, names, epoch, first_step)
+  summaries = {name: steps_lib.summarize(v) for name, v in fetched.items()}
+  loss = (sum(float(v["loss_sum"]) for v in fetched.values())
+          / max(sum(float(v["count"]) for v in fetched.values()), 1.0))
+  timing = {"train_time_s": wall, "examples_per_sec": examples / max(wall, 1e-9),
+            "host_overhead_fraction": host_s / max(wall, 1e-9), "steps": len(names)}
+  return state, summaries, loss, timing
+
+
+def _cache_size(jitted) -> int:
+  return int(jitted._cache_size())  # pylint: disable=protected-access
+
+
+def _steady(values: list[float]) -> float:
+  # The first epoch includes compilation; report the steady state when there is one.
+  values = values[1:] if len(values) > 1 else values
+  return float(np.median(values)) if values else float("nan")
+
+
+def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem) -> dict:
+  """Trains `problem` in `workdir` (resuming if it holds a checkpoint); returns the results."""
+  workdir = pathlib.Path(workdir)
+  is_main = jax.process_index() == 0
+  dp = sharding.DataParallel(int(config.num_devices))
+  padded = sharding.padded_batch_size(config.batch_size, dp.num_devices)
+  eval_padded = sharding.padded_batch_size(config.eval_batch_size or config.batch_size,
+                                           dp.num_devices)
+  workdir_lib.claim(workdir, workdir_lib.config_to_dict(config), problem.fingerprint(),
+                    write=is_main)
+  tx = state_lib.make_optimizer(config.optim.learning_rate, config.optim.weight_decay,
+                                b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
+  inputs = problem.init_inputs()
+  init = jax.jit(lambda rng: state_lib.create_train_state(rng, problem.model, inputs, tx),
+                 out_shardings=dp.replicated, compiler_options=steps_lib.FAST_COMPILE)
+  state = init(jax.random.PRNGKey(config.seed))
+
+  ckpt = checkpoints.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+  restored = ckpt.restore(state)
+  start = 0
+  if restored is not None:
+    state, start = restored.state, restored.epoch
+    if config.task_type == "distance":
+      problem.load_extra(restored.extra)
+    logging.info("resuming %s from the checkpoint of epoch %d", workdir, start)
+  metrics_path = workdir / "metrics.jsonl"
+  history = workdir_lib.truncate_metrics(metrics_path, start, write=is_main)
+
+  fast = bool(config.get("fast_compile", False))
+  train_step = steps_lib.jit_train_step(problem.train_step, dp, fast_compile=fast)
+  eval_step = steps_lib.jit_eval_step(problem.eval_step, dp, fast_compile=fast)
+  # jit caches are per function, shared by runs in one process: count this run's additions.
+  compiled_before = (_cache_size(train_step), _cache_size(eval_step))
+  global_step = int(jax.device_get(state.step))
+  last = config.num_epochs
+  if config.stop_after_epochs:
+    last = min(last, int(config.stop_after_epochs))
+  for epoch in range(start + 1, last + 1):
+    t0 = time.perf_counter()
+    state, train, loss, timing = _train_epoch(problem, state, train_step, dp, config, epoch,
+                                              padded, global_step)
+    global_step += timing.pop("steps")
+    t1 = time.perf_counter()
+    record = {"epoch": epoch, "step": global_step, "train": train, "train_loss": loss}
+    record.update(problem.evaluate(state, eval_step, dp, eval_padded))
+    if config.task_type == "classification":
+      record["mean_val_accuracy"] = problem.score(record)
+    timing["eval_time_s"] = time.perf_counter() - t1
+    timing["epoch_time_s"] = time.perf_counter() - t0
+    record["timing"] = timing
+    history.append(record)
+    problem.observe(epoch, record, history)
+    if is_main:
+      workdir_lib.append_metrics(metrics_path, record)
+    logging.info("epoch %d/%d | train loss %.4f | %s | %.0f ex/s | host overhead %.1f%% | %.1fs",
+                 epoch, config.num_epochs, loss, problem.epoch_line(record),
+                 timing["examples_per_sec"], 100 * timing["host_overhead_fraction"],
+                 timing["epoch_time_s"])
+    if epoch % config.checkpoint_every_epochs == 0 or epoch == last:
+      ckpt.save(epoch, state, score=problem.score(record), extra=problem.extra())
+
+  results = problem.results(history) if history else {}
+  timings = [r["timing"] for r in history]
+  results.update({
+      "task_type": config.task_type,
+      "multitask": bool(config.multitask) if config.task_type == "classification" else False,
+      "encoder": config.model.encoder,
+      "completed_epochs": len(history),
+      "num_epochs": int(config.num_epochs),
+      "finished": len(history) >= config.num_epochs,
+      "best_checkpoint_epoch": ckpt.best_epoch(),
+      "train_time_s": float(sum(t["train_time_s"] for t in timings)),
+      "examples_per_sec": _steady([t["examples_per_sec"] for t in timings]),
+      "host_overhead_fraction": _steady([t["host_overhead_fraction"] for t in timings]),
+      "train_step_compilations": _cache_size(train_step) - compiled_before[0],
+      "eval_step_compilations": _cache_size(eval_step) - compiled_before[1],
+      "num_devices": dp.num_devices,
+  })
+  ckpt.close()
+  if is_main:
+    if config.task_type == "distance":
+      problem.save_predictions(workdir / "test_predictions.npz")
+    workdir_lib.write_json(workdir / "results.json", results)
+  return results
+
+
+def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
+                       subdirs: dict[str, pathlib.Path]) -> dict[str, Any]:
+  """Top-level results and metrics.jsonl of independent per-task runs."""
+  by_epoch: dict[int, dict[str, Any]] = {}
+  for name, sub in subdirs.items():
+    for r in workdir_lib.read_metrics(sub / "metrics.jsonl"):
+      m = by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"], "train": {}, "val": {},
+                                           "test": {}, "timing": {"epoch_time_s": 0.0}})
+      for split in ("train", "val", "test"):
+        m[split][name] = r[split][name]
+      m["timing"]["epoch_time_s"] += r["timing"]["epoch_time_s"]
+  lines = []
+  for epoch in sorted(by_epoch):
+    m = by_epoch[epoch]
+    m["mean_val_accuracy"] = float(np.mean([v["accuracy"] for v in m["val"].values()]))
+    lines.append(m)
+  path = workdir / "metrics.jsonl"
+  if jax.process_index() == 0:
+    path.write_text("".join(json.dumps(m, sort_keys=True) + "\n" for m in lines))
+  values = list(runs.values())
+  tasks = {name: r["tasks"][name] for name, r in runs.items()}
+  return {
+      "tasks": tasks,
+      "mean_test_accuracy": float(np.mean([t["test_accuracy"] for t in tasks.values()])),
+      "task_type": "classification", "multitask": False, "encoder": values[0]["encoder"],
+      "completed_epochs": min(r["completed_epochs"] for r in values),
+      "num_epochs": values[0]["num_epochs"],
+      "finished": all(r["finished"] for r in values),
+      "task_dirs": {name: str(p.relative_to(workdir)) for name, p in subdirs.items()},
+      "train_time_s": float(sum(r["train_time_s"] for r in values)),
+      "examples_per_sec": float(np.mean([r["examples_per_sec"] for r in values])),
+      "host_overhead_fraction": float(np.mean([r["host_overhead_fraction"] for r in values])),
+      "train_step_compilations": max(r["train_step_compilations"] for r in values),
+      "eval_step_compilations": max(r["eval_step_compilations"] for r in values),
+      "num_devices": values[0]["num_devices"],
+  }
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                       tasks: list[types.Task] | None = None,
+                       pairs: dict[str, types.PairSplit] | None = None) -> dict[str, Any]:
+  """Trains and evaluates the models a config describes; resumable.
+
+  Classification with `multitask=True`: one model (shared encoder, one head per task) trained
+  with Algorithm 2. With `multitask=False`: one independent model per task, each a complete
+  run under `workdir/tasks/<task>/`; the top-level `metrics.jsonl` and `results.json` merge
+  them. Distance (`task_type="distance"`): MSE regression of `pairs[split].targets[
+  config.distance.target]`, best epoch by validation MSE, per-pair test predictions of that
+  epoch in `workdir/test_predictions.npz`.
+
+  Args:
+    config: see `mtl2d.train.config.base_config`.
+    workdir: run directory: `config.json`, `data.json`, `metrics.jsonl` (one JSON line per
+      epoch), `checkpoints/`, `results.json`.
+    tasks: classification tasks; loaded with `mtl2d.data.config.load_tasks(config.data)` when
+      None.
+    pairs: distance pairs by split ("train", "val", "test"); loaded with
+      `mtl2d.data.config.load_pairs(config.data)` when None.
+
+  Returns:
+    The results (also in `workdir/results.json`): classification `tasks[name]` with
+    `best_epoch`, `val_accuracy`, `test_accuracy`, `num_classes`; distance `best_epoch`,
+    `val_mse`, `test_mse`, `test_mae`; timings (`train_time_s`, `examples_per_sec`,
+    `host_overhead_fraction`) and compilation counts.
+
+  Raises:
+    ValueError: bad config or data (NaN, labels outside a head, empty splits), or a workdir
+      holding a different run.
+    FloatingPointError: the training loss became NaN/inf (names task, epoch and step).
+  """
+  _check_config(config)
+  sharding.initialize_distributed()
+  workdir = pathlib.Path(workdir)
+  if config.task_type == "classification" and tasks is None:
+    from mtl2d.data import config as data_config  # pylint: disable=g-import-not-at-top
+    tasks = data_config.load_tasks(config.data)
+  if config.task_type == "distance" and pairs is None:
+    from mtl2d.data import config as data_config  # pylint: disable=g-import-not-at-top
+    pairs = data_config.load_pairs(config.data)
+  problem = make_problem(config, tasks=tasks, pairs=pairs)
+  if config.task_type == "distance" or config.multitask:
+    return fit(config, workdir, problem)
+
+  workdir_lib.claim(workdir, workdir_lib.config_to_dict(config), problem.fingerprint(),
+                    write=jax.process_index() == 0)
+  runs, subdirs = {}, {}
+  for task in tasks:
+    subdirs[task.name] = workdir / "tasks" / workdir_lib.sanitize(task.name)
+    logging.info("single-task run %r in %s", task.name, subdirs[task.name])
+    runs[task.name] = fit(config, subdirs[task.name],
+                          problems.ClassificationProblem(config, [task], problem.model_fn))
+  results = _merge_single_task(workdir, runs, subdirs)
+  if jax.process_index() == 0:
+    workdir_lib.write_json(workdir / "results.json", results)
+  return results

@@ -1,0 +1,354 @@
+"""What the training loop trains: classification tasks (Table I) or DTW regression (Fig. 1).
+
+A problem validates its data once up front, builds its model, yields the padded host batches of
+an epoch, evaluates the validation and test splits, and turns the per-epoch records into
+results with the paper's model selection (best validation accuracy per task, ties -> earliest
+epoch; lowest validation MSE for distance learning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Sequence
+import os
+from typing import Any
+from typing import Callable
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from mtl2d.data import types
+from mtl2d.train import scheduler
+from mtl2d.train import sharding as sharding_lib
+from mtl2d.train import steps as steps_lib
+from mtl2d.train import workdir as workdir_lib
+
+__all__ = ["ClassificationProblem", "DistanceProblem", "check_pairs", "check_tasks"]
+
+HostBatch = dict[str, np.ndarray]
+
+
+def _check_finite(what: str, x: np.ndarray) -> None:
+  bad = ~np.isfinite(x)
+  if bad.any():
+    rows = np.unique(np.nonzero(bad)[0])
+    raise ValueError(f"{what} holds NaN/inf values in row(s) {rows[:10].tolist()}"
+                     f"{' ...' if len(rows) > 10 else ''}; clean the data (see mtl2d.data.ucr "
+                     f"NaN policy) before training")
+
+
+def check_tasks(tasks: Sequence[types.Task]) -> None:
+  """Validates classification tasks once, before any training.
+
+  Raises:
+    ValueError: no tasks, duplicate names, an empty split, splits of different lengths,
+      NaN/inf values, or labels outside `0..num_classes-1`.
+  """
+  if not tasks:
+    raise ValueError("tasks must hold at least one Task")
+  names = [t.name for t in tasks]
+  if len(set(names)) != len(names):
+    raise ValueError(f"tasks have duplicate names: {names}")
+  if len({workdir_lib.sanitize(n) for n in names}) != len(names):
+    raise ValueError(f"task names collide once sanitised for directories: {names}")
+  for t in tasks:
+    if t.num_classes < 1:
+      raise ValueError(f"task {t.name!r}: num_classes must be >= 1, got {t.num_classes}")
+    for split_name in ("train", "val", "test"):
+      split = t.split(split_name)
+      what = f"task {t.name!r} {split_name} split"
+      if len(split) == 0:
+        raise ValueError(f"{what} is empty; every split needs at least one example")
+      if split.x.shape[1] != t.length:
+        raise ValueError(f"{what} has length {split.x.shape[1]}, the train split {t.length}")
+      _check_finite(f"{what} x", split.x)
+      y = np.asarray(split.y)
+      bad = (y < 0) | (y >= t.num_classes)
+      if bad.any():
+        i = int(np.nonzero(bad)[0][0])
+        raise ValueError(f"{what} y: label {int(y[i])} at row {i} is outside the head's classes "
+                         f"0..{t.num_classes - 1}")
+    if t.num_classes == 1:
+      # Documented behaviour: trained like any task; its loss goes to 0 and its accuracy is
+      # trivially 1.0, which says nothing about the model.
+      logging.warning("task %r has a single class: its accuracy is trivially 1.0", t.name)
+
+
+def check_pairs(pairs: dict[str, types.PairSplit], target: str) -> None:
+  """Validates distance-learning pairs once, before any training.
+
+  Raises:
+    ValueError: a missing split or target window, mismatched shapes, or NaN/inf values.
+  """
+  for split_name in ("train", "val", "test"):
+    if split_name not in pairs:
+      raise ValueError(f"pairs must have splits 'train', 'val', 'test', got {sorted(pairs)}")
+    p = pairs[split_name]
+    what = f"pairs[{split_name!r}]"
+    if target not in p.targets:
+      raise ValueError(f"distance.target {target!r} is not among the windows of {what}: "
+                       f"{sorted(p.targets)}")
+    if len(p) == 0:
+      raise ValueError(f"{what} is empty")
+    if p.x1.ndim != 2 or p.x2.ndim != 2 or p.x2.shape[0] != len(p):
+      raise ValueError(f"{what}: x1 {p.x1.shape} and x2 {p.x2.shape} must be [N, length]")
+    if p.targets[target].shape != (len(p),):
+      raise ValueError(f"{what}.targets[{target!r}] must be [{len(p)}], got "
+                       f"{p.targets[target].shape}")
+    _check_finite(f"{what}.x1", p.x1)
+    _check_finite(f"{what}.x2", p.x2)
+    _check_finite(f"{what}.targets[{target!r}]", p.targets[target])
+
+
+def _padded_chunks(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+  for start in range(0, n, batch_size):
+    idx = np.arange(start, min(start + batch_size, n))
+    rows, mask = steps_lib.pad_rows(idx, batch_size)
+    yield rows, mask, len(idx)
+
+
+class ClassificationProblem:
+  """Tasks trained jointly with Algorithm 2 (one task: ordinary shuffled mini-batches)."""
+
+  train_step = staticmethod(steps_lib.classification_train_step)
+  eval_step = staticmethod(steps_lib.classification_eval_step)
+
+  def __init__(self, config: ml_collections.ConfigDict, tasks: Sequence[types.Task],
+               model_fn: Callable[[Sequence[int]], Any]):
+    """Builds the model for `tasks` (validated with `check_tasks`).
+
+    Args:
+      config: the run config (`seed` is read).
+      tasks: the tasks; their order gives the task ids (head indices).
+      model_fn: class counts per task -> unbound `MultiTaskModel`.
+    """
+    self.config = config
+    self.tasks = list(tasks)
+    self.model_fn = model_fn
+    self.model = model_fn(tuple(t.num_classes for t in self.tasks))
+    self.task_ids = {t.name: np.int32(i) for i, t in enumerate(self.tasks)}
+    self.by_name = {t.name: t for t in self.tasks}
+
+  def fingerprint(self) -> dict[str, Any]:
+    """JSON description of the data (compared when a workdir is reused)."""
+    return {"task_type": "classification", "tasks": [
+        {"name": t.name, "num_classes": t.num_classes, "length": t.length,
+         "label_values": list(t.label_values), "synthetic": bool(t.synthetic),
+         "sizes": {s: len(t.split(s)) for s in ("train", "val", "test")},
+         "digest": workdir_lib.array_digest(
+             [a for s in ("train", "val", "test") for a in (t.split(s).x, t.split(s).y)])}
+        for t in self.tasks]}
+
+  def init_inputs(self) -> tuple[Any, ...]:
+    """Example model inputs for parameter initialisation."""
+    return (self.tasks[0].train.x[:1], np.int32(0))
+
+  def steps_per_epoch(self, batch_size: int) -> int:
+    """Train steps in one epoch."""
+    if len(self.tasks) == 1:
+      return -(-len(self.tasks[0].train) // batch_size)
+    return len(self.tasks) * scheduler.iterations_per_epoch(
+        {t.name: len(t.train) for t in self.tasks}, batch_size)
+
+  def batches(self, epoch: int, batch_size: int,
+              padded_size: int) -> Iterator[tuple[str, HostBatch]]:
+    """Host batches of one epoch: `(task name, {x, y, mask, task_id})`."""
+    seed = self.config.seed
+    if len(self.tasks) == 1:
+      name = self.tasks[0].name
+      schedule = ((name, idx) for idx in scheduler.single_task_batches(
+          len(self.tasks[0].train), batch_size, seed=seed, epoch=epoch))
+    else:
+      schedule = scheduler.epoch_batches({t.name: len(t.train) for t in self.tasks}, batch_size,
+                                         seed=seed, epoch=epoch)
+    for name, idx in schedule:
+      split = self.by_name[name].train
+      rows, mask = steps_lib.pad_rows(idx, padded_size)
+      yield name, {"x": split.x[rows], "y": split.y[rows], "mask": mask,
+                   "task_id": self.task_ids[name]}
+
+  def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
+               batch_size: int) -> dict[str, Any]:
+    """Validation and test loss/accuracy of every task."""
+    totals: dict[str, dict[str, Any]] = {"val": {}, "test": {}}
+    for split_name in ("val", "test"):
+      for t in self.tasks:
+        split = t.split(split_name)
+        total = None
+        for rows, mask, _ in _padded_chunks(len(split), batch_size):
+          batch = dp.shard_batch({"x": split.x[rows], "y": split.y[rows], "mask": mask,
+                                  "task_id": self.task_ids[t.name]})
+          m = eval_step(state, batch)
+          total = m if total is None else jax.tree.map(lambda a, b: a + b, total, m)
+        totals[split_name][t.name] = total
+    fetched = jax.device_get(totals)
+    out = {s: {name: steps_lib.summarize(v) for name, v in fetched[s].items()} for s in fetched}
+    return out
+
+  @staticmethod
+  def score(record: dict[str, Any]) -> float:
+    """Checkpoint ranking: mean validation accuracy over tasks."""
+    return float(np.mean([v["accuracy"] for v in record["val"].values()]))
+
+  def extra(self) -> dict[str, np.ndarray] | None:
+    """Arrays saved with a checkpoint (none for classification)."""
+    return None
+
+  def load_extra(self, extra: dict[str, Any] | None) -> None:
+    """Restores what `extra` saved (nothing for classification)."""
+    del extra
+
+  def observe(self, epoch: int, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """Sees each epoch's record (selection is recomputed from the history instead)."""
+    del epoch, record, history
+
+  def epoch_line(self, record: dict[str, Any]) -> str:
+    """Per-epoch log text: per-task validation accuracy."""
+    val = " ".join(f"{name}={v['accuracy']:.3f}" for name, v in record["val"].items())
+    return f"mean val acc {record['mean_val_accuracy']:.4f} | val acc {val}"
+
+  def results(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-task model selection (Section IV-B).
+
+    A task's reported test accuracy is its test accuracy at the epoch of its best validation
+    accuracy; ties go to the earliest epoch.
+    """
+    tasks = {}
+    for t in self.tasks:
+      best = max(history, key=lambda r: (r["val"][t.name]["accuracy"], -r["epoch"]))
+      tasks[t.name] = {"best_epoch": best["epoch"],
+                       "val_accuracy": best["val"][t.name]["accuracy"],
+                       "test_accuracy": best["test"][t.name]["accuracy"],
+                       "num_classes": t.num_classes, "synthetic": bool(t.synthetic)}
+    return {"tasks": tasks,
+            "mean_test_accuracy": float(np.mean([v["test_accuracy"] for v in tasks.values()]))}
+
+
+class DistanceProblem:
+  """Regression of DTW distances of pairs with MSE on ordinary shuffled mini-batches."""
+
+  train_step = staticmethod(steps_lib.distance_train_step)
+  eval_step = staticmethod(steps_lib.distance_eval_step)
+
+  def __init__(self, config: ml_collections.ConfigDict, pairs: dict[str, types.PairSplit],
+               model: Any):
+    """Keeps the validated pairs (see `check_pairs`) and the model.
+
+    Args:
+      config: the run config (`seed`, `distance.target` are read).
+      pairs: "train", "val" and "test" pair splits.
+      model: unbound distance model `(x1, x2, *, train) -> [B]`.
+    """
+    self.config = config
+    self.target = config.distance.target
+    self.pairs = pairs
+    self.model = model
+    self.best_epoch = 0
+    self.best_val_mse = np.inf
+    self.best_test_predictions: np.ndarray | None = None
+    self._last_test_predictions: np.ndarray | None = None
+
+  def fingerprint(self) -> dict[str, Any]:
+    """JSON description of the data (compared when a workdir is reused)."""
+    return {"task_type": "distance", "target": self.target, "splits": {
+        s: {"size": len(p), "length": [int(p.x1.shape[1]), int(p.x2.shape[1])],
+            "digest": workdir_lib.array_digest([p.x1, p.x2, p.targets[self.target]])}
+        for s, p in self.pairs.items() if s in ("train", "val", "test")}}
+
+  def init_inputs(self) -> tuple[Any, ...]:
+    """Example model inputs for parameter initialisation."""
+    p = self.pairs["train"]
+    return (p.x1[:1], p.x2[:1])
+
+  def steps_per_epoch(self, batch_size: int) -> int:
+    """Train steps in one epoch."""
+    return -(-len(self.pairs["train"]) // batch_size)
+
+  def batches(self, epoch: int, batch_size: int,
+              padded_size: int) -> Iterator[tuple[str, HostBatch]]:
+    """Host batches of one epoch: `("distance", {x1, x2, y, mask})`."""
+    p = self.pairs["train"]
+    y = p.targets[self.target]
+    for idx in scheduler.single_task_batches(len(p), batch_size, seed=self.config.seed,
+                                             epoch=epoch):
+      rows, mask = steps_lib.pad_rows(idx, padded_size)
+      yield "distance", {"x1": p.x1[rows], "x2": p.x2[rows], "y": y[rows], "mask": mask}
+
+  def predict(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
+              split: str, batch_size: int) -> np.ndarray:
+    """Predicted distances `[N]` of one split."""
+    p = self.pairs[split]
+    outs = []
+    for rows, mask, k in _padded_chunks(len(p), batch_size):
+      batch = dp.shard_batch({"x1": p.x1[rows], "x2": p.x2[rows], "mask": mask})
+      outs.append((eval_step(state, batch), k))
+    return np.concatenate([np.asarray(jax.device_get(o))[:k] for o, k in outs])
+
+  def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
+               batch_size: int) -> dict[str, Any]:
+    """Validation and test MSE/MAE; keeps the test predictions for model selection."""
+    out = {}
+    for split in ("val", "test"):
+      pred = self.predict(state, eval_step, dp, split, batch_size)
+      err = pred.astype(np.float64) - self.pairs[split].targets[self.target]
+      out[split] = {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err)))}
+      if split == "test":
+        self._last_test_predictions = pred
+    return out
+
+  @staticmethod
+  def score(record: dict[str, Any]) -> float:
+    """Checkpoint ranking: minus the validation MSE (higher is better)."""
+    return -float(record["val"]["mse"])
+
+  def observe(self, epoch: int, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """Keeps the test predictions of the best epoch so far (lowest validation MSE)."""
+    del history
+    # Strictly lower: ties keep the earlier epoch.
+    if record["val"]["mse"] < self.best_val_mse:
+      self.best_epoch, self.best_val_mse = epoch, record["val"]["mse"]
+      self.best_test_predictions = self._last_test_predictions
+
+  def extra(self) -> dict[str, np.ndarray] | None:
+    """The best epoch's test predictions, saved with each checkpoint for resuming."""
+    if self.best_test_predictions is None:
+      return None
+    return {"best_epoch": np.asarray(self.best_epoch, np.int64),
+            "best_val_mse": np.asarray(self.best_val_mse, np.float64),
+            "best_test_predictions": np.asarray(self.best_test_predictions, np.float32)}
+
+  def load_extra(self, extra: dict[str, Any] | None) -> None:
+    """Restores the best epoch's test predictions from a checkpoint."""
+    if extra is None:
+      raise ValueError("distance checkpoint lacks the best test predictions ('extra' item)")
+    self.best_epoch = int(extra["best_epoch"])
+    self.best_val_mse = float(extra["best_val_mse"])
+    self.best_test_predictions = np.asarray(extra["best_test_predictions"])
+
+  def epoch_line(self, record: dict[str, Any]) -> str:
+    """Per-epoch log text: validation and test errors."""
+    return (f"val mse {record['val']['mse']:.5f} mae {record['val']['mae']:.5f} | "
+            f"test mse {record['test']['mse']:.5f}")
+
+  def results(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Model selection by the lowest validation MSE (Section IV-A), ties -> earliest."""
+    best = min(history, key=lambda r: (r["val"]["mse"], r["epoch"]))
+    return {"target": self.target, "best_epoch": best["epoch"], "val_mse": best["val"]["mse"],
+            "val_mae": best["val"]["mae"], "test_mse": best["test"]["mse"],
+            "test_mae": best["test"]["mae"]}
+
+  def save_predictions(self, path: Any) -> None:
+    """Writes `test_predictions.npz` (the data of the Fig. 1 box plots).
+
+    It holds per-pair test predictions, targets and errors at the best epoch.
+    """
+    if self.best_test_predictions is None:
+      return
+    targets = self.pairs["test"].targets[self.target]
+    tmp = str(path) + ".tmp.npz"
+    np.savez(tmp, predictions=self.best_test_predictions, targets=targets,
+             errors=self.best_test_predictions - targets, best_epoch=self.best_epoch,
+             target=np.asarray(self.target))
+    os.replace(tmp, path)

@@ -1,0 +1,205 @@
+"""Pure train and evaluation steps, and padded host batches that keep them compiled once.
+
+Every batch reaching a compiled step has exactly `batch_size` rows plus a float `mask [B]`
+(1 for real rows, 0 for padding), so each step compiles once per series length, not once per
+batch size. Padding rows repeat the batch's real rows cyclically: with batch norm in training
+mode the padded batch's statistics equal the real rows' statistics whenever the padded size is
+a multiple of the real size (and stay close otherwise), while the mask removes the padding from
+the loss, its gradient and the metrics.
+
+Step metrics are sums (`loss_sum`, `correct`, `count`, ...) so they can be added on device
+across steps with `accumulate` and fetched every N steps; `first_nonfinite_step` (-1 if none)
+records the first step whose loss was NaN or infinite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mtl2d.train import sharding as sharding_lib
+from mtl2d.train import state as state_lib
+
+__all__ = [
+    "FAST_COMPILE",
+    "accumulate",
+    "classification_eval_step",
+    "classification_train_step",
+    "classifier_predict",
+    "distance_eval_step",
+    "distance_train_step",
+    "jit_eval_step",
+    "jit_train_step",
+    "pad_rows",
+    "summarize",
+]
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+def pad_rows(indices: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Pads example indices to `batch_size` by cyclic repetition.
+
+  Args:
+    indices: `[k]` example indices, `1 <= k <= batch_size`.
+    batch_size: padded size.
+
+  Returns:
+    `(rows [batch_size], mask [batch_size] float32)`.
+  """
+  k = len(indices)
+  if not 1 <= k <= batch_size:
+    raise ValueError(f"indices must hold 1..{batch_size} entries, got {k}")
+  rows = np.resize(np.asarray(indices), batch_size)
+  mask = np.zeros(batch_size, np.float32)
+  mask[:k] = 1.0
+  return rows, mask
+
+
+def _step_metrics(state: state_lib.TrainState, loss: jax.Array, sums: Metrics) -> Metrics:
+  bad = ~jnp.isfinite(loss)
+  out = dict(sums)
+  out["first_nonfinite_step"] = jnp.where(bad, state.step, -1).astype(jnp.int32)
+  return out
+
+
+def _masked_mean(values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  if values.shape != mask.shape:
+    raise ValueError(f"per-example values {values.shape} and mask {mask.shape} differ")
+  total = jnp.sum(values * mask)
+  count = jnp.sum(mask)
+  return total / jnp.maximum(count, 1.0), total, count
+
+
+def classification_train_step(state: state_lib.TrainState,
+                              batch: Batch) -> tuple[state_lib.TrainState, Metrics]:
+  """One AdamW step on cross-entropy of the batch's task head.
+
+  Args:
+    state: train state of a `MultiTaskModel` (called as `(x, task_id, *, train)`).
+    batch: `x [B, n]` float, `y [B]` int32, `mask [B]` float32, `task_id` int32 scalar.
+
+  Returns:
+    `(new_state, metrics)`, metrics: `loss_sum`, `correct`, `count` (sums over real rows) and
+    `first_nonfinite_step`.
+  """
+  dropout_rng = jax.random.fold_in(state.rng, state.step)
+
+  def loss_fn(params):
+    (logits, _), updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, batch["x"], batch["task_id"],
+        train=True, mutable=["batch_stats"], rngs={"dropout": dropout_rng})
+    # Classes the task lacks carry a large negative logit (zero probability), so plain
+    # cross-entropy over all heads' classes is the task's own cross-entropy.
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+    loss, loss_sum, count = _masked_mean(ce, batch["mask"])
+    return loss, (updates, logits, loss_sum, count)
+
+  grads, (updates, logits, loss_sum, count) = jax.grad(loss_fn, has_aux=True)(state.params)
+  loss = loss_sum / jnp.maximum(count, 1.0)
+  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
+  correct = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["mask"])
+  return new_state, _step_metrics(state, loss, dict(loss_sum=loss_sum, correct=correct,
+                                                    count=count))
+
+
+def distance_train_step(state: state_lib.TrainState,
+                        batch: Batch) -> tuple[state_lib.TrainState, Metrics]:
+  """One AdamW step on the mean squared error of predicted DTW distances (Section III-C).
+
+  Args:
+    state: train state of a distance model (called as `(x1, x2, *, train) -> [B]`).
+    batch: `x1 [B, n]`, `x2 [B, m]`, `y [B]` float32 targets, `mask [B]` float32.
+
+  Returns:
+    `(new_state, metrics)`, metrics: `loss_sum` (squared errors), `abs_sum`, `count` and
+    `first_nonfinite_step`.
+  """
+  dropout_rng = jax.random.fold_in(state.rng, state.step)
+
+  def loss_fn(params):
+    pred, updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, batch["x1"], batch["x2"],
+        train=True, mutable=["batch_stats"], rngs={"dropout": dropout_rng})
+    pred = pred.astype(jnp.float32)
+    loss, loss_sum, count = _masked_mean(jnp.square(pred - batch["y"]), batch["mask"])
+    return loss, (updates, pred, loss_sum, count)
+
+  grads, (updates, pred, loss_sum, count) = jax.grad(loss_fn, has_aux=True)(state.params)
+  loss = loss_sum / jnp.maximum(count, 1.0)
+  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
+  abs_sum = jnp.sum(jnp.abs(pred - batch["y"]) * batch["mask"])
+  return new_state, _step_metrics(state, loss, dict(loss_sum=loss_sum, abs_sum=abs_sum,
+                                                    count=count))
+
+
+def _variables(state: Any) -> dict[str, Any]:
+  return {"params": state.params, "batch_stats": state.batch_stats}
+
+
+def classification_eval_step(state: state_lib.TrainState, batch: Batch) -> Metrics:
+  """Cross-entropy and accuracy sums over the real rows of `batch` (running BN averages)."""
+  logits, _ = state.apply_fn(_variables(state), batch["x"], batch["task_id"], train=False)
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+  _, loss_sum, count = _masked_mean(ce, batch["mask"])
+  correct = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["mask"])
+  return dict(loss_sum=loss_sum, correct=correct, count=count)
+
+
+def distance_eval_step(state: state_lib.TrainState, batch: Batch) -> jax.Array:
+  """Predicted distances `[B]` (float32) of a batch of pairs (running BN averages)."""
+  pred = state.apply_fn(_variables(state), batch["x1"], batch["x2"], train=False)
+  return pred.astype(jnp.float32)
+
+
+def classifier_predict(apply_fn: Callable[..., Any], variables: Any, x: jax.Array,
+                       task_id: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """`(logits [B, C_max], features [B, F])` of a batch of one task (running BN averages)."""
+  logits, aux = apply_fn(variables, x, task_id, train=False)
+  return logits, aux["features"]
+
+
+@jax.jit
+def accumulate(total: Metrics, metrics: Metrics) -> Metrics:
+  """Adds step metrics on device; keeps the earliest `first_nonfinite_step`."""
+  out = {k: total[k] + metrics[k] for k in total if k != "first_nonfinite_step"}
+  first = total["first_nonfinite_step"]
+  out["first_nonfinite_step"] = jnp.where(first < 0, metrics["first_nonfinite_step"], first)
+  return out
+
+
+def summarize(total: dict[str, Any]) -> dict[str, float]:
+  """Host means of fetched sums: `loss` and `accuracy` or `mse`/`mae`."""
+  count = max(float(total["count"]), 1.0)
+  out = {"loss": float(total["loss_sum"]) / count, "count": int(total["count"])}
+  if "correct" in total:
+    out["accuracy"] = float(total["correct"]) / count
+  if "abs_sum" in total:
+    out["mae"] = float(total["abs_sum"]) / count
+  return out
+
+
+# XLA's backend optimisation dominates compile time of small models on CPU; level 0 compiles
+# several times faster and runs slower, which pays off for code that runs once (init) or for
+# tests and tiny CPU runs (`config.fast_compile`).
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+def jit_train_step(step_fn: Callable[..., Any], dp: sharding_lib.DataParallel, *,
+                   fast_compile: bool = False) -> Callable[..., Any]:
+  """Jits a train step once: state donated and replicated, batch sharded by its inputs."""
+  return jax.jit(step_fn, donate_argnums=0, out_shardings=(dp.replicated, dp.replicated),
+                 compiler_options=FAST_COMPILE if fast_compile else None)
+
+
+def jit_eval_step(step_fn: Callable[..., Any], dp: sharding_lib.DataParallel, *,
+                  fast_compile: bool = False) -> Callable[..., Any]:
+  """Jits an evaluation step once; outputs replicated (fetched to the host)."""
+  return jax.jit(step_fn, out_shardings=dp.replicated,
+                 compiler_options=FAST_COMPILE if fast_compile else None)

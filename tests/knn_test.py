@@ -1,0 +1,73 @@
+"""Tests for mtl2d.knn against a NumPy brute force."""
+
+import numpy as np
+import pytest
+
+from mtl2d import knn
+
+
+def brute_dtw(a, b, window):
+  n, m = len(a), len(b)
+  r = np.full((n + 1, m + 1), np.inf)
+  r[0, 0] = 0.0
+  for i in range(n):
+    for j in range(m):
+      if window is not None and abs(i - j) > window:  # equal lengths in these tests
+        continue
+      r[i + 1, j + 1] = (a[i] - b[j]) ** 2 + min(r[i, j], r[i, j + 1], r[i + 1, j])
+  return r[n, m]
+
+
+def brute_predict(train_x, train_y, query_x, window):
+  out = []
+  for q in query_x:
+    dist = [brute_dtw(q, t, window) for t in train_x]
+    out.append(train_y[int(np.argmin(dist))])
+  return np.array(out)
+
+
+def make_data(seed=0, num=12, length=16):
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 3, size=num)
+  t = np.linspace(0, 2 * np.pi, length)
+  shift = rng.integers(-3, 4, size=num)
+  x = np.stack([np.sin((lab + 1) * t + 0.3 * s) for lab, s in zip(labels, shift)])
+  x = x + 0.3 * rng.normal(size=x.shape)
+  return x.astype(np.float32), labels.astype(np.int32)
+
+
+@pytest.mark.parametrize("window", [0, 2, None])
+def test_predict_matches_brute_force(window):
+  train_x, train_y = make_data(0)
+  query_x, _ = make_data(1, num=7)
+  got = knn.nn_dtw_predict(train_x, train_y, query_x, window=window, chunk_size=16)
+  np.testing.assert_array_equal(got, brute_predict(train_x, train_y, query_x, window))
+
+
+def test_select_window_rule():
+  train_x, train_y = make_data(2)
+  val_x, val_y = make_data(3, num=9)
+  candidates = [None, 3, 0, 1]
+  best, acc = knn.select_window(train_x, train_y, val_x, val_y, candidates)
+  want_acc = {w: float(np.mean(brute_predict(train_x, train_y, val_x, w) == val_y))
+              for w in candidates}
+  assert acc == pytest.approx(want_acc)
+  top = max(want_acc.values())
+  tied = [w for w in candidates if want_acc[w] == top]
+  expected = min(tied, key=lambda w: np.inf if w is None else w)
+  assert best == expected
+
+
+def test_select_window_ties_go_to_smallest():
+  # identical train and validation: every window gives accuracy 1.
+  train_x, train_y = make_data(4, num=6)
+  best, acc = knn.select_window(train_x, train_y, train_x, train_y, [None, 5, 2])
+  assert set(acc.values()) == {1.0} and best == 2
+
+
+def test_bad_labels():
+  train_x, train_y = make_data(5, num=6)
+  with pytest.raises(ValueError, match="labels"):
+    knn.nn_dtw_predict(train_x, train_y[:4], train_x)
+  with pytest.raises(ValueError, match="candidates"):
+    knn.select_window(train_x, train_y, train_x, train_y, [])

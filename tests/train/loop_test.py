@@ -1,0 +1,223 @@
+"""End-to-end tests of `train_and_evaluate` on tiny data with the real "tiny" models."""
+
+import json
+import logging
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+from mtl2d import train
+from mtl2d.data import config as data_config
+from mtl2d.data import types
+from mtl2d.train import workdir as workdir_lib
+from tests.train import helpers
+
+# Diagnostics that legitimately differ between runs: wall-clock timings, and compilations
+# (a resumed process reuses programs compiled earlier in the same process).
+TIMING_KEYS = ("train_time_s", "examples_per_sec", "host_overhead_fraction",
+               "train_step_compilations", "eval_step_compilations")
+
+
+def _metrics(workdir):
+  records = workdir_lib.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
+  for r in records:
+    r.pop("timing")
+  return records
+
+
+def _results(workdir):
+  r = json.loads((pathlib.Path(workdir) / "results.json").read_text())
+  return {k: v for k, v in r.items() if k not in TIMING_KEYS}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+  """An uninterrupted 2-epoch multitask run (shared by several tests, read-only)."""
+  workdir = tmp_path_factory.mktemp("reference")
+  results = train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=helpers.make_tasks())
+  return workdir, results
+
+
+def test_multitask_run_writes_files_and_selects_per_task(reference_run):
+  workdir, results = reference_run
+  for name in ("config.json", "data.json", "metrics.jsonl", "results.json"):
+    assert (workdir / name).exists(), name
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["1", "2"]
+  records = _metrics(workdir)
+  assert [r["epoch"] for r in records] == [1, 2]
+  names = [t.name for t in helpers.make_tasks()]
+  for r in records:
+    assert sorted(r["val"]) == sorted(names) == sorted(r["test"]) == sorted(r["train"])
+    assert np.isfinite(r["train_loss"])
+  # Model selection recomputed independently from metrics.jsonl.
+  for name in names:
+    accs = [r["val"][name]["accuracy"] for r in records]
+    best = int(np.argmax(accs))  # argmax returns the first maximum: ties -> earliest epoch
+    assert results["tasks"][name]["best_epoch"] == best + 1
+    assert results["tasks"][name]["test_accuracy"] == records[best]["test"][name]["accuracy"]
+  # Single-class task: documented behaviour, trivially perfect accuracy.
+  assert results["tasks"]["mono"]["val_accuracy"] == 1.0
+  assert results["tasks"]["mono"]["num_classes"] == 1
+  # Four tasks, two series lengths, ragged batches: two compilations per step.
+  assert results["train_step_compilations"] == 2
+  assert results["eval_step_compilations"] == 2
+  assert 0.0 <= results["host_overhead_fraction"] <= 1.0
+  assert results["finished"] and results["completed_epochs"] == 2
+  assert results == json.loads((workdir / "results.json").read_text())
+
+
+def test_restore_model_and_predict_reproduce_validation_accuracy(reference_run):
+  workdir, results = reference_run
+  model, variables, config = train.restore_model(workdir, which="best")
+  assert config.model.encoder == "resnet1d"
+  best = results["best_checkpoint_epoch"]
+  record = [r for r in _metrics(workdir) if r["epoch"] == best][0]
+  tasks = helpers.make_tasks()
+  for task_id, task in enumerate(tasks):
+    logits, features = train.predict(model, variables, task.val.x, task_id, batch_size=4)
+    assert logits.shape == (len(task.val), 3) and features.shape == (len(task.val), 4)
+    acc = float(np.mean(np.argmax(np.asarray(logits), -1) == task.val.y))
+    assert acc == pytest.approx(record["val"][task.name]["accuracy"])
+  with pytest.raises(ValueError, match="task_id"):
+    train.predict(model, variables, tasks[0].val.x, 7)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(reference_run, tmp_path):
+  reference, _ = reference_run
+  first = train.train_and_evaluate(helpers.tiny_config(stop_after_epochs=1), tmp_path,
+                                   tasks=helpers.make_tasks())
+  assert not first["finished"] and first["completed_epochs"] == 1
+  train.train_and_evaluate(helpers.tiny_config(), tmp_path, tasks=helpers.make_tasks())
+  # Same seed, schedule from (seed, epoch), keys from fold_in(rng, step): identical numbers
+  # on the same machine (compared exactly).
+  assert _metrics(tmp_path) == _metrics(reference)
+  assert _results(tmp_path) == _results(reference)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(reference_run, tmp_path, caplog):
+  reference, _ = reference_run
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  for f in (workdir / "checkpoints" / "2").rglob("*"):
+    if f.is_file():
+      f.write_bytes(b"\x00garbage")
+  # A save killed midway leaves orbax's temporary directory; it must be ignored.
+  (workdir / "checkpoints" / "3.orbax-checkpoint-tmp-1234" / "state").mkdir(parents=True)
+  (workdir / "checkpoints" / "3.orbax-checkpoint-tmp-1234" / "state" / "x").write_bytes(b"\0")
+  # A killed run may also leave a half-written line behind.
+  with open(workdir / "metrics.jsonl", "a") as f:
+    f.write('{"epoch": 3, "trai')
+  with caplog.at_level(logging.WARNING):
+    train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=helpers.make_tasks())
+  assert any("epoch 2" in r.getMessage() and "unreadable" in r.getMessage()
+             for r in caplog.records)
+  assert _metrics(workdir) == _metrics(reference)  # epoch 2 retrained, no duplicate lines
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [
+      "1", "2"]
+  assert _results(workdir) == _results(reference)
+
+
+def test_workdir_with_different_run_is_refused(reference_run, tmp_path):
+  reference, _ = reference_run
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  before = (workdir / "results.json").read_bytes()
+  with pytest.raises(ValueError, match=r"different run.*optim.learning_rate"):
+    train.train_and_evaluate(helpers.tiny_config(**{"optim.learning_rate": 0.5}), workdir,
+                             tasks=helpers.make_tasks())
+  other = helpers.make_tasks()
+  other[0] = helpers.make_task("alpha", 20, 16, 2, seed=99)
+  with pytest.raises(ValueError, match=r"different run \(data.json"):
+    train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=other)
+  assert (workdir / "results.json").read_bytes() == before
+  # More epochs is the same run continued, not a different one.
+  workdir_lib.claim(workdir, workdir_lib.config_to_dict(helpers.tiny_config(num_epochs=9)),
+                    json.loads((workdir / "data.json").read_text()), write=False)
+
+
+def _two_same_shape_tasks():
+  return [helpers.make_task("alpha", 20, 16, 2, 0), helpers.make_task("delta", 11, 16, 2, 5)]
+
+
+def test_single_task_mode_trains_one_model_per_task(tmp_path):
+  results = train.train_and_evaluate(helpers.tiny_config(multitask=False, num_epochs=1),
+                                     tmp_path, tasks=_two_same_shape_tasks())
+  assert sorted(results["tasks"]) == ["alpha", "delta"]
+  assert not results["multitask"] and results["finished"]
+  for name in ("alpha", "delta"):
+    sub = tmp_path / "tasks" / name
+    assert (sub / "results.json").exists() and (sub / "checkpoints" / "1").exists()
+  merged = _metrics(tmp_path)
+  assert len(merged) == 1 and sorted(merged[0]["val"]) == ["alpha", "delta"]
+  with pytest.raises(ValueError, match="one model per task"):
+    train.restore_model(tmp_path)
+  model, variables, _ = train.restore_model(tmp_path / "tasks" / "delta", which="latest")
+  task = _two_same_shape_tasks()[1]
+  logits, _ = train.predict(model, variables, task.test.x, 0)
+  acc = float(np.mean(np.argmax(np.asarray(logits), -1) == task.test.y))
+  assert acc == pytest.approx(results["tasks"]["delta"]["test_accuracy"])
+
+
+def test_diverging_training_stops_with_clear_error(tmp_path):
+  # Finite but huge inputs overflow inside batch norm: the loss becomes NaN.
+  task = helpers.make_task("alpha", 20, 16, 2, 0, scale=1e30)
+  with pytest.raises(FloatingPointError, match=r"task 'alpha' at epoch 1, step 1 "):
+    train.train_and_evaluate(helpers.tiny_config(), tmp_path, tasks=[task])
+  assert not (tmp_path / "results.json").exists()
+  assert not (tmp_path / "checkpoints" / "1").exists()
+
+
+def test_distance_run_selects_lowest_validation_error(tmp_path):
+  config = helpers.tiny_config(task_type="distance", num_epochs=2)
+  config.model.encoder = "siamese_resnet1d"
+  config.model.overrides = dict(features=(4,), kernel_sizes=(3,), embed_dim=4)
+  config.distance.target = "full"
+  # Pairs come from the data pipeline (pairs=None): random walks with DTW targets.
+  config.data.source = "random_walk"
+  config.data.update(num_train=20, num_val=6, num_test=6, pair_length=12, cache_dir="")
+  results = train.train_and_evaluate(config, tmp_path)
+  pairs = data_config.load_pairs(config.data)
+  records = _metrics(tmp_path)
+  best = int(np.argmin([r["val"]["mse"] for r in records]))
+  assert results["best_epoch"] == best + 1
+  assert results["test_mse"] == records[best]["test"]["mse"]
+  saved = np.load(tmp_path / "test_predictions.npz")
+  assert saved["predictions"].shape == (6,) and int(saved["best_epoch"]) == best + 1
+  np.testing.assert_allclose(saved["targets"], pairs["test"].targets["full"])
+  np.testing.assert_allclose(np.mean(saved["errors"].astype(np.float64) ** 2),
+                             results["test_mse"], rtol=1e-5)
+  model, variables, _ = train.restore_model(tmp_path, which="best")
+  pred = train.predict_distance(model, variables, pairs["test"].x1, pairs["test"].x2,
+                                batch_size=4)
+  np.testing.assert_allclose(np.asarray(pred), saved["predictions"], rtol=1e-5, atol=1e-6)
+
+
+def _with(task, split, **fields):
+  s = task.split(split)
+  new = types.Split(fields.get("x", s.x), fields.get("y", s.y), s.indices)
+  return types.Task(task.name, *(new if n == split else task.split(n)
+                                 for n in ("train", "val", "test")),
+                    task.num_classes, task.label_values)
+
+
+def test_bad_input_is_refused_before_training(tmp_path):
+  task = helpers.make_task("alpha", 20, 16, 2, 0)
+  x = task.val.x.copy()
+  x[3, 5] = np.nan
+  with pytest.raises(ValueError, match=r"task 'alpha' val split x holds NaN.*row\(s\) \[3\]"):
+    train.train_and_evaluate(helpers.tiny_config(), tmp_path, tasks=[_with(task, "val", x=x)])
+  y = task.train.y.copy()
+  y[4] = 2
+  with pytest.raises(ValueError, match=r"label 2 at row 4 is outside the head's classes 0..1"):
+    train.train_and_evaluate(helpers.tiny_config(), tmp_path, tasks=[_with(task, "train", y=y)])
+  with pytest.raises(ValueError, match="duplicate names"):
+    train.train_and_evaluate(helpers.tiny_config(), tmp_path, tasks=[task, task])
+  with pytest.raises(ValueError, match="config.task_type"):
+    train.train_and_evaluate(helpers.tiny_config(task_type="ranking"), tmp_path, tasks=[task])
+  config = helpers.tiny_config(task_type="distance")
+  config.distance.target = "5%"
+  with pytest.raises(ValueError, match=r"distance.target '5%'.*\['10%', 'full'\]"):
+    train.train_and_evaluate(config, tmp_path, pairs=helpers.make_pairs())
+  assert not any(tmp_path.iterdir())  # nothing written

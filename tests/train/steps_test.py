@@ -1,0 +1,179 @@
+"""Tests of the pure train/eval steps, padding masks and compilation counts."""
+
+import jax
+import numpy as np
+import pytest
+
+from mtl2d.train import scheduler
+from mtl2d.train import sharding
+from mtl2d.train import state as state_lib
+from mtl2d.train import steps
+from tests.train import helpers
+
+NUM_CLASSES = (2, 3, 4)
+
+
+def _state(model, inputs, lr=0.05):
+  tx = state_lib.make_optimizer(lr, 0.01)
+  init = jax.jit(lambda rng: state_lib.create_train_state(rng, model, inputs, tx),
+                 compiler_options=steps.FAST_COMPILE)
+  return init(jax.random.PRNGKey(0))
+
+
+def _features(p, x):
+  return np.tanh(x[..., None] @ p["enc"]["kernel"] + p["enc"]["bias"]).mean(axis=1)
+
+
+def _batch(rng, k, b, length, task_id, num_classes):
+  x = rng.normal(size=(k, length)).astype(np.float32)
+  y = rng.integers(0, num_classes, k).astype(np.int32)
+  rows, mask = steps.pad_rows(np.arange(k), b)
+  return {"x": x[rows], "y": y[rows], "mask": mask, "task_id": np.int32(task_id)}, x, y
+
+
+def test_pad_rows_cycles_real_rows():
+  rows, mask = steps.pad_rows(np.array([4, 7, 1]), 8)
+  np.testing.assert_array_equal(rows, [4, 7, 1, 4, 7, 1, 4, 7])
+  np.testing.assert_array_equal(mask, [1, 1, 1, 0, 0, 0, 0, 0])
+  with pytest.raises(ValueError, match="indices"):
+    steps.pad_rows(np.arange(9), 8)
+  with pytest.raises(ValueError, match="indices"):
+    steps.pad_rows(np.arange(0), 8)
+
+
+def test_classification_step_matches_numpy_and_ignores_padding():
+  # Jitted only (the distance step below also runs eagerly); eager flax grads cost ~10 s.
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  rng = np.random.default_rng(0)
+  padded, x, y = _batch(rng, 5, 8, 6, task_id=1, num_classes=3)
+  exact = {"x": x, "y": y, "mask": np.ones(5, np.float32), "task_id": np.int32(1)}
+  step = jax.jit(steps.classification_train_step)
+  state0 = _state(model, (x, np.int32(0)))
+
+  # Reference cross-entropy of the real rows, in NumPy.
+  p = jax.device_get(state0.params)
+  logits = _features(p, x) @ p["kernel"][1]
+  logits[:, 3:] = -1e9
+  ce = -helpers.numpy_log_softmax(logits.astype(np.float64))[np.arange(5), y]
+
+  new_padded, m = step(state0, padded)
+  np.testing.assert_allclose(float(m["loss_sum"]) / float(m["count"]), ce.mean(), rtol=1e-5)
+  assert float(m["count"]) == 5
+  assert float(m["correct"]) == np.sum(np.argmax(logits, -1) == y)
+  assert int(m["first_nonfinite_step"]) == -1
+  # Padding rows carry zero weight: same update as the unpadded batch.
+  new_exact, _ = step(_state(model, (x, np.int32(0))), exact)
+  helpers.leaves_close(new_padded.params, new_exact.params, rtol=1e-5, atol=1e-7)
+  assert int(new_padded.step) == 1
+  # Only the batch's task head moves (heads of other tasks get zero gradient, and AdamW's
+  # decoupled decay shrinks them by exactly lr * wd * w).
+  before, after = p["kernel"], np.asarray(new_padded.params["kernel"])
+  np.testing.assert_allclose(after[0], before[0] * (1 - 0.05 * 0.01), rtol=1e-6)
+  assert np.abs(after[1] - before[1]).max() > 1e-3
+
+
+def test_nonfinite_loss_reports_first_step():
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  rng = np.random.default_rng(1)
+  good, x, _ = _batch(rng, 4, 8, 6, 0, 2)
+  bad = dict(good, x=good["x"].copy())
+  bad["x"][2, 3] = np.nan
+  step = jax.jit(steps.classification_train_step)
+  state = _state(model, (x, np.int32(0)))
+  state, m1 = step(state, good)
+  state, m2 = step(state, bad)
+  state, m3 = step(state, good)
+  total = steps.accumulate(steps.accumulate(m1, m2), m3)
+  assert int(m1["first_nonfinite_step"]) == -1
+  assert int(m2["first_nonfinite_step"]) == 1
+  assert int(total["first_nonfinite_step"]) == 1
+  np.testing.assert_allclose(float(total["count"]), 12.0)
+
+
+def test_accumulate_sums_and_keeps_first_nonfinite():
+  ms = [{"loss_sum": np.float32(v), "count": np.float32(2), "first_nonfinite_step": np.int32(f)}
+        for v, f in ((1.0, -1), (2.0, 5), (3.0, 9))]
+  total = ms[0]
+  for m in ms[1:]:
+    total = steps.accumulate(total, m)
+  assert float(total["loss_sum"]) == 6.0 and float(total["count"]) == 6.0
+  assert int(total["first_nonfinite_step"]) == 5
+  assert steps.summarize(jax.device_get(total)) == {"loss": 1.0, "count": 6}
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_distance_step_matches_numpy(use_jit):
+  model = helpers.LinearDistance()
+  rng = np.random.default_rng(2)
+  x1, x2 = rng.normal(size=(2, 6, 5)).astype(np.float32)
+  y = rng.random(6).astype(np.float32)
+  rows, mask = steps.pad_rows(np.arange(6), 8)
+  batch = {"x1": x1[rows], "x2": x2[rows], "y": y[rows], "mask": mask}
+  state = _state(model, (x1, x2))
+  p = jax.device_get(state.params)["out"]
+  pred = (np.abs(x1 - x2) @ p["kernel"] + p["bias"])[:, 0]
+  step = jax.jit(steps.distance_train_step) if use_jit else steps.distance_train_step
+  _, m = step(state, batch)
+  np.testing.assert_allclose(float(m["loss_sum"]), np.sum((pred - y) ** 2), rtol=1e-5)
+  np.testing.assert_allclose(float(m["abs_sum"]), np.sum(np.abs(pred - y)), rtol=1e-5)
+  assert float(m["count"]) == 6
+  evaluated = steps.distance_eval_step(state, batch)
+  np.testing.assert_allclose(np.asarray(evaluated)[:6], pred, rtol=1e-5, atol=1e-6)
+
+
+def test_steps_compile_once_per_series_length():
+  """An Algorithm 2 epoch over 3 tasks with 2 lengths, ragged batches: 2 compilations."""
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  dp = sharding.DataParallel(1)
+  rng = np.random.default_rng(3)
+  lengths = {"a": 6, "b": 9, "c": 6}
+  sizes = {"a": 13, "b": 5, "c": 8}
+  data = {t: (rng.normal(size=(sizes[t], lengths[t])).astype(np.float32),
+              rng.integers(0, 2, sizes[t]).astype(np.int32)) for t in sizes}
+  ids = {t: np.int32(i) for i, t in enumerate(sizes)}
+  state = dp.replicate(_state(model, (data["a"][0][:1], np.int32(0))))
+  train = steps.jit_train_step(steps.classification_train_step, dp)
+  evaluate = steps.jit_eval_step(steps.classification_eval_step, dp)
+  seen_sizes = set()
+  for epoch in range(2):
+    for name, idx in scheduler.epoch_batches(sizes, 4, seed=0, epoch=epoch):
+      seen_sizes.add(len(idx))
+      rows, mask = steps.pad_rows(idx, 4)
+      x, y = data[name]
+      state, _ = train(state, dp.shard_batch({"x": x[rows], "y": y[rows], "mask": mask,
+                                              "task_id": ids[name]}))
+  for name, (x, y) in data.items():
+    for start in range(0, len(x), 4):
+      rows, mask = steps.pad_rows(np.arange(start, min(start + 4, len(x))), 4)
+      evaluate(state, dp.shard_batch({"x": x[rows], "y": y[rows], "mask": mask,
+                                      "task_id": ids[name]}))
+  assert len(seen_sizes) > 1  # the real batch sizes did vary
+  assert train._cache_size() == 2  # pylint: disable=protected-access
+  assert evaluate._cache_size() == 2  # pylint: disable=protected-access
+
+
+def test_eval_step_accuracy_matches_numpy():
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  rng = np.random.default_rng(4)
+  batch, x, y = _batch(rng, 7, 8, 5, task_id=2, num_classes=4)
+  state = _state(model, (x, np.int32(0)))
+  m = jax.jit(steps.classification_eval_step)(state, batch)
+  p = jax.device_get(state.params)
+  logits = _features(p, x) @ p["kernel"][2]
+  assert float(m["count"]) == 7
+  assert float(m["correct"]) == np.sum(np.argmax(logits, -1) == y)
+  ce = -helpers.numpy_log_softmax(logits.astype(np.float64))[np.arange(7), y]
+  np.testing.assert_allclose(float(m["loss_sum"]), ce.sum(), rtol=1e-5)
+
+
+def test_padded_batch_size():
+  assert sharding.padded_batch_size(40, 1) == 40
+  assert sharding.padded_batch_size(40, 3) == 42
+  assert sharding.padded_batch_size(6, 4) == 8
+
+
+def test_optimizer_bad_input():
+  with pytest.raises(ValueError, match="learning_rate"):
+    state_lib.make_optimizer(0.0, 0.01)
+  with pytest.raises(ValueError, match="weight_decay"):
+    state_lib.make_optimizer(1e-3, -1.0)
