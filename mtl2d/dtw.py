@@ -413,7 +413,9 @@ def _check_collections(xs, ys, chunk_size):
 
 
 def cdist_dtw(xs: ArrayLike, ys: ArrayLike, *, window: int | None = None,
-              chunk_size: int = 4096) -> jax.Array:
+              # 512 pairs keep the diagonals of a chunk in cache: measured ~1.0-1.2 Gcells/s at
+              # length 128 for 256-1024 pairs on 2 cores, 0.4-0.55 at 4096 (see mtl2d.bench.dtw).
+              chunk_size: int = 512) -> jax.Array:
   """DTW between every series of `xs` and every series of `ys`.
 
   Args:

@@ -30,7 +30,7 @@ def _check_train(train_x, train_y):
 
 
 def nn_dtw_predict(train_x: ArrayLike, train_y: ArrayLike, query_x: ArrayLike, *,
-                   window: int | None = None, chunk_size: int = 4096) -> jax.Array:
+                   window: int | None = None, chunk_size: int = 512) -> jax.Array:
   """Labels of the DTW-nearest training series.
 
   Args:
@@ -54,7 +54,7 @@ def _window_key(window: int | None) -> float:
 
 def select_window(train_x: ArrayLike, train_y: ArrayLike, val_x: ArrayLike, val_y: ArrayLike,
                   candidates: Sequence[int | None], *,
-                  chunk_size: int = 4096) -> tuple[int | None, dict[int | None, float]]:
+                  chunk_size: int = 512) -> tuple[int | None, dict[int | None, float]]:
   """Chooses the warping window of 1NN-DTW by validation accuracy.
 
   Args:

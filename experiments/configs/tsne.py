@@ -5,7 +5,7 @@ synthetic multitask set (its subject and gender tasks share the same hierarchy).
 Reuse the MTL runs of a Table I workdir instead of training:
   --config.runs_workdir=runs/table1_quick --config.runs_subdir=synthetic
 
-Presets: quick (default; small models, 30 epochs, CPU minutes) and paper (paper sizes, 400
+Presets: quick (default; small models, 20 epochs, CPU minutes) and paper (paper sizes, 400
 epochs; GPU/TPU).
 
 Run:

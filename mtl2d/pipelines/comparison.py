@@ -137,6 +137,17 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   return results
 
 
+def _nn_done(run_dir: pathlib.Path, tasks: Sequence[types.Task],
+             windows: tuple[str, ...]) -> bool:
+  """True when `run_dir` already holds 1NN-DTW results for these tasks and windows (resume)."""
+  path = run_dir / "results.json"
+  if not path.exists():
+    return False
+  old = workdir_lib.read_json(path)
+  return old.get("windows") == list(windows) and set(old.get("tasks", {})) == {
+      t.name for t in tasks}
+
+
 def _claim_data(workdir: pathlib.Path, data_config: ml_collections.ConfigDict) -> None:
   path = workdir / "data.json"
   new = workdir_lib.config_to_dict(data_config)
@@ -182,7 +193,10 @@ def run_comparison(config: ml_collections.ConfigDict,
       logging.info("== %s on %s (%d tasks) -> %s", METHOD_TITLES[method], group, len(tasks),
                    run_dir)
       if method == "1nn_dtw":
-        run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
+        if _nn_done(run_dir, tasks, tuple(config.knn.windows)):
+          logging.info("1NN-DTW results for %s already in %s", group, run_dir)
+        else:
+          run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
         continue
       train_config = copy.deepcopy(config.train)
       train_config.model.encoder, train_config.multitask = _TRAINED[method]
