@@ -23,6 +23,9 @@ _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Computa
 _REMAT = flags.DEFINE_bool("remat", False, "Rematerialise every ResNet2D stage.")
 _MICROBATCHES = flags.DEFINE_integer(
     "microbatches", 1, "Split each batch into this many sequential parts (gradient accumulation).")
+_CONV_IMPL = flags.DEFINE_enum(
+    "conv_impl", "auto", ["auto", "matmul", "xla"],
+    "ResNet2D kernel gradients: matmul (CPU default under auto) or XLA's convolution.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps after the compiling one.")
 _NUM_CLASSES = flags.DEFINE_list("num_classes", ["5"], "Class count of each task head.")
 _COMPILE_ONLY = flags.DEFINE_bool("compile_only", False,
@@ -37,7 +40,8 @@ def main(argv):
       _MODEL.value, batch_size=_BATCH.value, length=_LENGTH.value, preset=_PRESET.value,
       dtype=_DTYPE.value, remat=_REMAT.value, num_classes=[int(c) for c in _NUM_CLASSES.value],
       microbatches=_MICROBATCHES.value,
-      steps=_STEPS.value, compile_only=_COMPILE_ONLY.value)
+      steps=_STEPS.value, compile_only=_COMPILE_ONLY.value,
+      **({"conv_impl": _CONV_IMPL.value} if _MODEL.value == "resnet2d" else {}))
   text = json.dumps(result, indent=2)
   print(text)
   if _OUTPUT.value:

@@ -103,18 +103,22 @@ def hardmin(a: jax.Array, b: jax.Array, c: jax.Array) -> tuple[jax.Array, None]:
 def make_softmin(gamma: float) -> Callable[..., tuple[jax.Array, jax.Array]]:
   """Soft minimum `-gamma * log(sum(exp(-v / gamma)))` of three arrays, `+inf`-safe.
 
-  Also returns `log_norm = log(sum(exp((ref - v) / gamma)))` with `ref = min(v)`, from which
-  the backward pass gets each softmax weight with a single exp.
+  Also returns the softmax weights `[3, ...]` of `(a, b, c)`, i.e. `d softmin / d (a, b, c)`.
+  The backward pass only multiplies by them, so it needs no exp of its own and no R values.
   """
+  inv_gamma = 1.0 / gamma
+
   def softmin(a, b, c):
     mn = jnp.minimum(jnp.minimum(a, b), c)
     # With all three infinite, subtracting 0 instead of inf gives log(0) = -inf and a result of
-    # +inf rather than NaN.
+    # +inf rather than NaN; the weights of such a cell are 0.
     ref = jnp.where(mn < jnp.inf, mn, 0.0)
-    s = (jnp.exp((ref - a) / gamma) + jnp.exp((ref - b) / gamma)
-         + jnp.exp((ref - c) / gamma))
-    log_s = jnp.log(s)
-    return ref - gamma * log_s, jnp.where(s > 0, log_s, 0.0)
+    ea = jnp.exp((ref - a) * inv_gamma)
+    eb = jnp.exp((ref - b) * inv_gamma)
+    ec = jnp.exp((ref - c) * inv_gamma)
+    s = ea + eb + ec
+    inv_s = jnp.where(s > 0, 1.0 / s, 0.0)
+    return ref - gamma * jnp.log(s), jnp.stack([ea * inv_s, eb * inv_s, ec * inv_s])
   return softmin
 
 
@@ -144,8 +148,8 @@ def forward(cost_rows: Callable[[object], tuple[jax.Array, jax.Array]], xs, lay:
     keep: also return every diagonal (for gradients and paths).
 
   Returns:
-    `(value, kept)`, value = R[n - 1, m - 1]; kept is None, or `(R, log_norm)` each
-    `[steps, 2, H]` (log_norm None for the hard minimum).
+    `(value, kept)`, value = R[n - 1, m - 1]; kept is None, or `(R, weights)` with R
+    `[steps, 2, H]` and the softmin weights `[steps, 2, 3, H]` (None for the hard minimum).
   """
   def step(carry, x):
     d2, d1 = carry  # diagonals 2s - 2 and 2s - 1
@@ -168,49 +172,19 @@ def forward(cost_rows: Callable[[object], tuple[jax.Array, jax.Array]], xs, lay:
   return value, kept
 
 
-def backward(diags: jax.Array, log_norm: jax.Array, g: jax.Array, lay: Layout,
-             gamma: float) -> jax.Array:
-  """Soft-DTW backward recursion (Cuturi & Blondel 2017, Algorithm 2), on diagonals.
+def _adjoint_step(carry, w_pair):
+  """One reverse step over diagonals 2s + 1 and 2s; returns the complete E of both."""
+  e_odd, e_even = carry  # E of 2s + 1 (complete), 2s (partial)
+  w_even, w_odd = w_pair[0], w_pair[1]
+  # odd k = 2s + 1: predecessors (p, p + 1) on 2s and p on 2s - 1.
+  e_even = e_even + e_odd * w_odd[0] + _shift_up(e_odd * w_odd[1], 0.0)
+  e_m1 = e_odd * w_odd[2]
+  # even k = 2s: predecessors (p - 1, p) on 2s - 1 and p on 2s - 2.
+  e_m1 = e_m1 + _shift_down(e_even * w_even[0], 0.0) + e_even * w_even[1]
+  return (e_m1, e_even * w_even[2]), (e_even, e_odd)
 
-  Each cell pushes its adjoint E to its three predecessors with the softmax weights of their
-  R values, `exp((min - R_pred) / gamma - log_norm)`. This equals the paper's
-  `exp((R[succ] - C[succ] - R[cell]) / gamma)`, but uses differences of nearby R values
-  (exact in floating point) and the stored log normaliser instead of `R - C - R`, which loses
-  the precision that small gamma needs.
 
-  Args:
-    diags: `[steps, 2, H]` forward diagonals R.
-    log_norm: `[steps, 2, H]` forward log normalisers.
-    g: cotangent of the value (scalar).
-    lay: the layout.
-    gamma: smoothing.
-
-  Returns:
-    `[steps, 2, H]` adjoints E = d value / d cost on every diagonal (0 outside the band).
-  """
-  dtype = diags.dtype
-  d_m2, d_m1 = init_diagonals(lay, dtype)
-  # step s needs diagonals 2s - 2 and 2s - 1 (xs) and 2s (carried from step s + 1).
-  prev_pairs = jnp.concatenate([jnp.stack([d_m2, d_m1])[None], diags[:-1]], axis=0)
-
-  def push(e, a, b, c, log_n):
-    mn = jnp.minimum(jnp.minimum(a, b), c)
-    ref = jnp.where(mn < jnp.inf, mn, 0.0)
-    return tuple(e * jnp.exp((ref - v) / gamma - log_n) for v in (a, b, c))
-
-  def step(carry, x):
-    e_odd, e_even, r_0 = carry  # E of 2s + 1 (complete), 2s (partial); R of 2s
-    (r_pair, l_pair) = x
-    r_m2, r_m1 = r_pair[0], r_pair[1]
-    # odd k = 2s + 1: predecessors (p, p + 1) on 2s and p on 2s - 1.
-    to_up, to_left, to_diag = push(e_odd, r_0, _shift_down(r_0, jnp.inf), r_m1, l_pair[1])
-    e_even = e_even + to_up + _shift_up(to_left, 0.0)
-    e_m1 = to_diag
-    # even k = 2s: predecessors (p - 1, p) on 2s - 1 and p on 2s - 2.
-    to_up, to_left, to_diag = push(e_even, _shift_up(r_m1, jnp.inf), r_m1, r_m2, l_pair[0])
-    e_m1 = e_m1 + _shift_down(to_up, 0.0) + to_left
-    return (e_m1, to_diag, r_m2), jnp.stack([e_even, e_odd])
-
+def _adjoint_init(lay: Layout, g: jax.Array, dtype) -> tuple[jax.Array, jax.Array]:
   last, pos = _final_position(lay)
   top_odd = jnp.zeros((lay.width,), dtype)
   top_even = jnp.zeros((lay.width,), dtype)
@@ -218,10 +192,70 @@ def backward(diags: jax.Array, log_norm: jax.Array, g: jax.Array, lay: Layout,
     top_odd = top_odd.at[pos].set(g)
   else:
     top_even = top_even.at[pos].set(g)
-  # the top step's "diagonal 2s" is its own even diagonal, the last even one stored.
-  init = (top_odd, top_even, diags[-1, 0])
-  _, e = lax.scan(step, init, (prev_pairs, log_norm), reverse=True)
+  return top_odd, top_even
+
+
+def backward(weights: jax.Array, g: jax.Array, lay: Layout) -> jax.Array:
+  """Soft-DTW backward recursion (Cuturi & Blondel 2017, Algorithm 2), on diagonals.
+
+  Each cell pushes its adjoint E to its three predecessors, scaled by the softmax weights of
+  their R values that the forward pass stored. These equal the paper's
+  `exp((R[succ] - C[succ] - R[cell]) / gamma)`, but come from differences of nearby R values
+  (exact in floating point) instead of `R - C - R`, which loses the precision that small gamma
+  needs; and the backward scan is exp-free multiply-adds.
+
+  Args:
+    weights: `[steps, 2, 3, H]` forward softmin weights of the (up, left, diagonal)
+      predecessors of each cell, in the order `make_softmin` got them.
+    g: cotangent of the value (scalar).
+    lay: the layout.
+
+  Returns:
+    `[steps, 2, H]` adjoints E = d value / d cost on every diagonal (0 outside the band).
+  """
+  def step(carry, w_pair):
+    carry, (e_even, e_odd) = _adjoint_step(carry, w_pair)
+    return carry, jnp.stack([e_even, e_odd])
+
+  _, e = lax.scan(step, _adjoint_init(lay, g, weights.dtype), weights, reverse=True)
   return e
+
+
+def backward_series(weights: jax.Array, g: jax.Array, lay: Layout, xp: jax.Array,
+                    yp: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Gradients w.r.t. the padded series of `series_inputs`, without forming the `[n, m]` E.
+
+  With `cost[i, j] = ||x_i - y_j||^2`, cell `(i, j)` adds `2 E_ij (x_i - y_j)` to `dx_i` and
+  its negative to `dy_j`. On a diagonal these are contiguous slices of the padded x and the
+  reversed padded y (the same slices the forward pass read), so each step adds them in place.
+
+  Returns:
+    `(d xp, d yp)`, shaped like `xp` and `yp` (the caller cuts the padding).
+  """
+  s = lay.steps
+  x_start = jnp.asarray(lay.x_start.reshape(s, 2))
+  y_start = jnp.asarray(lay.y_start.reshape(s, 2))
+  width = lay.width
+
+  def add(buf, start, delta):
+    cur = lax.dynamic_slice_in_dim(buf, start, width, 0)
+    return lax.dynamic_update_slice_in_dim(buf, cur + delta, start, 0)
+
+  def step(carry, inp):
+    e_carry, gx, gy = carry
+    w_pair, xst, yst = inp
+    e_carry, (e_even, e_odd) = _adjoint_step(e_carry, w_pair)
+    for t, e in ((0, e_even), (1, e_odd)):
+      xa = lax.dynamic_slice_in_dim(xp, xst[t], width, 0)
+      ya = lax.dynamic_slice_in_dim(yp, yst[t], width, 0)
+      coef = 2.0 * e if xa.ndim == 1 else 2.0 * e[:, None]
+      delta = coef * (xa - ya)
+      gx, gy = add(gx, xst[t], delta), add(gy, yst[t], -delta)
+    return (e_carry, gx, gy), None
+
+  init = (_adjoint_init(lay, g, weights.dtype), jnp.zeros_like(xp), jnp.zeros_like(yp))
+  (_, gx, gy), _ = lax.scan(step, init, (weights, x_start, y_start), reverse=True)
+  return gx, gy
 
 
 def unskew(diags: jax.Array, lay: Layout) -> jax.Array:

@@ -221,14 +221,15 @@ def _soft_from_cost_fwd(cost, static):
   gamma, window, n, m = static
   lay = K.layout(n, m, window)
   skew, rows = _skewed_rows(cost, lay)
-  value, kept = K.forward(rows, skew, lay, K.make_softmin(gamma), cost.dtype, keep=True)
-  return value, kept
+  value, (_, weights) = K.forward(rows, skew, lay, K.make_softmin(gamma), cost.dtype,
+                                  keep=True)
+  return value, weights
 
 
-def _soft_from_cost_bwd(static, kept, g):
-  gamma, window, n, m = static
+def _soft_from_cost_bwd(static, weights, g):
+  _, window, n, m = static
   lay = K.layout(n, m, window)
-  return (K.unskew(K.backward(*kept, g, lay, gamma), lay),)
+  return (K.unskew(K.backward(weights, g, lay), lay),)
 
 
 _soft_from_cost.defvjp(_soft_from_cost_fwd, _soft_from_cost_bwd)
@@ -243,22 +244,21 @@ def _soft_series_fwd(x, y, static):
   gamma, window = static
   lay = K.layout(x.shape[0], y.shape[0], window)
   xp, yp, xs = K.series_inputs(x, y, lay)
-  value, kept = K.forward(K.series_cost_rows(xp, yp, lay.width), xs, lay,
-                          K.make_softmin(gamma), x.dtype, keep=True)
-  return value, (kept, x, y)
+  value, (_, weights) = K.forward(K.series_cost_rows(xp, yp, lay.width), xs, lay,
+                                  K.make_softmin(gamma), x.dtype, keep=True)
+  return value, (weights, x, y)
 
 
 def _soft_series_bwd(static, res, g):
-  gamma, window = static
-  kept, x, y = res
+  _, window = static
+  weights, x, y = res
   lay = K.layout(x.shape[0], y.shape[0], window)
-  e = K.unskew(K.backward(*kept, g, lay, gamma), lay)  # [n, m] = d value / d cost
-  # cost[i, j] = ||x_i - y_j||^2, so d/dx_i = sum_j 2 e_ij (x_i - y_j), likewise for y_j.
-  x2 = x if x.ndim == 2 else x[:, None]
-  y2 = y if y.ndim == 2 else y[:, None]
-  gx = 2.0 * (e.sum(1)[:, None] * x2 - e @ y2)
-  gy = 2.0 * (e.sum(0)[:, None] * y2 - e.T @ x2)
-  return gx.reshape(x.shape), gy.reshape(y.shape)
+  xp, yp, _ = K.series_inputs(x, y, lay)
+  gxp, gyp = K.backward_series(weights, g, lay, xp, yp)
+  # Cut the padding; y was reversed before padding.
+  gx = gxp[lay.x_pad[0]:lay.x_pad[0] + x.shape[0]]
+  gy = gyp[lay.y_pad[0]:lay.y_pad[0] + y.shape[0]][::-1]
+  return gx, gy
 
 
 _soft_series.defvjp(_soft_series_fwd, _soft_series_bwd)

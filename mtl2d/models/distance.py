@@ -102,11 +102,13 @@ class DistanceResNet2D(nn.Module):
     widths: ResNet2D stage widths.
     dtype: computation dtype.
     remat: per-stage rematerialisation in ResNet2D.
+    conv_impl: see `ResNet2D.conv_impl`.
   """
 
   widths: Sequence[int] = resnet2d.DEFAULT_WIDTHS
   dtype: Any = jnp.float32
   remat: bool = False
+  conv_impl: str = "auto"
 
   def __call__(self, x1: jax.typing.ArrayLike, x2: jax.typing.ArrayLike, *,
                train: bool) -> jax.Array:
@@ -140,5 +142,5 @@ class DistanceResNet2D(nn.Module):
     if d.ndim != 3:
       raise ValueError(f"d must be [batch, n, m], got shape {d.shape}")
     features = resnet2d.ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
-                                 name="resnet2d")(d[..., None], train=train)
+                                 conv_impl=self.conv_impl, name="resnet2d")(d[..., None], train=train)
     return nn.Dense(1, dtype=jnp.float32, name="head")(features)[:, 0]

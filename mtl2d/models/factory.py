@@ -37,23 +37,26 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
         "resnet1d": dict(features=(64, 128, 128), kernel_sizes=(8, 5, 3)),
         "resnet2d": dict(num_templates=64, template_length=512, widths=resnet2d.DEFAULT_WIDTHS,
-                         remat=False, template_init="random_walk", recompute_distance=True),
+                         remat=False, template_init="random_walk", recompute_distance=True,
+                         conv_impl="auto"),
         "siamese_resnet1d": dict(features=(64, 128, 128), kernel_sizes=(8, 5, 3), embed_dim=128),
-        "distance_resnet2d": dict(widths=resnet2d.DEFAULT_WIDTHS, remat=False),
+        "distance_resnet2d": dict(widths=resnet2d.DEFAULT_WIDTHS, remat=False, conv_impl="auto"),
     },
     "quick": {
         "resnet1d": dict(features=(32, 64, 64), kernel_sizes=(8, 5, 3)),
         "resnet2d": dict(num_templates=8, template_length=32, widths=(16,) * 4 + (32,) * 4,
-                         remat=False, template_init="random_walk", recompute_distance=True),
+                         remat=False, template_init="random_walk", recompute_distance=True,
+                         conv_impl="auto"),
         "siamese_resnet1d": dict(features=(32, 64, 64), kernel_sizes=(8, 5, 3), embed_dim=64),
-        "distance_resnet2d": dict(widths=(16,) * 4 + (32,) * 4, remat=False),
+        "distance_resnet2d": dict(widths=(16,) * 4 + (32,) * 4, remat=False, conv_impl="auto"),
     },
     "tiny": {
         "resnet1d": dict(features=(4, 8, 8), kernel_sizes=(8, 5, 3)),
         "resnet2d": dict(num_templates=2, template_length=6, widths=(4,) * 4 + (8,) * 4,
-                         remat=False, template_init="random_walk", recompute_distance=True),
+                         remat=False, template_init="random_walk", recompute_distance=True,
+                         conv_impl="auto"),
         "siamese_resnet1d": dict(features=(4, 8, 8), kernel_sizes=(8, 5, 3), embed_dim=8),
-        "distance_resnet2d": dict(widths=(4,) * 4 + (8,) * 4, remat=False),
+        "distance_resnet2d": dict(widths=(4,) * 4 + (8,) * 4, remat=False, conv_impl="auto"),
     },
 }
 
@@ -119,7 +122,8 @@ def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper
     enc = resnet2d.TemplateResNet2D(
         num_templates=config["num_templates"], template_length=config["template_length"],
         widths=tuple(config["widths"]), dtype=dtype, remat=config["remat"],
-        template_init=config["template_init"], recompute_distance=config["recompute_distance"])
+        template_init=config["template_init"], recompute_distance=config["recompute_distance"],
+        conv_impl=config["conv_impl"])
   return multitask.MultiTaskModel(enc, tuple(int(c) for c in num_classes), dtype=dtype)
 
 
@@ -143,4 +147,5 @@ def distance_model(name: str, *, preset: str = "paper", dtype: Any = jnp.float32
   if name == "siamese_resnet1d":
     return distance.SiameseResNet1D(tuple(config["features"]), tuple(config["kernel_sizes"]),
                                     embed_dim=config["embed_dim"], dtype=dtype)
-  return distance.DistanceResNet2D(tuple(config["widths"]), dtype=dtype, remat=config["remat"])
+  return distance.DistanceResNet2D(tuple(config["widths"]), dtype=dtype, remat=config["remat"],
+                                   conv_impl=config["conv_impl"])

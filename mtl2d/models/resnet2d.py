@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mtl2d.models import conv as conv_lib
 from mtl2d.models import templates as templates_lib
 
 __all__ = ["BasicBlock2D", "ResNet2D", "ResNet2DStage", "TemplateResNet2D", "DEFAULT_WIDTHS"]
@@ -43,16 +44,21 @@ class BasicBlock2D(nn.Module):
   Attributes:
     features: output channels.
     dtype: computation dtype.
+    conv_impl: "auto", "matmul" or "xla": how the kernel gradient is computed
+      (`mtl2d.models.conv.resolve_conv`).
   """
 
   features: int
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """Applies the block: `[batch, h, w, c] -> [batch, h, w, features]`."""
+    conv_fn = conv_lib.resolve_conv(self.conv_impl)
     conv = lambda k, name: nn.Conv(  # noqa: E731
-        self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name)
+        self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name,
+        conv_general_dilated=conv_fn)
     y = nn.relu(_norm(train, self.dtype, "bn0")(conv(3, "conv0")(x)))
     # Zero-init of the last scale makes each block start as the identity
     # (Goyal et al. 2017), which keeps 8 stacked blocks stable at init.
@@ -70,17 +76,21 @@ class ResNet2DStage(nn.Module):
   Attributes:
     features: channels of the block and of the downsampling conv.
     dtype: computation dtype.
+    conv_impl: see `BasicBlock2D`.
   """
 
   features: int
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     """`[batch, h, w, c] -> [batch, ceil(h/2), ceil(w/2), features]`."""
-    x = BasicBlock2D(self.features, dtype=self.dtype, name="block")(x, train)
+    x = BasicBlock2D(self.features, dtype=self.dtype, conv_impl=self.conv_impl,
+                     name="block")(x, train)
     x = nn.Conv(self.features, (3, 3), strides=(2, 2), padding="SAME", use_bias=False,
-                dtype=self.dtype, name="down_conv")(x)
+                dtype=self.dtype, name="down_conv",
+                conv_general_dilated=conv_lib.resolve_conv(self.conv_impl))(x)
     return nn.relu(_norm(train, self.dtype, "down_bn")(x))
 
 
@@ -95,11 +105,15 @@ class ResNet2D(nn.Module):
     remat: wrap every stage in `nn.remat`, so that only stage inputs are kept
       for the backward pass and the rest is recomputed (about one extra
       forward pass of compute for a large cut in activation memory).
+    conv_impl: "auto" (default: kernel gradients as matrix products on CPU, where XLA's
+      backward-filter convolution is slow; XLA's convolution on accelerators), "matmul" or
+      "xla". Same values either way; see `mtl2d.models.conv`.
   """
 
   widths: Sequence[int] = DEFAULT_WIDTHS
   dtype: Any = jnp.float32
   remat: bool = False
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
@@ -116,7 +130,7 @@ class ResNet2D(nn.Module):
     stage_cls = nn.remat(ResNet2DStage, static_argnums=(2,)) if self.remat else ResNet2DStage
     x = x.astype(self.dtype)
     for i, w in enumerate(self.widths):
-      x = stage_cls(w, dtype=self.dtype, name=f"stage{i}")(x, train)
+      x = stage_cls(w, dtype=self.dtype, conv_impl=self.conv_impl, name=f"stage{i}")(x, train)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
@@ -131,6 +145,7 @@ class TemplateResNet2D(nn.Module):
     remat: per-stage rematerialisation in ResNet2D.
     template_init: see `TemplateDistance.template_init`.
     recompute_distance: see `TemplateDistance.recompute`.
+    conv_impl: see `ResNet2D.conv_impl`.
   """
 
   num_templates: int = 64
@@ -140,6 +155,7 @@ class TemplateResNet2D(nn.Module):
   remat: bool = False
   template_init: str = "random_walk"
   recompute_distance: bool = True
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
@@ -148,5 +164,5 @@ class TemplateResNet2D(nn.Module):
         self.num_templates, self.template_length, dtype=self.dtype,
         template_init=self.template_init,
         recompute=self.recompute_distance, name="templates")(x)
-    return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat, name="resnet2d")(
-        d, train=train)
+    return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
+                    conv_impl=self.conv_impl, name="resnet2d")(d, train=train)

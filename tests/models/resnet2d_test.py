@@ -79,6 +79,23 @@ def test_remat_matches_plain_values_and_gradients():
   assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(g_plain))
 
 
+def test_conv_impls_give_the_same_values_and_gradients():
+  x = np.random.default_rng(2).normal(size=(2, 11, 6, 3)).astype(np.float32)
+  xla = models.ResNet2D((4, 8, 8), conv_impl="xla")
+  matmul = models.ResNet2D((4, 8, 8), conv_impl="matmul")
+  variables = jax.jit(lambda x: xla.init(_key(3), x, train=False))(x)
+
+  def loss(model, params):
+    y, _ = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                       train=True, mutable=["batch_stats"])
+    return jnp.sum(jnp.sin(y))
+
+  v_xla, g_xla = jax.jit(jax.value_and_grad(lambda p: loss(xla, p)))(variables["params"])
+  v_mm, g_mm = jax.jit(jax.value_and_grad(lambda p: loss(matmul, p)))(variables["params"])
+  np.testing.assert_allclose(v_mm, v_xla, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g_mm, g_xla)
+
+
 def test_bad_input():
   with pytest.raises(ValueError, match="x must be"):
     models.ResNet2D(TINY).init(_key(0), jnp.ones((2, 3)), train=False)
