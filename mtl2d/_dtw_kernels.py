@@ -18,7 +18,8 @@ keeps them at `+inf` without any branching.
 
 import functools
 import math
-from typing import Callable, NamedTuple
+from typing import Callable
+from typing import NamedTuple
 
 import jax
 from jax import lax

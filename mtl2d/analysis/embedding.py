@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 from jax.typing import ArrayLike
+import numpy as np
 
 __all__ = ["tsne_2d", "knn_agreement"]
 

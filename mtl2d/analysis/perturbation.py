@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.typing import ArrayLike
+import numpy as np
 
 __all__ = ["perturbation_importance", "path_importance_ratio", "path_mask"]
 

@@ -13,9 +13,10 @@ installed (the `bench` extra) are skipped with a note.
 """
 
 import argparse
+from collections.abc import Callable
+from collections.abc import Sequence
 import os
 import time
-from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -19,9 +19,9 @@ float32 around each one, so on CPU bfloat16 shows more memory, not less; on
 GPU/TPU the convolutions run in bfloat16 and the activations halve.
 """
 
+from collections.abc import Sequence
 import functools
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn

@@ -13,7 +13,8 @@ import ml_collections
 from mtl2d.data import groups as groups_lib
 from mtl2d.data import synthetic
 from mtl2d.data import ucr
-from mtl2d.data.types import PairSplit, Task
+from mtl2d.data.types import PairSplit
+from mtl2d.data.types import Task
 
 SOURCES = ("synthetic", "ucr", "transactions", "transactions_csv", "random_walk")
 

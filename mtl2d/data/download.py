@@ -19,6 +19,8 @@ fetches must match it; pass `require_checksums=True` to refuse unknown archives 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from collections.abc import Sequence
 import hashlib
 import io
 import logging
@@ -28,7 +30,6 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Mapping, Sequence
 
 from mtl2d.data import groups as groups_lib
 from mtl2d.data import ucr

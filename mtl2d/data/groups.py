@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+import difflib
 
 # Table I of Yeh et al. (ICMLA 2023): 25 UCR tasks grouped by the source of their series.
 PAPER_GROUPS: dict[str, tuple[str, ...]] = {

@@ -7,6 +7,7 @@ given the seed, and fast (seconds). The transaction set stands in for the paper'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import csv
 import functools
 import hashlib
@@ -14,12 +15,12 @@ import json
 import os
 import pathlib
 import re
-from collections.abc import Sequence
 
 import numpy as np
 
 from mtl2d.data import ucr
-from mtl2d.data.types import PairSplit, Task
+from mtl2d.data.types import PairSplit
+from mtl2d.data.types import Task
 
 PathLike = str | os.PathLike
 _CACHE_VERSION = 1

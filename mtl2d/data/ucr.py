@@ -26,18 +26,19 @@ archive, and the paper's 1NN-DTW accuracies on GestureMidAir are only reached wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import gzip
 import io
 import logging
 import os
 import pathlib
-from collections.abc import Sequence
 
 import numpy as np
 
 from mtl2d.data import groups as groups_lib
 from mtl2d.data import splits as splits_lib
-from mtl2d.data.types import Split, Task
+from mtl2d.data.types import Split
+from mtl2d.data.types import Task
 
 PathLike = str | os.PathLike
 UCR_SPLITS = ("TRAIN", "TEST")

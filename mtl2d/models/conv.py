@@ -1,26 +1,31 @@
 """2D convolution with a matmul weight gradient, a drop-in for Flax's `nn.Conv`.
 
 XLA:CPU computes the weight gradient of a convolution ("backward filter") several times slower
-than the forward convolution: measured 5-8 GFLOP/s against 25-31 for the forward 3x3 conv at
-ResNet2D's quick sizes on a 2-core CPU. That gradient is a third of a train step's FLOPs, so it
-dominated the step. Here it is computed as one matrix product per kernel tap instead,
+than the forward convolution: measured 5-6 GFLOP/s against 30-44 for the forward 3x3 conv at
+ResNet2D's paper widths (64 channels) on a 2-core CPU. That gradient is a third of a train
+step's FLOPs, so it dominated the step. Here it is computed as one matrix product per kernel
+tap instead (a `lax.scan` over the taps, so one shifted input copy is live at a time),
 
     dW[i, j] = sum over (batch, h, w) of x_padded[:, s*h + i, s*w + j, :]^T dy[:, h, w, :],
 
 which XLA runs through its dot kernels at 1.5-2.5x the speed from 32 -> 32 channels up (with
-fewer channels the products are too skinny and XLA's own gradient is kept). The input gradient of a strided
-convolution, which XLA computes on a zero-dilated `dy` at 5-8 GFLOP/s for ResNet2D's quick
-downsampling convs, is assembled from output phases (`strided_input_grad`) at 17-28 GFLOP/s;
-the forward pass and the stride-1 input gradient stay XLA's convolutions. Use it through `nn.Conv(..., conv_general_dilated=
-conv_general_dilated)`; configurations it does not cover (dilation, grouped convolutions,
-layouts other than channels-last) fall back to `lax.conv_general_dilated` unchanged.
+fewer channels the products are too skinny and XLA's own gradient is kept). The input gradient
+of a strided convolution, which XLA computes on a zero-dilated `dy` at 5-11 GFLOP/s for
+ResNet2D's quick downsampling convs, is assembled from output phases (`strided_input_grad`) at
+14-17 GFLOP/s; the forward pass and the stride-1 input gradient stay XLA's convolutions.
+
+Use it through `nn.Conv(..., conv_general_dilated=conv_general_dilated)`; configurations it does
+not cover (dilation, grouped convolutions, layouts other than channels-last) fall back to
+`lax.conv_general_dilated` unchanged.
 
 Accelerators have fast native weight gradients (cuDNN, TPU), so the models use this only on CPU
 (`resolve_conv`).
 """
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any
+from typing import Callable
+from typing import Sequence
 
 import jax
 from jax import lax
@@ -55,7 +60,7 @@ def _fwd(x, w, strides, padding):
 
 def weight_grad(x: jax.Array, dy: jax.Array, kernel_shape: Sequence[int],
                 strides: tuple[int, int], padding: Padding) -> jax.Array:
-  """d loss / d kernel `[kh, kw, c_in, c_out]` from the input and the output cotangent."""
+  """Gradient d loss / d kernel `[kh, kw, c_in, c_out]` from the input and the output cotangent."""
   kh, kw, c_in, c_out = kernel_shape
   (pt, pb), (pl, pr) = padding
   sh, sw = strides
@@ -79,7 +84,7 @@ def weight_grad(x: jax.Array, dy: jax.Array, kernel_shape: Sequence[int],
 
 def strided_input_grad(dy: jax.Array, w: jax.Array, x_shape: Sequence[int],
                        strides: tuple[int, int], padding: Padding) -> jax.Array:
-  """d loss / d input of a strided convolution, by output phases.
+  """Gradient d loss / d input of a strided convolution, by output phases.
 
   XLA's transposed convolution for stride s dilates `dy` with zeros and convolves, spending
   most of its work on those zeros. Instead, one matrix product per tap gives its contribution

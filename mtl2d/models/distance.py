@@ -142,5 +142,6 @@ class DistanceResNet2D(nn.Module):
     if d.ndim != 3:
       raise ValueError(f"d must be [batch, n, m], got shape {d.shape}")
     features = resnet2d.ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
-                                 conv_impl=self.conv_impl, name="resnet2d")(d[..., None], train=train)
+                                 conv_impl=self.conv_impl, name="resnet2d")(d[..., None],
+                                                                            train=train)
     return nn.Dense(1, dtype=jnp.float32, name="head")(features)[:, 0]

@@ -19,11 +19,11 @@ model per group, Algorithm 2).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import copy
 import logging
 import pathlib
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
@@ -32,7 +32,8 @@ import numpy as np
 from mtl2d import data as data_lib
 from mtl2d import knn
 from mtl2d.data import types
-from mtl2d.report import paper, ranks
+from mtl2d.report import paper
+from mtl2d.report import ranks
 from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["METHODS", "METHOD_TITLES", "load_groups", "parse_methods", "run_comparison",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 import pathlib
-from collections.abc import Mapping, Sequence
 
 import matplotlib
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 

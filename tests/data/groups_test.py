@@ -3,7 +3,11 @@ import pathlib
 
 import pytest
 
-from mtl2d.data import PAPER_GROUPS, PAPER_TASKS, expand_tasks, group_tasks, resolve_group
+from mtl2d.data import PAPER_GROUPS
+from mtl2d.data import PAPER_TASKS
+from mtl2d.data import expand_tasks
+from mtl2d.data import group_tasks
+from mtl2d.data import resolve_group
 
 # Table I of the paper, machine-readable copy beside the repository (when present).
 _TABLE1 = pathlib.Path(__file__).resolve().parents[3] / "shared" / "paper" / "table1.tsv"
