@@ -14,11 +14,12 @@ def _lax_conv(x, w, strides, padding):
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-# c_in * c_out >= 32 * 32 takes the matmul kernel gradient, smaller ones XLA's.
+# The first cases are wide enough for `conv_general_dilated` to take the custom gradients; the
+# others call `conv2d_nhwc` directly.
 @pytest.mark.parametrize("shape,kernel,strides,padding,c_out", [
-    ((2, 7, 6, 32), (3, 3), (1, 1), "SAME", 32),
-    ((2, 7, 6, 32), (3, 3), (2, 2), "SAME", 48),
-    ((2, 6, 5, 32), (1, 1), (1, 1), "SAME", 32),
+    ((2, 7, 6, 64), (3, 3), (1, 1), "SAME", 64),
+    ((2, 7, 6, 64), (3, 3), (2, 2), "SAME", 80),
+    ((2, 6, 5, 64), (1, 1), (1, 1), "SAME", 64),
 ] + [case + (5,) for case in [
     ((2, 9, 7, 3), (3, 3), (1, 1), "SAME"),
     ((2, 9, 7, 3), (3, 3), (2, 2), "SAME"),
@@ -38,8 +39,19 @@ def test_value_and_gradients_match_xla(shape, kernel, strides, padding, c_out):
     y = fn(x, w, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return jnp.sum(jnp.sin(y) * jnp.arange(y.size, dtype=y.dtype).reshape(y.shape) / y.size)
 
-  ours = jax.jit(jax.value_and_grad(lambda x, w: loss(conv.conv_general_dilated, x, w),
-                                    argnums=(0, 1)))(x, w)
+  def direct(x, w, strides, padding, dimension_numbers):
+    del dimension_numbers
+    if isinstance(padding, str):
+      padding = lax.padtype_to_pads(x.shape[1:3], w.shape[:2], strides, padding)
+    return conv.conv2d_nhwc(x, w, strides, tuple(tuple(p) for p in padding))
+
+  wide = shape[-1] * c_out >= conv.MIN_MATMUL_CHANNELS
+  ours = jax.jit(jax.value_and_grad(
+      lambda x, w: loss(conv.conv_general_dilated if wide else direct, x, w),
+      argnums=(0, 1)))(x, w)
+  assert wide == ("custom_vjp" in str(jax.make_jaxpr(
+      lambda x, w: conv.conv_general_dilated(x, w, strides, padding,
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC")))(x, w)))
   ref = jax.value_and_grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
                            argnums=(0, 1))(x, w)
   np.testing.assert_allclose(ours[0], ref[0], rtol=1e-5, atol=1e-5)
@@ -54,7 +66,6 @@ def test_kernel_gradient_finite_differences():
   pads = ((0, 1), (0, 1))
   f = lambda w: jnp.sum(conv.conv2d_nhwc(x, w, (2, 2), pads) ** 2)  # noqa: E731
   g = jax.grad(f)(w)
-  # The matmul path directly (this small kernel would otherwise take XLA's gradient).
   dy = jax.grad(lambda y: jnp.sum(y ** 2))(conv.conv2d_nhwc(x, w, (2, 2), pads))
   np.testing.assert_allclose(conv.weight_grad(x, dy, w.shape, (2, 2), pads), g, rtol=1e-5,
                              atol=1e-5)

@@ -80,9 +80,10 @@ def test_remat_matches_plain_values_and_gradients():
 
 
 def test_conv_impls_give_the_same_values_and_gradients():
+  # 64 channels: wide enough for the matmul gradients (`conv.MIN_MATMUL_CHANNELS`).
   x = np.random.default_rng(2).normal(size=(2, 11, 6, 3)).astype(np.float32)
-  xla = models.ResNet2D((4, 8, 8), conv_impl="xla")
-  matmul = models.ResNet2D((4, 8, 8), conv_impl="matmul")
+  xla = models.ResNet2D((64, 64), conv_impl="xla")
+  matmul = models.ResNet2D((64, 64), conv_impl="matmul")
   variables = jax.jit(lambda x: xla.init(_key(3), x, train=False))(x)
 
   def loss(model, params):
