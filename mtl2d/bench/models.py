@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mtl2d.models import conv as conv_lib
 from mtl2d.models import factory
 
 __all__ = ["benchmark_train_step", "make_train_step", "memory_stats", "reference_conv"]
@@ -221,6 +222,13 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
   # XLA's cost analysis counts a loop body once: scale the scanned microbatch
   # part (the optimizer update outside it is negligible next to the convs).
   flops = _flops(compiled) * microbatches
+  if model == "resnet2d" and conv_lib.resolve_conv(config["conv_impl"]) is not None:
+    # The matmul conv gradients scan over kernel taps, which the cost analysis would count once;
+    # the FLOPs of the same math are counted on the twin step with XLA's convolutions.
+    twin = factory.classifier(model, tuple(num_classes), preset=preset, dtype=dtype,
+                              **{**overrides, "conv_impl": "xla"})
+    twin_step = jax.jit(make_train_step(twin, optimizer, microbatches=microbatches))
+    flops = _flops(twin_step.lower(state_spec, x_spec, y_spec, task_spec).compile()) * microbatches
   result: dict[str, Any] = {
       "model": model, "preset": preset, "dtype": jnp.dtype(dtype).name, "remat": remat,
       "microbatches": microbatches,
