@@ -222,7 +222,11 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
   # XLA's cost analysis counts a loop body once: scale the scanned microbatch
   # part (the optimizer update outside it is negligible next to the convs).
   flops = _flops(compiled) * microbatches
-  if model == "resnet2d" and conv_lib.resolve_conv(config["conv_impl"]) is not None:
+  # Each ResNet2D stage convolves c_prev -> w and w -> w (c_prev: templates, then widths).
+  stage_channels = zip((config.get("num_templates", 0), *config.get("widths", ())),
+                       config.get("widths", ()))
+  if model == "resnet2d" and conv_lib.resolve_conv(config["conv_impl"]) is not None and any(
+      conv_lib.wide_enough(c, w) or conv_lib.wide_enough(w, w) for c, w in stage_channels):
     # The matmul conv gradients scan over kernel taps, which the cost analysis would count once;
     # the FLOPs of the same math are counted on the twin step with XLA's convolutions.
     twin = factory.classifier(model, tuple(num_classes), preset=preset, dtype=dtype,

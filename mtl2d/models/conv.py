@@ -8,10 +8,11 @@ tap instead (a `lax.scan` over the taps, so one shifted input copy is live at a 
 
     dW[i, j] = sum over (batch, h, w) of x_padded[:, s*h + i, s*w + j, :]^T dy[:, h, w, :],
 
-which XLA runs through its dot kernels at 1.5-2.5x the speed from 32 -> 32 channels up. The input gradient
-of a strided convolution, which XLA computes on a zero-dilated `dy` at 5-11 GFLOP/s for
-ResNet2D's quick downsampling convs, is assembled from output phases (`strided_input_grad`) at
-14-17 GFLOP/s; the forward pass and the stride-1 input gradient stay XLA's convolutions.
+which XLA runs through its dot kernels at 1.5-2.5x the speed from 32 -> 32 channels up. The
+input gradient of a strided convolution, which XLA computes on a zero-dilated `dy` at 5-11
+GFLOP/s for ResNet2D's quick downsampling convs, is assembled from output phases
+(`strided_input_grad`) at 14-17 GFLOP/s; the forward pass and the stride-1 input gradient stay
+XLA's convolutions.
 
 In a whole train step that pays off from 64 -> 64 channels (ResNet2D's paper widths: 3.3x faster
 step); narrower convolutions (the quick preset's 16 and 32) stay XLA's. Use it through
@@ -39,6 +40,11 @@ Padding = tuple[tuple[int, int], ...]
 # skinny (16 -> 16: 7.7 against XLA's 10.6 GFLOP/s) and the quick preset's step was 7% slower,
 # so such convolutions stay plain `lax.conv_general_dilated`.
 MIN_MATMUL_CHANNELS = 64 * 64
+
+
+def wide_enough(c_in: int, c_out: int) -> bool:
+  """Whether a `c_in -> c_out` convolution takes the matmul gradients (`MIN_MATMUL_CHANNELS`)."""
+  return c_in * c_out >= MIN_MATMUL_CHANNELS
 
 
 def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, ...], padding: Padding) -> jax.Array:
@@ -154,7 +160,7 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
   MIN_MATMUL_CHANNELS`; anything else is passed to `lax.conv_general_dilated` unchanged.
   """
   plain = (lhs.ndim == 4 and feature_group_count == 1 and precision is None and not kwargs
-           and rhs.ndim == 4 and rhs.shape[-2] * rhs.shape[-1] >= MIN_MATMUL_CHANNELS
+           and rhs.ndim == 4 and wide_enough(rhs.shape[-2], rhs.shape[-1])
            and all(d == 1 for d in (lhs_dilation or (1, 1)))
            and all(d == 1 for d in (rhs_dilation or (1, 1)))
            and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
