@@ -5,7 +5,8 @@
 reports compile time, steady-state step time, examples/s, FLOPs per step from
 XLA's cost analysis, achieved FLOP/s, peak memory from XLA's memory analysis,
 and the fraction of the machine's peak, where "peak" is the FLOP/s of a plain
-convolution of matching size timed in the same run (`reference_conv`): a 3x3
+convolution of matching size timed in the same run, alternating with the train
+steps so that both see the same machine speed (`reference_conv`): a 3x3
 `width -> width` conv on the first ResNet2D stage's `[batch, n, m, width]`
 activation, or for ResNet1D a size-5 `width -> width` 1D conv over
 `[batch, length, width]` with the last block's width.
@@ -125,20 +126,9 @@ def _time_steps(fn, args, steps: int) -> list[float]:
   return times
 
 
-def reference_conv(shape: Sequence[int], kernel_size: int, dtype: Any, *, steps: int = 5,
-                   seed: int = 0) -> dict[str, float]:
-  """Times a plain `lax.conv_general_dilated` (`width -> width`, `SAME`).
-
-  Args:
-    shape: activation shape `[batch, *spatial, width]` (1 or 2 spatial axes).
-    kernel_size: filter size along every spatial axis.
-    dtype: input and kernel dtype.
-    steps: timed repetitions (after one warm-up run).
-    seed: PRNG seed for the inputs.
-
-  Returns:
-    `flops` (XLA cost analysis), `seconds` (median) and `flops_per_s`.
-  """
+def _reference_conv_call(shape: Sequence[int], kernel_size: int, dtype: Any,
+                         seed: int) -> tuple[Any, tuple[jax.Array, jax.Array], float]:
+  """The compiled reference convolution, its arguments and its FLOPs (see `reference_conv`)."""
   shape = tuple(int(s) for s in shape)
   if len(shape) not in (3, 4):
     raise ValueError(
@@ -155,9 +145,26 @@ def reference_conv(shape: Sequence[int], kernel_size: int, dtype: Any, *, steps:
       jax.lax.conv_general_dilated, window_strides=(1,) * spatial, padding="SAME",
       dimension_numbers=(lhs_spec, rhs_spec, lhs_spec)))
   compiled = conv.lower(x, w).compile()
-  flops = _flops(compiled)
   jax.block_until_ready(compiled(x, w))
-  seconds = float(np.median(_time_steps(compiled, (x, w), steps)))
+  return compiled, (x, w), _flops(compiled)
+
+
+def reference_conv(shape: Sequence[int], kernel_size: int, dtype: Any, *, steps: int = 5,
+                   seed: int = 0) -> dict[str, float]:
+  """Times a plain `lax.conv_general_dilated` (`width -> width`, `SAME`).
+
+  Args:
+    shape: activation shape `[batch, *spatial, width]` (1 or 2 spatial axes).
+    kernel_size: filter size along every spatial axis.
+    dtype: input and kernel dtype.
+    steps: timed repetitions (after one warm-up run).
+    seed: PRNG seed for the inputs.
+
+  Returns:
+    `flops` (XLA cost analysis), `seconds` (median) and `flops_per_s`.
+  """
+  compiled, args, flops = _reference_conv_call(shape, kernel_size, dtype, seed)
+  seconds = float(np.median(_time_steps(compiled, args, steps)))
   return {"flops": flops, "seconds": seconds, "flops_per_s": flops / seconds}
 
 
@@ -222,12 +229,8 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
   # XLA's cost analysis counts a loop body once: scale the scanned microbatch
   # part (the optimizer update outside it is negligible next to the convs).
   flops = _flops(compiled) * microbatches
-  # Each ResNet2D stage convolves c_prev -> w and w -> w (c_prev: templates, then widths).
-  stage_channels = zip((config.get("num_templates", 0), *config.get("widths", ())),
-                       config.get("widths", ()))
-  if model == "resnet2d" and conv_lib.resolve_conv(config["conv_impl"]) is not None and any(
-      conv_lib.wide_enough(c, w) or conv_lib.wide_enough(w, w) for c, w in stage_channels):
-    # The matmul conv gradients scan over kernel taps, which the cost analysis would count once;
+  if model == "resnet2d" and conv_lib.resolve_conv(config["conv_impl"]) is not None:
+    # The matmul conv gradients scan over pixel blocks, which the cost analysis would count once;
     # the FLOPs of the same math are counted on the twin step with XLA's convolutions.
     twin = factory.classifier(model, tuple(num_classes), preset=preset, dtype=dtype,
                               **{**overrides, "conv_impl": "xla"})
@@ -254,21 +257,29 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
   state, loss = compiled(state, x, y, task_id)  # first call: allocation, warm-up
   jax.block_until_ready(loss)
   result["first_step_s"] = time.perf_counter() - start
-  times = []
+  if model == "resnet2d":
+    ref_shape, kernel = (batch_size, length, config["template_length"], config["widths"][0]), 3
+  else:
+    ref_shape, kernel = (batch_size, length, config["features"][-1]), 5
+  ref_call, ref_args, ref_flops = _reference_conv_call(ref_shape, kernel, jnp.dtype(dtype), seed)
+  # Steps and reference convolutions alternate (per step, up to 20 convs taking about a step's
+  # time; the first step takes ~2 steps), so that a change of machine speed during the run
+  # affects both alike.
+  ref_once = max(_time_steps(ref_call, ref_args, 1)[0], 1e-6)
+  ref_repeats = int(np.clip(round(result["first_step_s"] / 2 / ref_once), 1, 20))
+  times, ref_times = [], []
   for _ in range(steps):
     start = time.perf_counter()
     state, loss = compiled(state, x, y, task_id)
     jax.block_until_ready(loss)
     times.append(time.perf_counter() - start)
+    ref_times += _time_steps(ref_call, ref_args, ref_repeats)
   step_s = float(np.median(times))
   result.update(step_s=step_s, step_s_all=times, examples_per_s=batch_size / step_s,
                 flops_per_s=flops / step_s, loss=float(loss))
-
-  if model == "resnet2d":
-    ref_shape, kernel = (batch_size, length, config["template_length"], config["widths"][0]), 3
-  else:
-    ref_shape, kernel = (batch_size, length, config["features"][-1]), 5
-  ref = reference_conv(ref_shape, kernel, jnp.dtype(dtype), steps=max(steps, 3), seed=seed)
-  result["reference_conv"] = {"shape": list(ref_shape), "kernel_size": kernel, **ref}
-  result["fraction_of_peak"] = result["flops_per_s"] / ref["flops_per_s"]
+  ref_s = float(np.median(ref_times))
+  result["reference_conv"] = {"shape": list(ref_shape), "kernel_size": kernel, "flops": ref_flops,
+                              "seconds": ref_s, "flops_per_s": ref_flops / ref_s,
+                              "repetitions": len(ref_times)}
+  result["fraction_of_peak"] = result["flops_per_s"] / result["reference_conv"]["flops_per_s"]
   return result

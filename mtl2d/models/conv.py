@@ -1,27 +1,25 @@
 """2D convolution with a matmul weight gradient, a drop-in for Flax's `nn.Conv`.
 
 XLA:CPU computes the weight gradient of a convolution ("backward filter") several times slower
-than the forward convolution: measured 5-6 GFLOP/s against 30-44 for the forward 3x3 conv at
-ResNet2D's paper widths (64 channels) on a 2-core CPU. That gradient is a third of a train
-step's FLOPs, so it dominated the step. Here it is computed as one matrix product per kernel
-tap instead (a `lax.scan` over the taps, so one shifted input copy is live at a time),
+than the forward convolution: 4-13 GFLOP/s against 45-57 for the forward 3x3 conv on a 2-core
+CPU, at ResNet2D's quick (16 channels) and paper (64) widths. That gradient is a third of a
+train step's FLOPs, so it dominated the step. Here it is an im2col matrix product computed block
+by block (`weight_grad`): a `lax.scan` over blocks of whole output rows of a few examples, each
+block's `[pixels, kh * kw * c_in]` patch matrix small enough (`BLOCK_BYTES`) to stay in cache,
 
-    dW[i, j] = sum over (batch, h, w) of x_padded[:, s*h + i, s*w + j, :]^T dy[:, h, w, :],
+    dW[(i, j, c), :] = sum over blocks of patches[block]^T dy[block],
+    patches[(b, h, w), (i, j, c)] = x_padded[b, s*h + i, s*w + j, c],
 
-which XLA runs through its dot kernels at 1.5-2.5x the speed from 32 -> 32 channels up. The
-input gradient of a strided convolution, which XLA computes on a zero-dilated `dy` at 5-11
-GFLOP/s for ResNet2D's quick downsampling convs, is assembled from output phases
-(`strided_input_grad`) at 14-17 GFLOP/s; the forward pass and the stride-1 input gradient stay
-XLA's convolutions.
+at 28-43 GFLOP/s (2.2x XLA's at 16 channels, 9x at 64). The input gradient of a strided
+convolution, which XLA computes on a zero-dilated `dy` at 5-11 GFLOP/s for ResNet2D's quick
+downsampling convs, is assembled from output phases (`strided_input_grad`) at 14-17 GFLOP/s; the
+forward pass and the stride-1 input gradient stay XLA's convolutions. A ResNet2D train step is
+1.5x faster at the quick preset and 3.8x at paper widths than with XLA's gradients.
 
-In a whole train step that pays off from 64 -> 64 channels (ResNet2D's paper widths: 3.3x faster
-step); narrower convolutions (the quick preset's 16 and 32) stay XLA's. Use it through
-`nn.Conv(..., conv_general_dilated=conv_general_dilated)`; configurations it does not cover
-(narrow, dilated or grouped convolutions, layouts other than channels-last) fall back to
-`lax.conv_general_dilated` unchanged.
-
-Accelerators have fast native weight gradients (cuDNN, TPU), so the models use this only on CPU
-(`resolve_conv`).
+Use it through `nn.Conv(..., conv_general_dilated=conv_general_dilated)`; configurations it does
+not cover (dilated or grouped convolutions, negative padding, layouts other than channels-last)
+fall back to `lax.conv_general_dilated` unchanged. Accelerators have fast native weight
+gradients (cuDNN, TPU), so the models use this only on CPU (`resolve_conv`).
 """
 
 import functools
@@ -35,16 +33,10 @@ import jax.numpy as jnp
 
 Padding = tuple[tuple[int, int], ...]
 
-# c_in * c_out from which these gradients beat XLA's in a whole ResNet2D train step (paper
-# widths, 64 -> 64 channels: 3.3x faster step). With fewer channels the per-tap products are too
-# skinny (16 -> 16: 7.7 against XLA's 10.6 GFLOP/s) and the quick preset's step was 7% slower,
-# so such convolutions stay plain `lax.conv_general_dilated`.
-MIN_MATMUL_CHANNELS = 64 * 64
-
-
-def wide_enough(c_in: int, c_out: int) -> bool:
-  """Whether a `c_in -> c_out` convolution takes the matmul gradients (`MIN_MATMUL_CHANNELS`)."""
-  return c_in * c_out >= MIN_MATMUL_CHANNELS
+# Bytes of one block's im2col matrix in `weight_grad`: small enough to stay in a core's L2 cache
+# (1 MiB here), large enough for efficient matrix products (measured best at 0.5-2 MiB for 8-64
+# input channels).
+BLOCK_BYTES = 1 << 20
 
 
 def _conv(x: jax.Array, w: jax.Array, strides: tuple[int, ...], padding: Padding) -> jax.Array:
@@ -58,7 +50,7 @@ def conv2d_nhwc(x: jax.Array, w: jax.Array, strides: tuple[int, int],
   """`[batch, h, w, c_in]` x `[kh, kw, c_in, c_out]` -> `[batch, h', w', c_out]`.
 
   Same result as `lax.conv_general_dilated` with NHWC/HWIO/NHWC layouts and explicit
-  `padding` pairs; the gradient w.r.t. `w` is computed as `kh * kw` matrix products.
+  `padding` pairs; the gradient w.r.t. `w` is computed by `weight_grad`.
   """
   return _conv(x, w, strides, padding)
 
@@ -67,28 +59,60 @@ def _fwd(x, w, strides, padding):
   return _conv(x, w, strides, padding), (x, w)
 
 
+def _largest_divisor_at_most(n: int, k: int) -> int:
+  k = max(1, min(n, k))
+  while n % k:
+    k -= 1
+  return k
+
+
 def weight_grad(x: jax.Array, dy: jax.Array, kernel_shape: Sequence[int],
-                strides: tuple[int, int], padding: Padding) -> jax.Array:
-  """Gradient d loss / d kernel `[kh, kw, c_in, c_out]` from the input and the output cotangent."""
+                strides: tuple[int, int], padding: Padding, *,
+                block_bytes: int | None = None) -> jax.Array:
+  """Gradient d loss / d kernel `[kh, kw, c_in, c_out]` from the input and the output cotangent.
+
+  A `lax.scan` over blocks of output pixels (whole rows of a few examples): each block's
+  im2col matrix `[pixels, kh * kw * c_in]` (about `block_bytes`, so it stays in cache) is
+  multiplied with the block's `[pixels, c_out]` cotangent and the products are summed. A 1x1
+  kernel is one matrix product over all pixels. `block_bytes` defaults to `BLOCK_BYTES`.
+  """
   kh, kw, c_in, c_out = kernel_shape
   (pt, pb), (pl, pr) = padding
+  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
   sh, sw = strides
   b, ho, wo, _ = dy.shape
-  xp = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-  dy2 = dy.reshape(b * ho * wo, c_out)
-  taps = jnp.stack(jnp.meshgrid(jnp.arange(kh), jnp.arange(kw), indexing="ij"), -1).reshape(-1, 2)
+  contract = (((0,), (0,)), ((), ()))
+  if kh * kw == 1:
+    window = xp[:, :sh * (ho - 1) + 1:sh, :sw * (wo - 1) + 1:sw].reshape(-1, c_in)
+    grad = lax.dot_general(window, dy.reshape(-1, c_out), contract,
+                           preferred_element_type=jnp.float32)
+    return grad.reshape(kernel_shape)
+  block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+  pixels = max(1, block_bytes // (kh * kw * c_in * xp.dtype.itemsize))
+  batch_block = _largest_divisor_at_most(b, pixels // wo)
+  row_block = max(1, min(ho, pixels // (batch_block * wo)))
 
-  # A scan over the taps, so that one shifted copy of the input is live at a time (a Python
-  # loop lets XLA schedule all kh * kw copies at once: 3x the step's memory at paper scale).
-  def tap(_, ij):
-    window = lax.dynamic_slice(xp, (0, ij[0], ij[1], 0),
-                               (b, sh * (ho - 1) + 1, sw * (wo - 1) + 1, c_in))
-    window = window[:, ::sh, ::sw].reshape(b * ho * wo, c_in)
-    return None, lax.dot_general(window, dy2, (((0,), (0,)), ((), ())),
-                                 preferred_element_type=jnp.float32)
+  def blocks(acc, first_row, rows, count):
+    """Adds the products of `count` blocks of `rows` output rows from `first_row` on."""
+    window_h = sh * (rows - 1) + kh
 
-  _, grads = lax.scan(tap, None, taps)
-  return grads.reshape(kh, kw, c_in, c_out)
+    def block(acc, index):
+      bi, r = index // count, first_row + (index % count) * rows
+      xb = lax.dynamic_slice(xp, (bi * batch_block, r * sh, 0, 0),
+                             (batch_block, window_h, xp.shape[2], c_in))
+      dyb = lax.dynamic_slice(dy, (bi * batch_block, r, 0, 0), (batch_block, rows, wo, c_out))
+      cols = jnp.concatenate([xb[:, i:i + sh * (rows - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+                              for i in range(kh) for j in range(kw)], axis=-1)
+      return acc + lax.dot_general(cols.reshape(-1, kh * kw * c_in), dyb.reshape(-1, c_out),
+                                   contract, preferred_element_type=jnp.float32), None
+
+    return lax.scan(block, acc, jnp.arange((b // batch_block) * count))[0]
+
+  full, tail = divmod(ho, row_block)
+  grad = blocks(jnp.zeros((kh * kw * c_in, c_out), jnp.float32), 0, row_block, full)
+  if tail:  # the last rows, as one block per batch block
+    grad = blocks(grad, full * row_block, tail, 1)
+  return grad.reshape(kernel_shape)
 
 
 def strided_input_grad(dy: jax.Array, w: jax.Array, x_shape: Sequence[int],
@@ -141,6 +165,9 @@ def _bwd(strides, padding, res, dy):
     (dx,) = jax.linear_transpose(lambda a: _conv(a, w, strides, padding), x)(dy)
   else:
     dx = strided_input_grad(dy, w, x.shape, strides, padding)
+  # The input is padded here rather than kept padded from the forward pass: XLA:CPU's
+  # convolution of a pre-padded input (VALID) ran 2x slower than SAME at 64 channels, and
+  # keeping both `x` and its padded copy would cost memory.
   dw = weight_grad(x, dy, w.shape, strides, padding)
   return dx, dw.astype(w.dtype)
 
@@ -156,11 +183,12 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
                          precision: Any = None, **kwargs) -> jax.Array:
   """`lax.conv_general_dilated` signature; plain 2D NHWC convolutions go to `conv2d_nhwc`.
 
-  "Plain": channels-last layouts, no dilation or groups, and `c_in * c_out >=
-  MIN_MATMUL_CHANNELS`; anything else is passed to `lax.conv_general_dilated` unchanged.
+  "Plain": channels-last layouts, no dilation or groups, no negative padding; anything else is
+  passed to `lax.conv_general_dilated` unchanged.
   """
   plain = (lhs.ndim == 4 and feature_group_count == 1 and precision is None and not kwargs
-           and rhs.ndim == 4 and wide_enough(rhs.shape[-2], rhs.shape[-1])
+           and rhs.ndim == 4
+           and (isinstance(padding, str) or all(p >= 0 for pair in padding for p in pair))
            and all(d == 1 for d in (lhs_dilation or (1, 1)))
            and all(d == 1 for d in (rhs_dilation or (1, 1)))
            and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from mtl2d.models import conv as conv_lib
+from mtl2d.models import norm
 from mtl2d.models import templates as templates_lib
 
 __all__ = ["BasicBlock2D", "ResNet2D", "ResNet2DStage", "TemplateResNet2D", "DEFAULT_WIDTHS"]
@@ -34,8 +35,9 @@ __all__ = ["BasicBlock2D", "ResNet2D", "ResNet2DStage", "TemplateResNet2D", "DEF
 DEFAULT_WIDTHS = (64, 64, 64, 64, 128, 128, 128, 128)
 
 
-def _norm(train: bool, dtype: Any, name: str) -> nn.BatchNorm:
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype, name=name)
+def _norm(train: bool, dtype: Any, name: str, **kwargs: Any) -> norm.BatchNorm:
+  return norm.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype, name=name,
+                        **kwargs)
 
 
 class BasicBlock2D(nn.Module):
@@ -62,8 +64,7 @@ class BasicBlock2D(nn.Module):
     y = nn.relu(_norm(train, self.dtype, "bn0")(conv(3, "conv0")(x)))
     # Zero-init of the last scale makes each block start as the identity
     # (Goyal et al. 2017), which keeps 8 stacked blocks stable at init.
-    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
-                     scale_init=nn.initializers.zeros, name="bn1")(conv(3, "conv1")(y))
+    y = _norm(train, self.dtype, "bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y))
     shortcut = x
     if x.shape[-1] != self.features:
       shortcut = _norm(train, self.dtype, "proj_bn")(conv(1, "proj_conv")(x))

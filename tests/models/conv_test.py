@@ -14,8 +14,6 @@ def _lax_conv(x, w, strides, padding):
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-# The first cases are wide enough for `conv_general_dilated` to take the custom gradients; the
-# others call `conv2d_nhwc` directly.
 @pytest.mark.parametrize("shape,kernel,strides,padding,c_out", [
     ((2, 7, 6, 64), (3, 3), (1, 1), "SAME", 64),
     ((2, 7, 6, 64), (3, 3), (2, 2), "SAME", 80),
@@ -39,24 +37,32 @@ def test_value_and_gradients_match_xla(shape, kernel, strides, padding, c_out):
     y = fn(x, w, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return jnp.sum(jnp.sin(y) * jnp.arange(y.size, dtype=y.dtype).reshape(y.shape) / y.size)
 
-  def direct(x, w, strides, padding, dimension_numbers):
-    del dimension_numbers
-    if isinstance(padding, str):
-      padding = lax.padtype_to_pads(x.shape[1:3], w.shape[:2], strides, padding)
-    return conv.conv2d_nhwc(x, w, strides, tuple(tuple(p) for p in padding))
-
-  wide = shape[-1] * c_out >= conv.MIN_MATMUL_CHANNELS
-  ours = jax.jit(jax.value_and_grad(
-      lambda x, w: loss(conv.conv_general_dilated if wide else direct, x, w),
-      argnums=(0, 1)))(x, w)
-  assert wide == ("custom_vjp" in str(jax.make_jaxpr(
+  ours = jax.jit(jax.value_and_grad(lambda x, w: loss(conv.conv_general_dilated, x, w),
+                                    argnums=(0, 1)))(x, w)
+  assert "custom_vjp" in str(jax.make_jaxpr(
       lambda x, w: conv.conv_general_dilated(x, w, strides, padding,
-                                             dimension_numbers=("NHWC", "HWIO", "NHWC")))(x, w)))
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC")))(x, w))
   ref = jax.value_and_grad(lambda x, w: loss(lax.conv_general_dilated, x, w),
                            argnums=(0, 1))(x, w)
   np.testing.assert_allclose(ours[0], ref[0], rtol=1e-5, atol=1e-5)
   for got, want in zip(ours[1], ref[1]):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+# Block sizes that give one pixel row per block, several rows with a shorter last block, blocks
+# of a few examples, and one block for everything.
+@pytest.mark.parametrize("block_bytes", [1, 3 * 9 * 3 * 4 * 7, 9 * 3 * 4 * 2 * 11, 1 << 30])
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2)])
+def test_weight_gradient_blocks(block_bytes, strides):
+  x = jax.random.normal(jax.random.key(5), (4, 11, 7, 3))
+  dy_shape = (4, -(-11 // strides[0]), -(-7 // strides[1]), 5)
+  dy = jax.random.normal(jax.random.key(6), dy_shape)
+  pads = tuple(lax.padtype_to_pads((11, 7), (3, 3), strides, "SAME"))
+  w = jnp.zeros((3, 3, 3, 5))
+  _, vjp = jax.vjp(lambda w: _lax_conv(x, w, strides, pads), w)
+  got = jax.jit(lambda x, dy: conv.weight_grad(x, dy, w.shape, strides, pads,
+                                               block_bytes=block_bytes))(x, dy)
+  np.testing.assert_allclose(got, vjp(dy)[0], rtol=1e-4, atol=1e-5)
 
 
 def test_kernel_gradient_finite_differences():
@@ -76,14 +82,23 @@ def test_kernel_gradient_finite_differences():
     np.testing.assert_allclose(g[idx], fd, rtol=2e-2, atol=1e-3)
 
 
-def test_unsupported_configurations_fall_back_to_lax():
+@pytest.mark.parametrize("kwargs", [
+    dict(padding="SAME", feature_group_count=2),
+    dict(padding=((-1, 1), (1, 1))),
+    dict(padding="SAME", rhs_dilation=(2, 2)),
+    dict(padding="SAME", dimension_numbers=("NCHW", "HWIO", "NCHW")),
+])
+def test_unsupported_configurations_fall_back_to_lax(kwargs):
   x = jax.random.normal(jax.random.key(3), (1, 6, 6, 4))
-  w = jax.random.normal(jax.random.key(4), (3, 3, 2, 4))
-  y = conv.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2,
-                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  want = lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=2,
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  np.testing.assert_allclose(y, want, rtol=1e-6)
+  w = jax.random.normal(jax.random.key(4), (3, 3, 4 // kwargs.get("feature_group_count", 1), 4))
+  kwargs = {"dimension_numbers": ("NHWC", "HWIO", "NHWC"), **kwargs}
+  if kwargs["dimension_numbers"][0] == "NCHW":
+    x = x.transpose(0, 3, 1, 2)
+  fn = lambda f, x, w: f(x, w, (1, 1), **kwargs)  # noqa: E731
+  assert "custom_vjp" not in str(jax.make_jaxpr(
+      lambda x, w: fn(conv.conv_general_dilated, x, w))(x, w))
+  np.testing.assert_allclose(fn(conv.conv_general_dilated, x, w),
+                             fn(lax.conv_general_dilated, x, w), rtol=1e-6)
 
 
 def test_resolve_conv():

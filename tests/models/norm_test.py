@@ -1,0 +1,95 @@
+"""mtl2d's BatchNorm against flax.linen.BatchNorm (the independent reference)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtl2d.models import norm
+
+
+def _pair(**kwargs):
+  ours = norm.BatchNorm(use_running_average=False, momentum=0.9, **kwargs)
+  ref = nn.BatchNorm(use_running_average=False, momentum=0.9, **kwargs)
+  return ours, ref
+
+
+def _inputs(shape=(3, 5, 4, 6), seed=0):
+  x = jax.random.normal(jax.random.key(seed), shape) * 2.0 + 0.5
+  variables = {
+      "params": {"scale": jax.random.uniform(jax.random.key(seed + 1), shape[-1:]) + 0.5,
+                 "bias": jax.random.normal(jax.random.key(seed + 2), shape[-1:])},
+      "batch_stats": {"mean": jnp.full(shape[-1:], 0.3), "var": jnp.full(shape[-1:], 1.7)},
+  }
+  return x, variables
+
+
+def test_same_variables_as_flax():
+  ours, ref = _pair(scale_init=nn.initializers.zeros)
+  x = jnp.ones((2, 3, 4, 5))
+  v_ours = ours.init(jax.random.key(0), x)
+  v_ref = ref.init(jax.random.key(0), x)
+  assert jax.tree.structure(v_ours) == jax.tree.structure(v_ref)
+  jax.tree.map(np.testing.assert_array_equal, v_ours, v_ref)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 4, 6), (7, 3)])
+def test_training_values_statistics_and_gradients_match_flax(shape):
+  ours, ref = _pair()
+  x, variables = _inputs(shape)
+
+  def run(model, params, x):
+    y, updates = model.apply({**variables, "params": params}, x, mutable=["batch_stats"])
+    return jnp.sum(jnp.sin(y) * jnp.arange(y.size).reshape(y.shape) / y.size), (y, updates)
+
+  results = {}
+  for name, model in (("ours", ours), ("ref", ref)):
+    fn = jax.jit(jax.value_and_grad(lambda p, x, m=model: run(m, p, x), argnums=(0, 1),
+                                    has_aux=True))
+    results[name] = fn(variables["params"], x)
+  (_, (y, stats)), grads = results["ours"]
+  (_, (y_ref, stats_ref)), grads_ref = results["ref"]
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), stats,
+               stats_ref)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grads,
+               grads_ref)
+
+
+def test_gradient_finite_differences():
+  model = norm.BatchNorm(use_running_average=False)
+  x, variables = _inputs((4, 3), seed=3)
+  x = x.astype(jnp.float32)
+  w = jax.random.normal(jax.random.key(9), x.shape)
+
+  def f(x):
+    y, _ = model.apply(variables, x, mutable=["batch_stats"])
+    return jnp.sum(w * y)
+
+  g = jax.jit(jax.grad(f))(x)
+  eps = 1e-2
+  for idx in [(0, 0), (2, 1), (3, 2)]:
+    e = jnp.zeros_like(x).at[idx].set(eps)
+    np.testing.assert_allclose(g[idx], (f(x + e) - f(x - e)) / (2 * eps), rtol=2e-2, atol=2e-3)
+
+
+def test_evaluation_uses_running_statistics():
+  x, variables = _inputs()
+  ours = norm.BatchNorm(use_running_average=True)
+  ref = nn.BatchNorm(use_running_average=True)
+  y = ours.apply(variables, x)
+  np.testing.assert_allclose(y, ref.apply(variables, x), rtol=1e-5, atol=1e-6)
+  _, updates = norm.BatchNorm(use_running_average=False).apply(variables, x,
+                                                               mutable=["batch_stats"])
+  assert not np.allclose(updates["batch_stats"]["mean"], variables["batch_stats"]["mean"])
+
+
+def test_bfloat16_output_and_float32_statistics():
+  x, variables = _inputs()
+  model = norm.BatchNorm(use_running_average=False, dtype=jnp.bfloat16)
+  y, updates = model.apply(variables, x.astype(jnp.bfloat16), mutable=["batch_stats"])
+  assert y.dtype == jnp.bfloat16
+  assert updates["batch_stats"]["var"].dtype == jnp.float32
+  ref, _ = nn.BatchNorm(use_running_average=False).apply(variables, x, mutable=["batch_stats"])
+  np.testing.assert_allclose(y.astype(jnp.float32), ref, rtol=5e-2, atol=5e-2)
