@@ -44,7 +44,7 @@ def test_compile_only_allocates_nothing_and_runs_nothing():
 
 
 def test_flops_do_not_depend_on_the_conv_gradient_implementation():
-  # 64 channels take the matmul gradients, whose tap scan XLA's cost analysis counts once; the
+  # The matmul gradients scan over pixel blocks, whose body XLA's cost analysis counts once; the
   # benchmark counts the same math on the XLA-convolution twin instead.
   kwargs = dict(preset="tiny", batch_size=2, length=8, compile_only=True, widths=(64,),
                 num_templates=2, template_length=6)

@@ -80,7 +80,7 @@ def test_remat_matches_plain_values_and_gradients():
 
 
 def test_conv_impls_give_the_same_values_and_gradients():
-  # 64 channels: wide enough for the matmul gradients (`conv.MIN_MATMUL_CHANNELS`).
+  # Paper-like 64-channel stages, strided convs and a projection shortcut.
   x = np.random.default_rng(2).normal(size=(2, 11, 6, 3)).astype(np.float32)
   xla = models.ResNet2D((64, 64), conv_impl="xla")
   matmul = models.ResNet2D((64, 64), conv_impl="matmul")
