@@ -25,8 +25,11 @@ _MICROBATCHES = flags.DEFINE_integer(
     "microbatches", 1, "Split each batch into this many sequential parts (gradient accumulation).")
 _CONV_IMPL = flags.DEFINE_enum(
     "conv_impl", "auto", ["auto", "matmul", "xla"],
-    "ResNet2D kernel gradients: matmul (CPU default under auto) or XLA's convolution.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps after the compiling one.")
+    "ResNet2D conv gradients: matmul (native/im2col kernel gradients; the CPU default under "
+    "auto) or XLA's convolutions.")
+_STEPS = flags.DEFINE_integer(
+    "steps", 20, "Timed steps after the compiling one (the median is reported; on a shared CPU "
+    "single steps vary by +-20%).")
 _NUM_CLASSES = flags.DEFINE_list("num_classes", ["5"], "Class count of each task head.")
 _COMPILE_ONLY = flags.DEFINE_bool("compile_only", False,
                                   "Only compile; report XLA cost and memory analyses.")

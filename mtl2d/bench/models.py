@@ -32,6 +32,7 @@ import numpy as np
 import optax
 
 from mtl2d.models import conv as conv_lib
+from mtl2d.models import conv_native
 from mtl2d.models import factory
 
 __all__ = ["benchmark_train_step", "make_train_step", "memory_stats", "reference_conv"]
@@ -170,7 +171,7 @@ def reference_conv(shape: Sequence[int], kernel_size: int, dtype: Any, *, steps:
 
 def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, length: int = 128,
                          preset: str = "quick", dtype: str = "float32", remat: bool = False,
-                         num_classes: Sequence[int] = (5,), microbatches: int = 1, steps: int = 5,
+                         num_classes: Sequence[int] = (5,), microbatches: int = 1, steps: int = 20,
                          compile_only: bool = False, seed: int = 0,
                          **overrides: Any) -> dict[str, Any]:
   """Measures one MTL classifier's jitted train step.
@@ -245,6 +246,11 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
       "device": str(jax.devices()[0].device_kind), "compile_s": compile_s,
       "flops_per_step": flops, "memory": memory_stats(compiled), "compile_only": compile_only,
   }
+  if model == "resnet2d":
+    # Whether the CPU kernel gradients ran natively (`mtl2d.models.conv_native`) or in XLA.
+    result["native_conv_kernel"] = bool(conv_lib.resolve_conv(config["conv_impl"]) is not None
+                                        and jax.default_backend() == "cpu"
+                                        and conv_native.available())
   if compile_only:
     return result
 

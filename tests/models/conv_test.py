@@ -7,6 +7,17 @@ import numpy as np
 import pytest
 
 from mtl2d.models import conv
+from mtl2d.models import conv_native
+
+
+@pytest.fixture(params=["native", "xla"])
+def kernel_grad(request, monkeypatch):
+  """Runs a test with the native kernel gradient, then with the XLA formulation."""
+  if request.param == "native" and not conv_native.available():
+    pytest.skip("native kernel unavailable")
+  if request.param == "xla":
+    monkeypatch.setattr(conv_native, "available", lambda: False)
+  return request.param
 
 
 def _lax_conv(x, w, strides, padding):
@@ -28,7 +39,7 @@ def _lax_conv(x, w, strides, padding):
     ((2, 10, 9, 3), (3, 2), (3, 2), ((2, 0), (1, 1))),
     ((2, 7, 7, 2), (3, 3), (1, 1), "VALID"),
 ]])
-def test_value_and_gradients_match_xla(shape, kernel, strides, padding, c_out):
+def test_value_and_gradients_match_xla(shape, kernel, strides, padding, c_out, kernel_grad):
   kx, kw = jax.random.split(jax.random.key(0))
   x = jax.random.normal(kx, shape)
   w = jax.random.normal(kw, kernel + (shape[-1], c_out)) / np.sqrt(shape[-1])
@@ -61,11 +72,11 @@ def test_weight_gradient_blocks(block_bytes, strides):
   w = jnp.zeros((3, 3, 3, 5))
   _, vjp = jax.vjp(lambda w: _lax_conv(x, w, strides, pads), w)
   got = jax.jit(lambda x, dy: conv.weight_grad(x, dy, w.shape, strides, pads,
-                                               block_bytes=block_bytes))(x, dy)
+                                               block_bytes=block_bytes, native=False))(x, dy)
   np.testing.assert_allclose(got, vjp(dy)[0], rtol=1e-4, atol=1e-5)
 
 
-def test_kernel_gradient_finite_differences():
+def test_kernel_gradient_finite_differences(kernel_grad):
   x = jax.random.normal(jax.random.key(1), (2, 5, 4, 2), jnp.float64 if jax.config.x64_enabled
                         else jnp.float32)
   w = jax.random.normal(jax.random.key(2), (3, 3, 2, 3), x.dtype)
