@@ -24,6 +24,7 @@ class Split:
   indices: np.ndarray
 
   def __post_init__(self):
+    """Checks that `x`, `y` and `indices` agree in shape."""
     if self.x.ndim != 2:
       raise ValueError(f"Split.x must be [num_examples, length], got shape {self.x.shape}")
     if self.y.shape != (self.x.shape[0],):
@@ -34,6 +35,7 @@ class Split:
           f"Split.indices must be [num_examples]={self.x.shape[0]}, got {self.indices.shape}")
 
   def __len__(self) -> int:
+    """Number of examples."""
     return int(self.x.shape[0])
 
 
@@ -91,4 +93,5 @@ class PairSplit:
   targets: dict[str, np.ndarray]
 
   def __len__(self) -> int:
+    """Number of pairs."""
     return int(self.x1.shape[0])

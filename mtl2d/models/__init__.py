@@ -1,14 +1,14 @@
 """Flax models of the paper: ResNet1D (Figure 2), ResNet2D with templates (Figure 3).
 
-  ResNet1D            baseline encoder (Wang et al. 2017), `[B, L] -> [B, 128]`.
-  TemplateDistance    k learnable templates, `[B, n] -> [B, n, m, k]`.
-  ResNet2D            8 basic blocks + stride-2 convs, `[B, n, m, k] -> [B, F]`.
-  TemplateResNet2D    TemplateDistance + ResNet2D, the shared encoder of Figure 3d.
-  SiameseResNet1D     Figure 2c distance model, symmetric.
-  DistanceResNet2D    Figure 3c distance model (`score_matrix` scores a matrix).
-  MultiTaskModel      shared encoder + stacked masked task heads (Figures 2d, 3d).
-  BatchNorm           ResNet2D's batch norm (Flax-compatible variables, folded scale/shift).
-  classifier, distance_model   presets "paper", "quick", "tiny".
+ResNet1D            baseline encoder (Wang et al. 2017), `[B, L] -> [B, 128]`.
+TemplateDistance    k learnable templates, `[B, n] -> [B, n, m, k]`.
+ResNet2D            8 basic blocks + stride-2 convs, `[B, n, m, k] -> [B, F]`.
+TemplateResNet2D    TemplateDistance + ResNet2D, the shared encoder of Figure 3d.
+SiameseResNet1D     Figure 2c distance model, symmetric.
+DistanceResNet2D    Figure 3c distance model (`score_matrix` scores a matrix).
+MultiTaskModel      shared encoder + stacked masked task heads (Figures 2d, 3d).
+BatchNorm           ResNet2D's batch norm (Flax-compatible variables, folded scale/shift).
+classifier, distance_model   presets "paper", "quick", "tiny".
 """
 
 from mtl2d.models.distance import DistanceResNet2D

@@ -1,9 +1,9 @@
 """What the experiment launchers run: one function per table or figure of the paper.
 
-  comparison       Table I (UCR groups) and Table II (transactions): methods x tasks, ranks
-  distance_approx  Fig. 1: DTW approximation error of the Siamese ResNet1D and ResNet2D
-  importance       Fig. 4: pixel-perturbation importance maps with the DTW path
-  embedding        Fig. 5: t-SNE of the shared features of the two MTL models
+comparison       Table I (UCR groups) and Table II (transactions): methods x tasks, ranks
+distance_approx  Fig. 1: DTW approximation error of the Siamese ResNet1D and ResNet2D
+importance       Fig. 4: pixel-perturbation importance maps with the DTW path
+embedding        Fig. 5: t-SNE of the shared features of the two MTL models
 """
 
 from mtl2d.pipelines.comparison import METHODS

@@ -30,6 +30,7 @@ class RankedTable:
   """
 
   def __init__(self, methods, rows, accuracy, ranks, average_rank, decimals):
+    """Stores the fields above (sequences become tuples)."""
     self.methods = tuple(methods)
     self.rows = tuple(rows)
     self.accuracy = accuracy
@@ -157,7 +158,8 @@ def rank_methods(results: Mapping[str, Mapping[str, float]],
                      decimals if decimals is not None else 4)
 
 
-def read_table_csv(text: str) -> tuple[list[str], dict[str, dict[str, float]], list[tuple[str, str]]]:
+def read_table_csv(
+    text: str) -> tuple[list[str], dict[str, dict[str, float]], list[tuple[str, str]]]:
   """Reads a table such as `../shared/paper/table1.tsv` (tab or comma separated).
 
   The first two columns are group and task, the others one accuracy per method.

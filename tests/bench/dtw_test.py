@@ -1,6 +1,5 @@
 """Smoke test of the DTW benchmark on tiny sizes (peers optional)."""
 
-import numpy as np
 
 from mtl2d.bench import dtw as bench
 
