@@ -247,10 +247,8 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
       "flops_per_step": flops, "memory": memory_stats(compiled), "compile_only": compile_only,
   }
   if model == "resnet2d":
-    # Whether the CPU kernel gradients ran natively (`mtl2d.models.conv_native`) or in XLA.
-    result["native_conv_kernel"] = bool(conv_lib.resolve_conv(config["conv_impl"]) is not None
-                                        and jax.default_backend() == "cpu"
-                                        and conv_native.available())
+    # Whether the step's kernel gradients run in the native CPU kernel (`conv_native`).
+    result["native_conv_kernel"] = conv_native.TARGET in compiled.as_text()
   if compile_only:
     return result
 

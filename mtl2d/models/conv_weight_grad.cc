@@ -40,11 +40,11 @@ inline int64_t CeilDiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b :
 inline int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Pixels of a group of output rows that one tap reads: row k's input pixel p is at
-// a[k] + p * a_stride (channels contiguous), its cotangent at d[k] + p * co, for p < n.
+// a[k] + a0 + p * a_stride (channels contiguous), its cotangent at d[k] + d0 + p * co, for p < n.
 struct RowGroup {
   const float* const* a;
   const float* const* d;
-  int64_t rows, n, a_stride;
+  int64_t rows, n, a_stride, a0, d0;
 };
 
 // c[r, :NV*8] += sum over the group's pixels of a[r] * d[:NV*8], for rows r < MR; the partial
@@ -55,8 +55,8 @@ inline void MicroTile(float* c, int64_t co, const RowGroup& g, int64_t a_off, in
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = *reinterpret_cast<const V8*>(c + r * co + 8 * v);
   for (int64_t k = 0; k < g.rows; ++k) {
-    const float* a = g.a[k] + a_off;
-    const float* d = g.d[k] + d_off;
+    const float* a = g.a[k] + g.a0 + a_off;
+    const float* d = g.d[k] + g.d0 + d_off;
     for (int64_t p = 0; p < g.n; ++p) {
       V8 dv[NV];
       for (int v = 0; v < NV; ++v) dv[v] = *reinterpret_cast<const V8*>(d + p * co + 8 * v);
@@ -79,7 +79,7 @@ inline void ScalarColumns(float* c, int64_t rows, int64_t co, int64_t col0, cons
       float s = c[r * co + col];
       for (int64_t k = 0; k < g.rows; ++k)
         for (int64_t p = 0; p < g.n; ++p)
-          s += g.a[k][a_off + p * g.a_stride + r] * g.d[k][p * co + col];
+          s += g.a[k][g.a0 + a_off + p * g.a_stride + r] * g.d[k][g.d0 + p * co + col];
       c[r * co + col] = s;
     }
 }
@@ -130,12 +130,8 @@ void Rows(const Shape& s, const float* x, const float* dy, float* dw, int64_t ro
         const int64_t w0 = std::max<int64_t>(0, CeilDiv(s.pl - j, s.sw));
         const int64_t w1 = std::min<int64_t>(s.wo, FloorDiv(s.w - 1 + s.pl - j, s.sw) + 1);
         if (w1 <= w0) continue;
-        std::vector<const float*> aj(rows), dj(rows);
-        for (int64_t k = 0; k < rows; ++k) {
-          aj[k] = a[k] + (w0 * s.sw + j - s.pl) * s.ci;
-          dj[k] = d[k] + w0 * s.co;
-        }
-        const RowGroup g{aj.data(), dj.data(), rows, w1 - w0, s.sw * s.ci};
+        const RowGroup g{a.data(), d.data(), rows, w1 - w0, s.sw * s.ci,
+                         (w0 * s.sw + j - s.pl) * s.ci, w0 * s.co};
         Tile(dw + (i * s.kw + j) * s.ci * s.co, s.ci, s.co, g);
       }
     }
