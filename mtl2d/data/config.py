@@ -16,17 +16,19 @@ from mtl2d.data import ucr
 from mtl2d.data.types import PairSplit
 from mtl2d.data.types import Task
 
-SOURCES = ("synthetic", "ucr", "transactions", "transactions_csv", "random_walk")
+SOURCES = ("embedded", "synthetic", "ucr", "transactions", "transactions_csv", "random_walk")
 
 
 def data_config() -> ml_collections.ConfigDict:
   """Default data config: the embedded synthetic multitask set (no download).
 
   Fields:
-    source: "synthetic" (`synthetic_multitask`), "ucr" (`load_task` on UCR files),
+    source: "embedded" (the Cricket group shipped with mtl2d, `ucr.EMBEDDED_DIR`, read like UCR
+      files), "synthetic" (`synthetic_multitask`), "ucr" (`load_task` on UCR files),
       "transactions" (`synthetic_transactions`), "transactions_csv" (`load_transactions_csv`) or
       "random_walk" (`random_walk_splits`, read with `load_pairs`).
-    tasks: UCR task names (source "ucr"), e.g. ("CricketX",).
+    tasks: UCR task names (sources "ucr" and "embedded"), e.g. ("CricketX",); for "embedded",
+      empty `tasks` and `groups` mean the whole Cricket group.
     groups: paper group names (Table I) expanded through `PAPER_GROUPS` before `tasks`.
     data_dir: UCR directory (UCR 2018 layout); "" means `default_data_dir()`
       ($MTL2D_DATA_DIR, else ~/.cache/mtl2d/ucr).
@@ -86,7 +88,7 @@ def load_tasks(cfg: ml_collections.ConfigDict) -> list[Task]:
   Returns:
     The tasks, in config order (groups first, in Table I order, then `tasks`).
   """
-  _check_source(cfg, ("synthetic", "ucr", "transactions", "transactions_csv"))
+  _check_source(cfg, ("embedded", "synthetic", "ucr", "transactions", "transactions_csv"))
   if cfg.source == "synthetic":
     return synthetic.synthetic_multitask(seed=cfg.seed, scale=cfg.scale)
   if cfg.source == "transactions":
@@ -100,10 +102,18 @@ def load_tasks(cfg: ml_collections.ConfigDict) -> list[Task]:
                                            label_columns=tuple(cfg.label_columns),
                                            znorm=cfg.znorm)
   names = groups_lib.expand_tasks(tuple(cfg.tasks), tuple(cfg.groups))
+  data_dir = cfg.data_dir or None
+  if cfg.source == "embedded":
+    names = names or list(ucr.EMBEDDED_TASKS)
+    absent = [n for n in names if n not in ucr.EMBEDDED_TASKS]
+    if absent:
+      raise ValueError(f"data.source 'embedded' holds {', '.join(ucr.EMBEDDED_TASKS)} only, not "
+                       f"{', '.join(absent)}; use data.source='ucr' with data.data_dir for other "
+                       "UCR tasks")
+    data_dir = ucr.EMBEDDED_DIR
   if not names:
     raise ValueError("data.tasks and data.groups are both empty; name UCR tasks or groups "
                      f"(groups: {', '.join(groups_lib.PAPER_GROUPS)})")
-  data_dir = cfg.data_dir or None
   tasks = []
   for name in names:
     if cfg.skip_missing:

@@ -43,6 +43,10 @@ from mtl2d.data.types import Task
 PathLike = str | os.PathLike
 UCR_SPLITS = ("TRAIN", "TEST")
 DATA_DIR_ENV = "MTL2D_DATA_DIR"
+# The Cricket group (CricketX/Y/Z), shipped inside the package in the archive's own layout and
+# read like any downloaded UCR files (see embedded/README.md for its source and terms).
+EMBEDDED_DIR = pathlib.Path(__file__).resolve().parent / "embedded"
+EMBEDDED_TASKS = ("CricketX", "CricketY", "CricketZ")
 
 
 def default_data_dir() -> pathlib.Path:

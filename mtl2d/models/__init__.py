@@ -31,9 +31,12 @@ from mtl2d.models.resnet2d import BasicBlock2D
 from mtl2d.models.resnet2d import ResNet2D
 from mtl2d.models.resnet2d import ResNet2DStage
 from mtl2d.models.resnet2d import TemplateResNet2D
+from mtl2d.models.templates import TEMPLATE_INITS
 from mtl2d.models.templates import TemplateDistance
 from mtl2d.models.templates import random_walk_init
+from mtl2d.models.templates import replace_templates
 from mtl2d.models.templates import template_distance
+from mtl2d.models.templates import templates_from_series
 
 __all__ = [
     "BasicBlock2D",
@@ -51,6 +54,7 @@ __all__ = [
     "ResidualBlock1D",
     "SiameseResNet1D",
     "StackedHeads",
+    "TEMPLATE_INITS",
     "TemplateDistance",
     "TemplateResNet2D",
     "classifier",
@@ -58,5 +62,7 @@ __all__ = [
     "pairwise_abs_distance",
     "preset_config",
     "random_walk_init",
+    "replace_templates",
     "template_distance",
+    "templates_from_series",
 ]

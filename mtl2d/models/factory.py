@@ -38,7 +38,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "resnet1d": dict(features=(64, 128, 128), kernel_sizes=(8, 5, 3)),
         "resnet2d": dict(num_templates=64, template_length=512, widths=resnet2d.DEFAULT_WIDTHS,
                          remat=False, template_init="random_walk", recompute_distance=True,
-                         conv_impl="auto"),
+                         conv_impl="auto", downsample=None),
         "siamese_resnet1d": dict(features=(64, 128, 128), kernel_sizes=(8, 5, 3), embed_dim=128),
         "distance_resnet2d": dict(widths=resnet2d.DEFAULT_WIDTHS, remat=False, conv_impl="auto"),
     },
@@ -46,7 +46,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "resnet1d": dict(features=(32, 64, 64), kernel_sizes=(8, 5, 3)),
         "resnet2d": dict(num_templates=8, template_length=32, widths=(16,) * 4 + (32,) * 4,
                          remat=False, template_init="random_walk", recompute_distance=True,
-                         conv_impl="auto"),
+                         conv_impl="auto", downsample=None),
         "siamese_resnet1d": dict(features=(32, 64, 64), kernel_sizes=(8, 5, 3), embed_dim=64),
         "distance_resnet2d": dict(widths=(16,) * 4 + (32,) * 4, remat=False, conv_impl="auto"),
     },
@@ -54,7 +54,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "resnet1d": dict(features=(4, 8, 8), kernel_sizes=(8, 5, 3)),
         "resnet2d": dict(num_templates=2, template_length=6, widths=(4,) * 4 + (8,) * 4,
                          remat=False, template_init="random_walk", recompute_distance=True,
-                         conv_impl="auto"),
+                         conv_impl="auto", downsample=None),
         "siamese_resnet1d": dict(features=(4, 8, 8), kernel_sizes=(8, 5, 3), embed_dim=8),
         "distance_resnet2d": dict(widths=(4,) * 4 + (8,) * 4, remat=False, conv_impl="auto"),
     },
@@ -94,7 +94,8 @@ def _dtype(dtype: Any) -> Any:
 
 
 def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper",
-               dtype: Any = jnp.float32, **overrides: Any) -> multitask.MultiTaskModel:
+               dtype: Any = jnp.float32, head_dropout: float = 0.0,
+               **overrides: Any) -> multitask.MultiTaskModel:
   """Builds ResNet1D / ResNet2D with stacked task heads (Figures 2d and 3d).
 
   Args:
@@ -103,6 +104,7 @@ def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper
     preset: `"paper"`, `"quick"` or `"tiny"`.
     dtype: computation dtype (`jnp.bfloat16` or `"bfloat16"` on
       accelerators); parameters stay float32.
+    head_dropout: dropout rate on the shared features before the heads.
     **overrides: preset fields to replace (see `PRESETS`).
 
   Returns:
@@ -123,8 +125,9 @@ def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper
         num_templates=config["num_templates"], template_length=config["template_length"],
         widths=tuple(config["widths"]), dtype=dtype, remat=config["remat"],
         template_init=config["template_init"], recompute_distance=config["recompute_distance"],
-        conv_impl=config["conv_impl"])
-  return multitask.MultiTaskModel(enc, tuple(int(c) for c in num_classes), dtype=dtype)
+        conv_impl=config["conv_impl"], downsample=config["downsample"])
+  return multitask.MultiTaskModel(enc, tuple(int(c) for c in num_classes), dtype=dtype,
+                                 dropout=float(head_dropout))
 
 
 def distance_model(name: str, *, preset: str = "paper", dtype: Any = jnp.float32,

@@ -68,11 +68,14 @@ class MultiTaskModel(nn.Module):
       model.
     num_classes: class count of every task, in task-id order.
     dtype: computation dtype of the heads; logits are returned as float32.
+    dropout: dropout rate on the shared features before the heads, in training only (needs a
+      `"dropout"` RNG then); 0 disables it. `aux["features"]` are taken before dropout.
   """
 
   encoder: nn.Module
   num_classes: Sequence[int]
   dtype: Any = jnp.float32
+  dropout: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, task_id: jax.typing.ArrayLike, *,
@@ -102,6 +105,11 @@ class MultiTaskModel(nn.Module):
     features = self.encoder(x, train=train)
     if features.ndim != 2:
       raise ValueError(f"encoder must return [batch, features], got shape {features.shape}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+    head_input = features
+    if self.dropout:
+      head_input = nn.Dropout(self.dropout, deterministic=not train, name="dropout")(features)
     logits, class_mask = StackedHeads(num_classes, dtype=self.dtype, name="heads")(
-        features, task_id)
+        head_input, task_id)
     return logits, {"features": features, "class_mask": class_mask}

@@ -78,18 +78,22 @@ class ResNet2DStage(nn.Module):
     features: channels of the block and of the downsampling conv.
     dtype: computation dtype.
     conv_impl: see `BasicBlock2D`.
+    stride: stride of the conv after the block (2 in the paper's design; 1 keeps the
+      resolution, see `ResNet2D.downsample`).
   """
 
   features: int
   dtype: Any = jnp.float32
   conv_impl: str = "auto"
+  stride: int = 2
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    """`[batch, h, w, c] -> [batch, ceil(h/2), ceil(w/2), features]`."""
+    """`[batch, h, w, c] -> [batch, ceil(h/stride), ceil(w/stride), features]`."""
     x = BasicBlock2D(self.features, dtype=self.dtype, conv_impl=self.conv_impl,
                      name="block")(x, train)
-    x = nn.Conv(self.features, (3, 3), strides=(2, 2), padding="SAME", use_bias=False,
+    x = nn.Conv(self.features, (3, 3), strides=(self.stride,) * 2, padding="SAME",
+                use_bias=False,
                 dtype=self.dtype, name="down_conv",
                 conv_general_dilated=conv_lib.resolve_conv(self.conv_impl))(x)
     return nn.relu(_norm(train, self.dtype, "down_bn")(x))
@@ -109,12 +113,16 @@ class ResNet2D(nn.Module):
     conv_impl: "auto" (default: kernel gradients as matrix products on CPU, where XLA's
       backward-filter convolution is slow; XLA's convolution on accelerators), "matmul" or
       "xla". Same values either way; see `mtl2d.models.conv`.
+    downsample: how many stages, from the first, end in a stride-2 conv; the later stages'
+      3x3 conv keeps the resolution (stride 1). The paper's design is `len(widths)` (every
+      stage halves both sides); fewer leaves a larger map for the global average pooling.
   """
 
   widths: Sequence[int] = DEFAULT_WIDTHS
   dtype: Any = jnp.float32
   remat: bool = False
   conv_impl: str = "auto"
+  downsample: int | None = None
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
@@ -128,10 +136,15 @@ class ResNet2D(nn.Module):
           f"{x.shape}")
     if not self.widths or min(self.widths) < 1:
       raise ValueError(f"widths must be a non-empty sequence of positive ints, got {self.widths}")
+    downsample = len(self.widths) if self.downsample is None else self.downsample
+    if not 0 <= downsample <= len(self.widths):
+      raise ValueError(f"downsample must be in [0, {len(self.widths)}] (the number of stages), "
+                       f"got {self.downsample}")
     stage_cls = nn.remat(ResNet2DStage, static_argnums=(2,)) if self.remat else ResNet2DStage
     x = x.astype(self.dtype)
     for i, w in enumerate(self.widths):
-      x = stage_cls(w, dtype=self.dtype, conv_impl=self.conv_impl, name=f"stage{i}")(x, train)
+      x = stage_cls(w, dtype=self.dtype, conv_impl=self.conv_impl,
+                    stride=2 if i < downsample else 1, name=f"stage{i}")(x, train)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
@@ -147,6 +160,7 @@ class TemplateResNet2D(nn.Module):
     template_init: see `TemplateDistance.template_init`.
     recompute_distance: see `TemplateDistance.recompute`.
     conv_impl: see `ResNet2D.conv_impl`.
+    downsample: see `ResNet2D.downsample` (None: every stage).
   """
 
   num_templates: int = 64
@@ -157,6 +171,7 @@ class TemplateResNet2D(nn.Module):
   template_init: str = "random_walk"
   recompute_distance: bool = True
   conv_impl: str = "auto"
+  downsample: int | None = None
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
@@ -166,4 +181,5 @@ class TemplateResNet2D(nn.Module):
         template_init=self.template_init,
         recompute=self.recompute_distance, name="templates")(x)
     return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
-                    conv_impl=self.conv_impl, name="resnet2d")(d, train=train)
+                    conv_impl=self.conv_impl, downsample=self.downsample,
+                    name="resnet2d")(d, train=train)

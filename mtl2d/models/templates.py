@@ -6,13 +6,23 @@ learnable templates of length m (paper: k = 64, m = 512), giving a
 distance between two scalar points. This tensor is the ResNet2D input.
 """
 
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
+from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["TemplateDistance", "random_walk_init", "template_distance"]
+__all__ = ["DATA_INITS", "TEMPLATE_INITS", "TemplateDistance", "random_walk_init",
+           "replace_templates", "template_distance", "templates_from_series"]
+
+# Initialisations drawn from training data (set by the training engine after `init`, see
+# `templates_from_series`); the module itself starts them as random walks.
+DATA_INITS = ("train_segments", "train_series")
+TEMPLATE_INITS = ("random_walk", "normal") + DATA_INITS
 
 
 def random_walk_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
@@ -39,6 +49,75 @@ def random_walk_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.fl
   return (walk / jnp.where(std > 0, std, 1.0)).astype(dtype)
 
 
+def templates_from_series(series: Sequence[np.ndarray], num_templates: int,
+                          template_length: int, *, mode: str = "train_segments",
+                          seed: int = 0) -> np.ndarray:
+  """Templates drawn from training series, as learnable-shapelet methods initialise shapelets.
+
+  Templates are taken evenly from the tasks (task `c % len(series)` gives template `c`), each
+  from a series drawn uniformly without replacement within its task. "train_segments" takes a
+  window of `template_length` consecutive points at a uniform position (the whole series
+  resampled to `template_length` when it is shorter); "train_series" resamples the whole series
+  to `template_length` by linear interpolation. Each template is z-normalised, like the inputs.
+
+  Args:
+    series: per task, `[N_t, length_t]` training series.
+    num_templates: k.
+    template_length: m.
+    mode: "train_segments" or "train_series".
+    seed: the draw is a pure function of the series and the seed.
+
+  Returns:
+    `[template_length, num_templates]` float32 (template `c` is column `c`).
+  """
+  if mode not in DATA_INITS:
+    raise ValueError(f"mode must be one of {DATA_INITS}, got {mode!r}")
+  if num_templates < 1 or template_length < 1:
+    raise ValueError(f"num_templates and template_length must be >= 1, got {num_templates}, "
+                     f"{template_length}")
+  series = [np.asarray(s, np.float64) for s in series]
+  if not series or any(s.ndim != 2 or s.shape[0] == 0 or s.shape[1] == 0 for s in series):
+    raise ValueError("series must be a non-empty list of non-empty [N, length] arrays, got "
+                     f"shapes {[s.shape for s in series]}")
+  rng = np.random.default_rng([int(seed), 3])
+  orders = [rng.permutation(len(s)) for s in series]
+  out = np.empty((template_length, num_templates))
+  for c in range(num_templates):
+    t = c % len(series)
+    rows = series[t]
+    row = rows[orders[t][(c // len(series)) % len(rows)]]
+    n = row.shape[0]
+    if mode == "train_segments" and n > template_length:
+      start = int(rng.integers(0, n - template_length + 1))
+      seg = row[start:start + template_length]
+    else:
+      seg = np.interp(np.linspace(0.0, n - 1.0, template_length), np.arange(n), row)
+    std = seg.std()
+    out[:, c] = (seg - seg.mean()) / (std if std > 1e-8 else 1.0)
+  return out.astype(np.float32)
+
+
+def replace_templates(params: Any, make: Callable[[int, int], np.ndarray]) -> Any:
+  """Replaces every `TemplateDistance` parameter (`.../templates/templates`) of a param tree.
+
+  Args:
+    params: a model's `params` collection.
+    make: `(template_length, num_templates) -> [template_length, num_templates]` array.
+
+  Returns:
+    A new tree; every other leaf is the same object.
+  """
+  flat = traverse_util.flatten_dict(params)
+  for path, value in flat.items():
+    if path[-2:] == ("templates", "templates"):
+      m, k = value.shape
+      new = jnp.asarray(make(m, k), value.dtype)
+      if new.shape != value.shape:
+        raise ValueError(f"templates must be {value.shape}, got {new.shape}")
+      flat[path] = new
+  return traverse_util.unflatten_dict(flat)
+
+
 def template_distance(x: jax.typing.ArrayLike, templates: jax.typing.ArrayLike) -> jax.Array:
   """Pointwise distances between each series and each template.
 
@@ -63,8 +142,11 @@ class TemplateDistance(nn.Module):
 
   Templates are the `"templates"` parameter, `[template_length, num_templates]`,
   shared by every task. Initialisation (`template_init`): `"random_walk"` (default;
-  z-normalised cumulative sums of N(0, 1) steps, see `random_walk_init`) or
-  `"normal"` (i.i.d. N(0, 1) points).
+  z-normalised cumulative sums of N(0, 1) steps, see `random_walk_init`),
+  `"normal"` (i.i.d. N(0, 1) points), or drawn from the training data,
+  `"train_segments"` / `"train_series"` (`templates_from_series`): the module starts
+  those as random walks and the training engine replaces them after `init`
+  (`ClassificationProblem.init_params`), since a module sees no training data.
 
   Memory: under `jax.grad`, `|x - t|` would keep a second full-size tensor
   (the sign of `x - t`) alive for the backward pass, next to the output that
@@ -79,7 +161,7 @@ class TemplateDistance(nn.Module):
     num_templates: k (paper: 64).
     template_length: m (paper: 512).
     dtype: dtype of the output tensor.
-    template_init: `"random_walk"` or `"normal"`.
+    template_init: one of `TEMPLATE_INITS`.
     recompute: rematerialise the distance in the backward pass.
   """
 
@@ -104,8 +186,10 @@ class TemplateDistance(nn.Module):
           f"num_templates and template_length must be >= 1, got {self.num_templates}, "
           f"{self.template_length}")
     inits = {"random_walk": random_walk_init, "normal": nn.initializers.normal(1.0)}
+    inits.update({mode: random_walk_init for mode in DATA_INITS})
     if self.template_init not in inits:
-      raise ValueError(f"template_init must be one of {sorted(inits)}, got {self.template_init!r}")
+      raise ValueError(f"template_init must be one of {TEMPLATE_INITS}, got "
+                       f"{self.template_init!r}")
     x = jnp.asarray(x, jnp.float32)
     if x.ndim != 2:
       raise ValueError(f"x must be [batch, n], got shape {x.shape}")

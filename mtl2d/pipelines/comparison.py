@@ -36,8 +36,8 @@ from mtl2d.report import paper
 from mtl2d.report import ranks
 from mtl2d.train import workdir as workdir_lib
 
-__all__ = ["METHODS", "METHOD_TITLES", "load_groups", "parse_methods", "run_comparison",
-           "run_nn_dtw", "collect_table"]
+__all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "load_groups", "parse_methods",
+           "run_comparison", "run_nn_dtw", "collect_table"]
 
 METHOD_TITLES = {
     "1nn_dtw": "1NN-DTW",
@@ -48,7 +48,7 @@ METHOD_TITLES = {
 }
 METHODS = tuple(METHOD_TITLES)
 # method -> (encoder, multitask) for the trained methods.
-_TRAINED = {
+TRAINED_METHODS = {
     "resnet1d": ("resnet1d", False),
     "resnet2d": ("resnet2d", False),
     "resnet1d_mtl": ("resnet1d", True),
@@ -73,11 +73,11 @@ def parse_methods(methods: str | Sequence[str]) -> tuple[str, ...]:
 def load_groups(data_config: ml_collections.ConfigDict) -> dict[str, list[types.Task]]:
   """The tasks of a data config, grouped as multitask datasets.
 
-  UCR tasks are grouped as in Table I (`PAPER_GROUPS`); a task outside the paper's groups is a
-  group of its own. Synthetic and transaction sources are one group each.
+  UCR tasks (embedded or not) are grouped as in Table I (`PAPER_GROUPS`); a task outside the
+  paper's groups is a group of its own. Synthetic and transaction sources are one group each.
   """
   tasks = data_lib.load_tasks(data_config)
-  if data_config.source != "ucr":
+  if data_config.source not in ("ucr", "embedded"):
     return {data_config.source: tasks}
   group_of = {t: g for g, names in data_lib.PAPER_GROUPS.items() for t in names}
   groups: dict[str, list[types.Task]] = {}
@@ -200,7 +200,7 @@ def run_comparison(config: ml_collections.ConfigDict,
           run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
         continue
       train_config = copy.deepcopy(config.train)
-      train_config.model.encoder, train_config.multitask = _TRAINED[method]
+      train_config.model.encoder, train_config.multitask = TRAINED_METHODS[method]
       with train_config.unlocked():
         train_config.data = copy.deepcopy(config.data)
       train_and_evaluate(train_config, run_dir, tasks=tasks)

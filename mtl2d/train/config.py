@@ -35,10 +35,19 @@ def base_config() -> ml_collections.ConfigDict:
     model.preset: "paper" | "quick" | "tiny" (see `mtl2d.models.factory`).
     model.dtype: computation dtype name, "float32" or "bfloat16".
     model.overrides: dict of preset fields to replace (e.g. `{"remat": True}`).
+    model.head_dropout: dropout rate on the shared features before the task heads
+      (classification; 0 disables it).
     optim.learning_rate: AdamW learning rate (paper: 1e-4).
     optim.weight_decay: AdamW decoupled weight decay (the paper does not state it; 0.01 is the
       PyTorch AdamW default the authors most likely used).
     optim.b1, optim.b2, optim.eps: AdamW moments and epsilon.
+    optim.schedule: "constant" (paper) or "cosine" (decay to 0 over `num_epochs`).
+    optim.warmup_epochs: linear learning-rate warm-up over this many epochs (0: none).
+    augment.crop: window slicing (Le Guennec et al. 2016): each training series is replaced by
+      a random window of a fraction in [1 - crop, 1] of its length, stretched back to the length
+      (0 disables it).
+    augment.scale: each training series is multiplied by exp(N(0, scale^2)) (0 disables it).
+    augment.jitter: N(0, jitter^2) noise added to every training point (0 disables it).
     batch_size: training mini-batch size (paper: 40). Batches are padded to a multiple of the
       device count; padding rows get zero weight.
     eval_batch_size: batch size for evaluation/prediction; 0 means `batch_size`.
@@ -50,6 +59,10 @@ def base_config() -> ml_collections.ConfigDict:
     keep_checkpoints: number of most recent checkpoints kept besides the best one (>= 2 keeps
       a fallback when the latest one is corrupt).
     log_every_steps: progress line and device->host metric fetch every this many train steps.
+    eval_train_split: also evaluate the training split in evaluation mode (running batch-norm
+      averages, no augmentation or dropout) every epoch, as `train_eval` in `metrics.jsonl`:
+      tells memorisation (high) from underfitting (low) where the running training accuracy
+      mixes both.
     fast_compile: compile the steps with XLA backend optimisation level 0 (several times
       faster compilation, slower steps); for tests and tiny CPU runs.
     num_devices: devices the batch axis is sharded over; 0 means all devices.
@@ -70,6 +83,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.preset = "paper"
   c.model.dtype = "float32"
   c.model.overrides = ml_collections.ConfigDict()
+  c.model.head_dropout = 0.0
 
   c.optim = ml_collections.ConfigDict()
   c.optim.learning_rate = 1e-4
@@ -77,6 +91,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8
+  c.optim.schedule = "constant"
+  c.optim.warmup_epochs = 0
+
+  c.augment = ml_collections.ConfigDict()
+  c.augment.crop = 0.0
+  c.augment.scale = 0.0
+  c.augment.jitter = 0.0
 
   c.batch_size = 40
   c.eval_batch_size = 0
@@ -87,6 +108,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 50
   c.num_devices = 0
   c.fast_compile = False
+  c.eval_train_split = False
 
   c.distance = ml_collections.ConfigDict()
   c.distance.target = "10%"

@@ -51,8 +51,8 @@ def restore_model(
   else:
     model = loop.build_model(config, tuple(t["num_classes"] for t in data["tasks"]))
     inputs = (np.zeros((1, data["tasks"][0]["length"]), np.float32), np.int32(0))
-  tx = state_lib.make_optimizer(config.optim.learning_rate, config.optim.weight_decay,
-                                b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
+  # Only the optimizer state's structure matters for restoring, not the schedule's length.
+  tx = loop.make_optimizer(config, steps_per_epoch=1)
   abstract = jax.eval_shape(
       lambda: state_lib.create_train_state(jax.random.PRNGKey(0), model, inputs, tx))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])

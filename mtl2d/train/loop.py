@@ -18,16 +18,18 @@ from absl import logging
 import jax
 import ml_collections
 import numpy as np
+import optax
 
 from mtl2d.data import types
 from mtl2d.train import checkpoints
+from mtl2d.train import optimizers
 from mtl2d.train import problems
 from mtl2d.train import sharding
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
 from mtl2d.train import workdir as workdir_lib
 
-__all__ = ["build_model", "fit", "make_problem", "train_and_evaluate"]
+__all__ = ["build_model", "fit", "make_optimizer", "make_problem", "train_and_evaluate"]
 
 
 def _overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -44,7 +46,9 @@ def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] 
     return factory.distance_model(config.model.encoder, preset=config.model.preset,
                                   dtype=config.model.dtype, **_overrides(config))
   return factory.classifier(config.model.encoder, num_classes, preset=config.model.preset,
-                            dtype=config.model.dtype, **_overrides(config))
+                            dtype=config.model.dtype,
+                            head_dropout=config.model.get("head_dropout", 0.0),
+                            **_overrides(config))
 
 
 def make_problem(config: ml_collections.ConfigDict, *, tasks=None, pairs=None):
@@ -54,6 +58,28 @@ def make_problem(config: ml_collections.ConfigDict, *, tasks=None, pairs=None):
     return problems.ClassificationProblem(config, tasks, lambda nc: build_model(config, nc))
   problems.check_pairs(pairs, config.distance.target)
   return problems.DistanceProblem(config, pairs, build_model(config))
+
+
+def make_optimizer(config: ml_collections.ConfigDict,
+                   steps_per_epoch: int) -> optax.GradientTransformation:
+  """The AdamW optimizer a config describes (`config.optim`), with its learning-rate schedule.
+
+  Classifiers get per-task heads (`optimizers.make_optimizer(per_task_heads=True)`): a step on
+  one task's batch moves the shared encoder and that task's head only.
+
+  Args:
+    config: the run config.
+    steps_per_epoch: train steps per epoch (sets the schedule's length; when only the optimizer
+      state's structure is needed, e.g. to restore a checkpoint, any value >= 1 will do).
+  """
+  optim = config.optim
+  schedule = optimizers.learning_rate_schedule(
+      optim.learning_rate, optim.get("schedule", "constant"),
+      total_steps=int(config.num_epochs) * steps_per_epoch,
+      warmup_steps=int(optim.get("warmup_epochs", 0)) * steps_per_epoch)
+  return optimizers.make_optimizer(schedule, optim.weight_decay, b1=optim.b1, b2=optim.b2,
+                                   eps=optim.eps,
+                                   per_task_heads=config.task_type == "classification")
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
@@ -160,12 +186,12 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
                                            dp.num_devices)
   workdir_lib.claim(workdir, workdir_lib.config_to_dict(config), problem.fingerprint(),
                     write=is_main)
-  tx = state_lib.make_optimizer(config.optim.learning_rate, config.optim.weight_decay,
-                                b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
+  tx = make_optimizer(config, problem.steps_per_epoch(config.batch_size))
   inputs = problem.init_inputs()
   init = jax.jit(lambda rng: state_lib.create_train_state(rng, problem.model, inputs, tx),
                  out_shardings=dp.replicated, compiler_options=steps_lib.FAST_COMPILE)
   state = init(jax.random.PRNGKey(config.seed))
+  state = state.replace(params=jax.device_put(problem.init_params(state.params), dp.replicated))
 
   ckpt = checkpoints.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
   restored = ckpt.restore(state)
@@ -244,8 +270,9 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
     for r in workdir_lib.read_metrics(sub / "metrics.jsonl"):
       m = by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"], "train": {}, "val": {},
                                            "test": {}, "timing": {"epoch_time_s": 0.0}})
-      for split in ("train", "val", "test"):
-        m[split][name] = r[split][name]
+      for split in ("train", "val", "test", "train_eval"):
+        if split in r:
+          m.setdefault(split, {})[name] = r[split][name]
       m["timing"]["epoch_time_s"] += r["timing"]["epoch_time_s"]
   lines = []
   for epoch in sorted(by_epoch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from collections.abc import Sequence
+import functools
 import os
 from typing import Any
 from typing import Callable
@@ -20,6 +21,8 @@ import ml_collections
 import numpy as np
 
 from mtl2d.data import types
+from mtl2d.models import templates as templates_lib
+from mtl2d.train import augment as augment_lib
 from mtl2d.train import scheduler
 from mtl2d.train import sharding as sharding_lib
 from mtl2d.train import steps as steps_lib
@@ -112,7 +115,6 @@ def _padded_chunks(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.nda
 class ClassificationProblem:
   """Tasks trained jointly with Algorithm 2 (one task: ordinary shuffled mini-batches)."""
 
-  train_step = staticmethod(steps_lib.classification_train_step)
   eval_step = staticmethod(steps_lib.classification_eval_step)
 
   def __init__(self, config: ml_collections.ConfigDict, tasks: Sequence[types.Task],
@@ -128,6 +130,11 @@ class ClassificationProblem:
     self.tasks = list(tasks)
     self.model_fn = model_fn
     self.model = model_fn(tuple(t.num_classes for t in self.tasks))
+    augment = config.get("augment", None)
+    self.augmentation = augment_lib.Augmentation(
+        **(augment.to_dict() if augment is not None else {}))
+    self.train_step = functools.partial(steps_lib.classification_train_step,
+                                        augmentation=self.augmentation)
     self.task_ids = {t.name: np.int32(i) for i, t in enumerate(self.tasks)}
     self.by_name = {t.name: t for t in self.tasks}
 
@@ -144,6 +151,21 @@ class ClassificationProblem:
   def init_inputs(self) -> tuple[Any, ...]:
     """Example model inputs for parameter initialisation."""
     return (self.tasks[0].train.x[:1], np.int32(0))
+
+  def init_params(self, params: Any) -> Any:
+    """Data-dependent initialisation: templates drawn from the training splits.
+
+    Templates whose `template_init` is "train_segments" or "train_series" are replaced here by
+    z-normalised segments (or whole series) of training series, drawn evenly from every task
+    with the run's seed (`mtl2d.models.templates.templates_from_series`). Other parameters are
+    returned unchanged.
+    """
+    mode = getattr(getattr(self.model, "encoder", None), "template_init", None)
+    if mode not in templates_lib.DATA_INITS:
+      return params
+    return templates_lib.replace_templates(
+        params, lambda m, k: templates_lib.templates_from_series(
+            [t.train.x for t in self.tasks], k, m, mode=mode, seed=int(self.config.seed)))
 
   def steps_per_epoch(self, batch_size: int) -> int:
     """Train steps in one epoch."""
@@ -171,9 +193,16 @@ class ClassificationProblem:
 
   def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
                batch_size: int) -> dict[str, Any]:
-    """Validation and test loss/accuracy of every task."""
-    totals: dict[str, dict[str, Any]] = {"val": {}, "test": {}}
-    for split_name in ("val", "test"):
+    """Validation and test loss/accuracy of every task.
+
+    With `config.eval_train_split`, also the training split's, in evaluation mode, under
+    "train_eval".
+    """
+    splits = {"val": "val", "test": "test"}
+    if self.config.get("eval_train_split", False):
+      splits["train_eval"] = "train"
+    totals: dict[str, dict[str, Any]] = {key: {} for key in splits}
+    for key, split_name in splits.items():
       for t in self.tasks:
         split = t.split(split_name)
         total = None
@@ -182,7 +211,7 @@ class ClassificationProblem:
                                   "task_id": self.task_ids[t.name]})
           m = eval_step(state, batch)
           total = m if total is None else jax.tree.map(lambda a, b: a + b, total, m)
-        totals[split_name][t.name] = total
+        totals[key][t.name] = total
     fetched = jax.device_get(totals)
     out = {s: {name: steps_lib.summarize(v) for name, v in fetched[s].items()} for s in fetched}
     return out
@@ -221,7 +250,11 @@ class ClassificationProblem:
       tasks[t.name] = {"best_epoch": best["epoch"],
                        "val_accuracy": best["val"][t.name]["accuracy"],
                        "test_accuracy": best["test"][t.name]["accuracy"],
+                       # Running accuracy of that epoch's train steps (training mode).
+                       "train_accuracy": best["train"][t.name]["accuracy"],
                        "num_classes": t.num_classes, "synthetic": bool(t.synthetic)}
+      if "train_eval" in best:
+        tasks[t.name]["train_eval_accuracy"] = best["train_eval"][t.name]["accuracy"]
     return {"tasks": tasks,
             "mean_test_accuracy": float(np.mean([v["test_accuracy"] for v in tasks.values()]))}
 
@@ -261,6 +294,10 @@ class DistanceProblem:
     """Example model inputs for parameter initialisation."""
     p = self.pairs["train"]
     return (p.x1[:1], p.x2[:1])
+
+  def init_params(self, params: Any) -> Any:
+    """No data-dependent initialisation for distance models."""
+    return params
 
   def steps_per_epoch(self, batch_size: int) -> int:
     """Train steps in one epoch."""

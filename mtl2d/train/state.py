@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["TrainState", "create_train_state", "make_optimizer"]
+__all__ = ["TrainState", "create_train_state"]
 
 
 class TrainState(train_state.TrainState):
@@ -26,15 +26,23 @@ class TrainState(train_state.TrainState):
   batch_stats: Any
   rng: jax.Array
 
+  def apply_gradients(self, *, grads: Any, task_id: jax.Array | None = None,
+                      **kwargs: Any) -> "TrainState":
+    """One optimizer step; `task_id` goes to optimizers with per-task heads.
 
-def make_optimizer(learning_rate: float, weight_decay: float, *, b1: float = 0.9,
-                   b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
-  """AdamW (Section III-C: "mini-batch SGD ... employing AdamW")."""
-  if not learning_rate > 0:
-    raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-  if weight_decay < 0:
-    raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-  return optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+    Args:
+      grads: gradients, the structure of `params`.
+      task_id: int32 scalar, the batch's task (`optimizers.make_optimizer(per_task_heads=True)`
+        needs it; None for optimizers without per-task heads).
+      **kwargs: other fields to replace (e.g. `batch_stats`).
+
+    Returns:
+      The state after the step, `step` incremented.
+    """
+    extra = {} if task_id is None else {"task_id": task_id}
+    updates, opt_state = self.tx.update(grads, self.opt_state, self.params, **extra)
+    params = optax.apply_updates(self.params, updates)
+    return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)
 
 
 def create_train_state(rng: jax.Array, model: nn.Module, init_inputs: Sequence[Any],
@@ -46,7 +54,7 @@ def create_train_state(rng: jax.Array, model: nn.Module, init_inputs: Sequence[A
     model: unbound flax module called as `model.apply(vars, *init_inputs, train=...)`.
     init_inputs: example inputs, e.g. `(x [B, n], task_id)` for a classifier or
       `(x1 [B, n], x2 [B, n])` for a distance model. Only shapes matter.
-    tx: the optimizer (see `make_optimizer`).
+    tx: the optimizer (see `mtl2d.train.optimizers.make_optimizer`).
 
   Returns:
     A `TrainState` at step 0.

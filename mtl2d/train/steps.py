@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from mtl2d.train import augment as augment_lib
 from mtl2d.train import sharding as sharding_lib
 from mtl2d.train import state as state_lib
 
@@ -77,23 +78,32 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Arr
   return total / jnp.maximum(count, 1.0), total, count
 
 
-def classification_train_step(state: state_lib.TrainState,
-                              batch: Batch) -> tuple[state_lib.TrainState, Metrics]:
+def classification_train_step(
+    state: state_lib.TrainState, batch: Batch, *,
+    augmentation: augment_lib.Augmentation = augment_lib.Augmentation(),
+) -> tuple[state_lib.TrainState, Metrics]:
   """One AdamW step on cross-entropy of the batch's task head.
+
+  The optimizer receives the batch's `task_id`, so with per-task heads
+  (`optimizers.make_optimizer(per_task_heads=True)`) only that task's head and the shared
+  encoder move (Algorithm 2: every batch comes from one task).
 
   Args:
     state: train state of a `MultiTaskModel` (called as `(x, task_id, *, train)`).
     batch: `x [B, n]` float, `y [B]` int32, `mask [B]` float32, `task_id` int32 scalar.
+    augmentation: training-time augmentation of `x` (static; default none).
 
   Returns:
     `(new_state, metrics)`, metrics: `loss_sum`, `correct`, `count` (sums over real rows) and
     `first_nonfinite_step`.
   """
-  dropout_rng = jax.random.fold_in(state.rng, state.step)
+  step_rng = jax.random.fold_in(state.rng, state.step)
+  dropout_rng, augment_rng = jax.random.split(step_rng)
+  x = augment_lib.augment_batch(batch["x"], augment_rng, augmentation)
 
   def loss_fn(params):
     (logits, _), updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, batch["x"], batch["task_id"],
+        {"params": params, "batch_stats": state.batch_stats}, x, batch["task_id"],
         train=True, mutable=["batch_stats"], rngs={"dropout": dropout_rng})
     # Classes the task lacks carry a large negative logit (zero probability), so plain
     # cross-entropy over all heads' classes is the task's own cross-entropy.
@@ -103,7 +113,8 @@ def classification_train_step(state: state_lib.TrainState,
 
   grads, (updates, logits, loss_sum, count) = jax.grad(loss_fn, has_aux=True)(state.params)
   loss = loss_sum / jnp.maximum(count, 1.0)
-  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
+  new_state = state.apply_gradients(grads=grads, task_id=batch["task_id"],
+                                    batch_stats=updates.get("batch_stats", {}))
   correct = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["mask"])
   return new_state, _step_metrics(state, loss, dict(loss_sum=loss_sum, correct=correct,
                                                     count=count))

@@ -96,3 +96,27 @@ def test_bad_task_id():
   model, variables = _model_and_vars("resnet1d")
   with pytest.raises(ValueError, match="task_id"):
     model.apply(variables, jnp.zeros((2, 10)), jnp.zeros((2,), jnp.int32), train=False)
+
+
+def test_head_dropout_in_training_only():
+  model = models.classifier("resnet1d", NUM_CLASSES, preset="tiny", head_dropout=0.5)
+  x = np.random.default_rng(3).normal(size=(4, 10)).astype(np.float32)
+  variables = jax.jit(lambda x: model.init(_key(0), x, jnp.int32(0), train=False))(x)
+  evaluate = jax.jit(lambda v, x: model.apply(v, x, jnp.int32(1), train=False))
+  no_drop = models.classifier("resnet1d", NUM_CLASSES, preset="tiny")
+  same, _ = jax.jit(lambda v, x: no_drop.apply(v, x, jnp.int32(1), train=False))(variables, x)
+  logits, aux = evaluate(variables, x)
+  np.testing.assert_allclose(logits, same, rtol=1e-6)  # no dropout at evaluation
+
+  def train(seed):
+    (logits, aux), _ = model.apply(variables, x, jnp.int32(1), train=True,
+                                   mutable=["batch_stats"],
+                                   rngs={"dropout": jax.random.key(seed)})
+    return logits, aux
+  l1, a1 = train(1)
+  l2, a2 = train(2)
+  assert not np.allclose(l1, l2)
+  np.testing.assert_allclose(a1["features"], a2["features"], rtol=1e-6)  # taken before dropout
+  with pytest.raises(ValueError, match="dropout"):
+    models.classifier("resnet1d", NUM_CLASSES, preset="tiny", head_dropout=1.0).init(
+        _key(0), x, jnp.int32(0), train=False)

@@ -102,3 +102,27 @@ def test_bad_input():
     models.ResNet2D(TINY).init(_key(0), jnp.ones((2, 3)), train=False)
   with pytest.raises(ValueError, match="widths"):
     models.ResNet2D(()).init(_key(0), jnp.ones((2, 3, 3)), train=False)
+
+
+@pytest.mark.parametrize("downsample,sizes", [
+    (0, [(12, 8)] * 4),
+    (2, [(6, 4), (3, 2), (3, 2), (3, 2)]),
+    (None, [(6, 4), (3, 2), (2, 1), (1, 1)]),
+])
+def test_downsample_sets_how_many_stages_halve_the_map(downsample, sizes):
+  model = models.ResNet2D((4, 4, 8, 8), downsample=downsample)
+  x = np.random.default_rng(0).normal(size=(2, 12, 8, 2)).astype(np.float32)
+  variables = jax.jit(lambda x: model.init(_key(0), x, train=False))(x)
+  y, state = jax.jit(lambda v, x: model.apply(
+      v, x, train=True, capture_intermediates=True, mutable=["intermediates", "batch_stats"]))(
+          variables, x)
+  assert y.shape == (2, 8)
+  got = [state["intermediates"][f"stage{i}"]["__call__"][0].shape[1:3] for i in range(4)]
+  assert got == sizes
+  # The same parameters whatever the strides: stride-1 stages keep their 3x3 conv.
+  assert _count(variables["params"]) == _expected_resnet2d_params((4, 4, 8, 8), 2)
+
+
+def test_bad_downsample():
+  with pytest.raises(ValueError, match="downsample"):
+    models.ResNet2D((4, 4), downsample=3).init(_key(0), jnp.ones((1, 4, 4)), train=False)

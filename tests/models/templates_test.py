@@ -77,3 +77,66 @@ def test_bfloat16_and_options():
     models.TemplateDistance(2, 3, template_init="zeros").init(_key(0), x)
   with pytest.raises(ValueError, match="x must be"):
     layer.init(_key(0), jnp.ones((2, 3, 1)))
+
+
+def _series():
+  rng = np.random.default_rng(2)
+  return [rng.normal(size=(5, 20)), np.cumsum(rng.normal(size=(3, 8)), axis=1)]
+
+
+def test_templates_from_series_are_z_normalised_windows_of_training_rows():
+  series = _series()
+  t = models.templates_from_series(series, 6, 7, mode="train_segments", seed=1)
+  assert t.shape == (7, 6) and t.dtype == np.float32
+  np.testing.assert_allclose(t.mean(axis=0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(t.std(axis=0), 1.0, rtol=1e-4)
+  # Template c comes from task c % 2; each is a z-normalised window of one of its rows
+  # (task 1's rows, 8 long, are longer than 7, so they are windowed too).
+  for c in range(6):
+    rows = series[c % 2]
+    found = False
+    for row in rows:
+      for start in range(len(row) - 7 + 1):
+        seg = row[start:start + 7]
+        if np.allclose((seg - seg.mean()) / seg.std(), t[:, c], atol=1e-5):
+          found = True
+    assert found, c
+  # Deterministic in the seed, different across seeds.
+  np.testing.assert_array_equal(
+      t, models.templates_from_series(series, 6, 7, mode="train_segments", seed=1))
+  assert not np.allclose(
+      t, models.templates_from_series(series, 6, 7, mode="train_segments", seed=2))
+
+
+def test_templates_from_whole_series_resample_to_the_template_length():
+  series = _series()
+  t = models.templates_from_series(series, 2, 40, mode="train_series", seed=0)
+  for c in range(2):
+    rows = series[c]
+    n = rows.shape[1]
+    candidates = [np.interp(np.linspace(0, n - 1, 40), np.arange(n), r) for r in rows]
+    assert any(np.allclose((s - s.mean()) / s.std(), t[:, c], atol=1e-5) for s in candidates)
+  # Segments longer than the series fall back to the resampled series.
+  np.testing.assert_array_equal(
+      t, models.templates_from_series(series, 2, 40, mode="train_segments", seed=0))
+
+
+def test_templates_from_series_errors():
+  with pytest.raises(ValueError, match="mode"):
+    models.templates_from_series(_series(), 2, 4, mode="random")
+  with pytest.raises(ValueError, match="num_templates"):
+    models.templates_from_series(_series(), 0, 4)
+  with pytest.raises(ValueError, match="series"):
+    models.templates_from_series([np.zeros((0, 4))], 2, 4)
+
+
+def test_replace_templates_replaces_only_template_parameters():
+  model = models.classifier("resnet2d", (2, 3), preset="tiny", template_init="train_segments")
+  variables = jax.jit(lambda x: model.init(_key(0), x, jnp.int32(0), train=False))(
+      jnp.zeros((1, 9)))
+  params = variables["params"]
+  new = models.replace_templates(params, lambda m, k: np.full((m, k), 7.0))
+  np.testing.assert_array_equal(new["encoder"]["templates"]["templates"], 7.0)
+  assert new["heads"]["kernel"] is params["heads"]["kernel"]
+  with pytest.raises(ValueError, match="templates must be"):
+    models.replace_templates(params, lambda m, k: np.zeros((m + 1, k)))

@@ -65,6 +65,19 @@ def tiny_config(**overrides: Any):
   return c
 
 
+class _Heads(nn.Module):
+  """Stacked head kernels `[tasks, features, classes]` under "heads", as in `MultiTaskModel`."""
+
+  num_tasks: int
+  features: int
+  classes: int
+
+  @nn.compact
+  def __call__(self):
+    return self.param("kernel", nn.initializers.normal(1.0),
+                      (self.num_tasks, self.features, self.classes))
+
+
 class LinearMultiTask(nn.Module):
   """Stand-in for `MultiTaskModel` with the same call signature.
 
@@ -79,8 +92,8 @@ class LinearMultiTask(nn.Module):
   def __call__(self, x, task_id, *, train):
     del train
     h = jnp.mean(jnp.tanh(nn.Dense(self.features, name="enc")(x[..., None])), axis=1)
-    kernel = self.param("kernel", nn.initializers.normal(1.0),
-                        (len(self.num_classes), self.features, max(self.num_classes)))
+    kernel = _Heads(len(self.num_classes), self.features, max(self.num_classes),
+                    name="heads")()
     logits = h @ kernel[task_id]
     mask = jnp.arange(max(self.num_classes)) < jnp.asarray(self.num_classes)[task_id]
     return jnp.where(mask, logits, -1e9), {"features": h}

@@ -5,12 +5,15 @@ import logging
 import pathlib
 import shutil
 
+import jax
 import numpy as np
 import pytest
 
+from mtl2d import models
 from mtl2d import train
 from mtl2d.data import config as data_config
 from mtl2d.data import types
+from mtl2d.train import loop
 from mtl2d.train import workdir as workdir_lib
 from tests.train import helpers
 
@@ -221,3 +224,31 @@ def test_bad_input_is_refused_before_training(tmp_path):
   with pytest.raises(ValueError, match=r"distance.target '5%'.*\['10%', 'full'\]"):
     train.train_and_evaluate(config, tmp_path, pairs=helpers.make_pairs())
   assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_recipe_options_end_to_end(tmp_path):
+  """Data-drawn templates, fewer downsamplings, head dropout, augmentation, cosine schedule
+  with warm-up and evaluation-mode accuracy on the training split, in one tiny run."""
+  config = helpers.tiny_config(**{
+      "model.encoder": "resnet2d", "model.head_dropout": 0.2, "augment.crop": 0.2,
+      "augment.scale": 0.1, "optim.schedule": "cosine", "optim.warmup_epochs": 1,
+      "eval_train_split": True})
+  config.model.overrides = dict(num_templates=2, template_length=5, widths=(4, 4),
+                                downsample=1, template_init="train_segments")
+  tasks = helpers.make_tasks()[:3]
+  results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  for task in tasks:
+    r = results["tasks"][task.name]
+    assert 0.0 <= r["train_eval_accuracy"] <= 1.0 and 0.0 <= r["train_accuracy"] <= 1.0
+  records = workdir_lib.read_metrics(tmp_path / "metrics.jsonl")
+  assert all(sorted(r["train_eval"]) == sorted(t.name for t in tasks) for r in records)
+  # The templates start as z-normalised windows of training series (seeded draw).
+  problem = loop.make_problem(config, tasks=tasks)
+  variables = jax.jit(lambda: problem.model.init(jax.random.key(0, impl="rbg"),
+                                                 tasks[0].train.x[:1], np.int32(0),
+                                                 train=False))()
+  params = problem.init_params(variables["params"])
+  expected = models.templates_from_series([t.train.x for t in tasks], 2, 5,
+                                          mode="train_segments", seed=config.seed)
+  np.testing.assert_array_equal(params["encoder"]["templates"]["templates"], expected)
+  assert params["heads"]["kernel"] is variables["params"]["heads"]["kernel"]

@@ -1,9 +1,13 @@
 """Tests of the pure train/eval steps, padding masks and compilation counts."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
 
+from mtl2d.train import augment
+from mtl2d.train import optimizers
 from mtl2d.train import scheduler
 from mtl2d.train import sharding
 from mtl2d.train import state as state_lib
@@ -13,8 +17,8 @@ from tests.train import helpers
 NUM_CLASSES = (2, 3, 4)
 
 
-def _state(model, inputs, lr=0.05):
-  tx = state_lib.make_optimizer(lr, 0.01)
+def _state(model, inputs, lr=0.05, per_task_heads=True):
+  tx = optimizers.make_optimizer(lr, 0.01, per_task_heads=per_task_heads)
   init = jax.jit(lambda rng: state_lib.create_train_state(rng, model, inputs, tx),
                  compiler_options=steps.FAST_COMPILE)
   return init(jax.random.PRNGKey(0))
@@ -52,7 +56,7 @@ def test_classification_step_matches_numpy_and_ignores_padding():
 
   # Reference cross-entropy of the real rows, in NumPy.
   p = jax.device_get(state0.params)
-  logits = _features(p, x) @ p["kernel"][1]
+  logits = _features(p, x) @ p["heads"]["kernel"][1]
   logits[:, 3:] = -1e9
   ce = -helpers.numpy_log_softmax(logits.astype(np.float64))[np.arange(5), y]
 
@@ -65,11 +69,60 @@ def test_classification_step_matches_numpy_and_ignores_padding():
   new_exact, _ = step(_state(model, (x, np.int32(0))), exact)
   helpers.leaves_close(new_padded.params, new_exact.params, rtol=1e-5, atol=1e-7)
   assert int(new_padded.step) == 1
-  # Only the batch's task head moves (heads of other tasks get zero gradient, and AdamW's
-  # decoupled decay shrinks them by exactly lr * wd * w).
-  before, after = p["kernel"], np.asarray(new_padded.params["kernel"])
-  np.testing.assert_allclose(after[0], before[0] * (1 - 0.05 * 0.01), rtol=1e-6)
+  # Only the batch's task head moves.
+  before, after = p["heads"]["kernel"], np.asarray(new_padded.params["heads"]["kernel"])
+  np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
   assert np.abs(after[1] - before[1]).max() > 1e-3
+
+
+def _moments(state):
+  """(mu, nu) of the heads' per-task AdamW and of the shared AdamW."""
+  inner = state.opt_state.inner_states
+  adam_heads = inner["heads"].inner_state[0][0]  # chain(per_task(chain(adam, decay)), lr)
+  adam_shared = inner["shared"].inner_state[0]
+  return adam_heads, adam_shared
+
+
+def test_step_on_one_task_leaves_other_heads_and_moments_bit_identical():
+  """Algorithm 2: a batch of task t updates the encoder and head t, nothing else."""
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  rng = np.random.default_rng(5)
+  step = jax.jit(steps.classification_train_step)
+  state = _state(model, (np.zeros((1, 6), np.float32), np.int32(0)))
+  # Give every head non-zero moments first, so "untouched" is a real check.
+  for t in (0, 1, 2):
+    batch, _, _ = _batch(rng, 8, 8, 6, task_id=t, num_classes=NUM_CLASSES[t])
+    state, _ = step(state, batch)
+  before = jax.device_get(state)
+  batch, _, _ = _batch(rng, 8, 8, 6, task_id=2, num_classes=NUM_CLASSES[2])
+  after = jax.device_get(step(state, batch)[0])
+  heads_b, shared_b = _moments(before)
+  heads_a, shared_a = _moments(after)
+  for t in (0, 1):
+    np.testing.assert_array_equal(after.params["heads"]["kernel"][t],
+                                  before.params["heads"]["kernel"][t])
+    for leaf_b, leaf_a in zip(jax.tree.leaves(heads_b), jax.tree.leaves(heads_a)):
+      np.testing.assert_array_equal(leaf_a[t], leaf_b[t])
+  assert np.abs(after.params["heads"]["kernel"][2] - before.params["heads"]["kernel"][2]).max() > 0
+  np.testing.assert_array_equal(heads_a.count, [1, 1, 2])  # each head counts its own steps
+  # The shared encoder moves every step.
+  assert np.abs(after.params["enc"]["kernel"] - before.params["enc"]["kernel"]).max() > 0
+  assert int(shared_a.count) == 4
+
+
+def test_augmented_step_is_deterministic_and_differs_from_plain():
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  rng = np.random.default_rng(6)
+  batch, x, _ = _batch(rng, 8, 8, 6, task_id=0, num_classes=2)
+  aug = augment.Augmentation(crop=0.3, scale=0.2, jitter=0.1)
+  plain = jax.jit(steps.classification_train_step)
+  augmented = jax.jit(functools.partial(steps.classification_train_step, augmentation=aug))
+  s0 = _state(model, (x, np.int32(0)))
+  p_plain = jax.device_get(plain(s0, batch)[0].params)
+  p_aug1 = jax.device_get(augmented(_state(model, (x, np.int32(0))), batch)[0].params)
+  p_aug2 = jax.device_get(augmented(_state(model, (x, np.int32(0))), batch)[0].params)
+  helpers.leaves_close(p_aug1, p_aug2, rtol=0, atol=0)
+  assert np.abs(p_aug1["enc"]["kernel"] - p_plain["enc"]["kernel"]).max() > 1e-6
 
 
 def test_nonfinite_loss_reports_first_step():
@@ -159,7 +212,7 @@ def test_eval_step_accuracy_matches_numpy():
   state = _state(model, (x, np.int32(0)))
   m = jax.jit(steps.classification_eval_step)(state, batch)
   p = jax.device_get(state.params)
-  logits = _features(p, x) @ p["kernel"][2]
+  logits = _features(p, x) @ p["heads"]["kernel"][2]
   assert float(m["count"]) == 7
   assert float(m["correct"]) == np.sum(np.argmax(logits, -1) == y)
   ce = -helpers.numpy_log_softmax(logits.astype(np.float64))[np.arange(7), y]
@@ -170,10 +223,3 @@ def test_padded_batch_size():
   assert sharding.padded_batch_size(40, 1) == 40
   assert sharding.padded_batch_size(40, 3) == 42
   assert sharding.padded_batch_size(6, 4) == 8
-
-
-def test_optimizer_bad_input():
-  with pytest.raises(ValueError, match="learning_rate"):
-    state_lib.make_optimizer(0.0, 0.01)
-  with pytest.raises(ValueError, match="weight_decay"):
-    state_lib.make_optimizer(1e-3, -1.0)

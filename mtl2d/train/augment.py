@@ -1,0 +1,88 @@
+"""Training-time augmentation of univariate series, on device inside the train step.
+
+All three transforms are standard for time-series classification and apply to every encoder
+alike: window slicing (Le Guennec et al. 2016, the paper's reference [28]), amplitude scaling and
+jitter. The math is written for one series and vmapped over the batch; keys come from the step's
+`fold_in(rng, step)` key, so a resumed run augments exactly like an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["Augmentation", "augment_batch", "augment_series"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+  """Augmentation strengths (all 0: the identity).
+
+  Attributes:
+    crop: window slicing; a window of a uniform fraction in `[1 - crop, 1]` of the length, at a
+      uniform position, is stretched back to the full length by linear interpolation.
+      `0 <= crop < 1`.
+    scale: the series is multiplied by `exp(N(0, scale^2))`. `>= 0`.
+    jitter: `N(0, jitter^2)` noise is added to every point. `>= 0`.
+  """
+
+  crop: float = 0.0
+  scale: float = 0.0
+  jitter: float = 0.0
+
+  def __post_init__(self):
+    """Checks the strengths (ValueError naming the `augment.` field)."""
+    if not 0.0 <= self.crop < 1.0:
+      raise ValueError(f"augment.crop must be in [0, 1), got {self.crop!r}")
+    for name in ("scale", "jitter"):
+      value = getattr(self, name)
+      if not value >= 0.0 or value == float("inf"):
+        raise ValueError(f"augment.{name} must be a finite number >= 0, got {value!r}")
+
+  @property
+  def active(self) -> bool:
+    """Whether any transform is on."""
+    return bool(self.crop or self.scale or self.jitter)
+
+
+def augment_series(x: jax.typing.ArrayLike, key: jax.Array, aug: Augmentation) -> jax.Array:
+  """Augments one series.
+
+  Args:
+    x: `[length]` series.
+    key: PRNG key.
+    aug: the strengths.
+
+  Returns:
+    `[length]` augmented series (same dtype).
+  """
+  x = jnp.asarray(x)
+  if x.ndim != 1:
+    raise ValueError(f"x must be one series [length], got shape {x.shape}")
+  n = x.shape[0]
+  k_frac, k_start, k_scale, k_jitter = jax.random.split(key, 4)
+  out = x.astype(jnp.float32)
+  if aug.crop and n > 1:
+    frac = 1.0 - aug.crop * jax.random.uniform(k_frac)
+    width = frac * (n - 1)
+    start = jax.random.uniform(k_start) * (n - 1 - width)
+    grid = start + jnp.linspace(0.0, 1.0, n) * width
+    out = jnp.interp(grid, jnp.arange(n, dtype=jnp.float32), out)
+  if aug.scale:
+    out = out * jnp.exp(aug.scale * jax.random.normal(k_scale))
+  if aug.jitter:
+    out = out + aug.jitter * jax.random.normal(k_jitter, (n,))
+  return out.astype(x.dtype)
+
+
+def augment_batch(x: jax.typing.ArrayLike, key: jax.Array, aug: Augmentation) -> jax.Array:
+  """Augments every series of `x [batch, length]` independently (identity if nothing is on)."""
+  x = jnp.asarray(x)
+  if not aug.active:
+    return x
+  if x.ndim != 2:
+    raise ValueError(f"x must be [batch, length], got shape {x.shape}")
+  keys = jax.random.split(key, x.shape[0])
+  return jax.vmap(augment_series, in_axes=(0, 0, None))(x, keys, aug)

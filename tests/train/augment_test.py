@@ -1,0 +1,56 @@
+"""Training-time augmentation: identity when off, window slicing against NumPy, errors."""
+
+import jax
+import numpy as np
+import pytest
+
+from mtl2d.train import augment
+
+
+def test_off_is_identity():
+  x = np.random.default_rng(0).normal(size=(3, 10)).astype(np.float32)
+  out = augment.augment_batch(x, jax.random.key(0), augment.Augmentation())
+  np.testing.assert_array_equal(out, x)
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+def test_crop_is_a_stretched_window(use_jit):
+  """Reference: the same window (recomputed from the same draws) interpolated with NumPy."""
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=20).astype(np.float32)
+  aug = augment.Augmentation(crop=0.4)
+  key = jax.random.key(3)
+  fn = jax.jit(augment.augment_series, static_argnums=2) if use_jit else augment.augment_series
+  out = np.asarray(fn(x, key, aug))
+  k_frac, k_start, _, _ = jax.random.split(key, 4)
+  frac = 1.0 - 0.4 * float(jax.random.uniform(k_frac))
+  width = frac * 19
+  start = float(jax.random.uniform(k_start)) * (19 - width)
+  grid = start + np.linspace(0.0, 1.0, 20) * width
+  np.testing.assert_allclose(out, np.interp(grid, np.arange(20), x), rtol=1e-5, atol=1e-5)
+  assert 0.6 <= frac <= 1.0 and 0.0 <= start <= 19 - width + 1e-6
+
+
+def test_scale_and_jitter_statistics():
+  x = np.ones((2000, 8), np.float32)
+  out = np.asarray(augment.augment_batch(x, jax.random.key(1),
+                                         augment.Augmentation(scale=0.2)))
+  # One factor per series, lognormal with sigma 0.2.
+  np.testing.assert_allclose(out.std(axis=1), 0.0, atol=1e-6)
+  np.testing.assert_allclose(np.log(out[:, 0]).std(), 0.2, rtol=0.1)
+  out = np.asarray(augment.augment_batch(x, jax.random.key(2),
+                                         augment.Augmentation(jitter=0.3)))
+  np.testing.assert_allclose((out - 1).std(), 0.3, rtol=0.05)
+  # Series are augmented independently.
+  assert len(np.unique(out[:, 0])) == len(out)
+
+
+def test_bad_strengths_name_the_field():
+  with pytest.raises(ValueError, match="augment.crop"):
+    augment.Augmentation(crop=1.0)
+  with pytest.raises(ValueError, match="augment.scale"):
+    augment.Augmentation(scale=-0.1)
+  with pytest.raises(ValueError, match="augment.jitter"):
+    augment.Augmentation(jitter=float("nan"))
+  with pytest.raises(ValueError, match="series"):
+    augment.augment_series(np.zeros((2, 3)), jax.random.key(0), augment.Augmentation(crop=0.1))
