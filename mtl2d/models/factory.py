@@ -95,6 +95,7 @@ def _dtype(dtype: Any) -> Any:
 
 def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper",
                dtype: Any = jnp.float32, head_dropout: float = 0.0,
+               task_batch_stats: bool = False,
                **overrides: Any) -> multitask.MultiTaskModel:
   """Builds ResNet1D / ResNet2D with stacked task heads (Figures 2d and 3d).
 
@@ -105,6 +106,8 @@ def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper
     dtype: computation dtype (`jnp.bfloat16` or `"bfloat16"` on
       accelerators); parameters stay float32.
     head_dropout: dropout rate on the shared features before the heads.
+    task_batch_stats: one set of batch-norm running statistics per task in the encoder
+      (`mtl2d.models.norm.BatchNorm.num_tasks`); scale and bias stay shared.
     **overrides: preset fields to replace (see `PRESETS`).
 
   Returns:
@@ -117,15 +120,17 @@ def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper
     raise ValueError(f"num_classes must be a non-empty sequence of ints >= 1, got {num_classes!r}")
   config = preset_config(encoder, preset, **overrides)
   dtype = _dtype(dtype)
+  num_tasks = len(num_classes) if task_batch_stats else 1
   enc: nn.Module
   if encoder == "resnet1d":
-    enc = resnet1d.ResNet1D(tuple(config["features"]), tuple(config["kernel_sizes"]), dtype=dtype)
+    enc = resnet1d.ResNet1D(tuple(config["features"]), tuple(config["kernel_sizes"]), dtype=dtype,
+                            num_tasks=num_tasks)
   else:
     enc = resnet2d.TemplateResNet2D(
         num_templates=config["num_templates"], template_length=config["template_length"],
         widths=tuple(config["widths"]), dtype=dtype, remat=config["remat"],
         template_init=config["template_init"], recompute_distance=config["recompute_distance"],
-        conv_impl=config["conv_impl"], downsample=config["downsample"])
+        conv_impl=config["conv_impl"], downsample=config["downsample"], num_tasks=num_tasks)
   return multitask.MultiTaskModel(enc, tuple(int(c) for c in num_classes), dtype=dtype,
                                  dropout=float(head_dropout))
 

@@ -64,8 +64,9 @@ class MultiTaskModel(nn.Module):
   Attributes:
     encoder: a module mapping `(x [batch, n], *, train)` to features
       `[batch, F]` (`ResNet1D` or `TemplateResNet2D`); its parameters are
-      shared by all tasks. One task (`num_classes=(c,)`) is the single-task
-      model.
+      shared by all tasks. An encoder with `num_tasks > 1` (per-task batch-norm
+      statistics) is also given `task_id=`. One task (`num_classes=(c,)`) is
+      the single-task model.
     num_classes: class count of every task, in task-id order.
     dtype: computation dtype of the heads; logits are returned as float32.
     dropout: dropout rate on the shared features before the heads, in training only (needs a
@@ -102,7 +103,11 @@ class MultiTaskModel(nn.Module):
     if task_id.shape != () or not jnp.issubdtype(task_id.dtype, jnp.integer):
       raise ValueError(f"task_id must be an integer scalar, got shape {task_id.shape} and dtype "
                        f"{task_id.dtype}")
-    features = self.encoder(x, train=train)
+    if getattr(self.encoder, "num_tasks", 1) > 1:
+      # Per-task batch-norm statistics (`norm.BatchNorm`): the encoder needs the batch's task.
+      features = self.encoder(x, train=train, task_id=task_id)
+    else:
+      features = self.encoder(x, train=train)
     if features.ndim != 2:
       raise ValueError(f"encoder must return [batch, features], got shape {features.shape}")
     if not 0.0 <= self.dropout < 1.0:

@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mtl2d.models import norm as norm_lib
+
 __all__ = ["ResidualBlock1D", "ResNet1D"]
 
 
@@ -25,19 +27,23 @@ class ResidualBlock1D(nn.Module):
     features: output channels of every convolution in the block.
     kernel_sizes: filter sizes of the block's convolutions, in order.
     dtype: computation dtype (parameters stay float32).
+    num_tasks: sets of batch-norm running statistics (`norm.BatchNorm.num_tasks`).
   """
 
   features: int
   kernel_sizes: Sequence[int] = (8, 5, 3)
   dtype: Any = jnp.float32
+  num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool,
+               task_id: jax.Array | None = None) -> jax.Array:
     """Applies the block.
 
     Args:
       x: `[batch, length, channels]`.
       train: batch statistics (True) or running averages (False).
+      task_id: int32 scalar, picks the batch-norm statistics when `num_tasks > 1`.
 
     Returns:
       `[batch, length, features]`.
@@ -45,17 +51,20 @@ class ResidualBlock1D(nn.Module):
     # Convolutions feed batch norm, whose shift makes a conv bias redundant.
     conv = lambda k, name: nn.Conv(  # noqa: E731
         self.features, (k,), padding="SAME", use_bias=False, dtype=self.dtype, name=name)
-    norm = lambda name: nn.BatchNorm(  # noqa: E731
-        use_running_average=not train, momentum=0.9, dtype=self.dtype, name=name)
+    # mtl2d's batch norm (same variables and values as flax's, see norm.py) for the per-task
+    # statistics; with one task it is plain batch normalization.
+    norm = lambda name: norm_lib.BatchNorm(  # noqa: E731
+        use_running_average=not train, momentum=0.9, dtype=self.dtype,
+        num_tasks=self.num_tasks, name=name)
     y = x
     last = len(self.kernel_sizes) - 1
     for i, k in enumerate(self.kernel_sizes):
-      y = norm(f"bn{i}")(conv(k, f"conv{i}")(y))
+      y = norm(f"bn{i}")(conv(k, f"conv{i}")(y), task_id)
       if i != last:
         y = nn.relu(y)
     shortcut = x
     if x.shape[-1] != self.features:
-      shortcut = norm("proj_bn")(conv(1, "proj_conv")(x))
+      shortcut = norm("proj_bn")(conv(1, "proj_conv")(x), task_id)
     return nn.relu(y + shortcut)
 
 
@@ -69,20 +78,25 @@ class ResNet1D(nn.Module):
     dtype: computation dtype, e.g. `jnp.bfloat16` on accelerators; parameters
       and batch-norm statistics stay float32, the features are returned as
       float32.
+    num_tasks: sets of batch-norm running statistics, one per task
+      (`norm.BatchNorm`); 1 for shared statistics.
   """
 
   features: Sequence[int] = (64, 128, 128)
   kernel_sizes: Sequence[int] = (8, 5, 3)
   dtype: Any = jnp.float32
+  num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
+               task_id: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Encodes a batch of series.
 
     Args:
       x: `[batch, length]` univariate or `[batch, length, channels]` series;
         any length >= 1.
       train: batch statistics (True) or running averages (False).
+      task_id: int32 scalar, picks the batch-norm statistics when `num_tasks > 1`.
 
     Returns:
       `[batch, features[-1]]` float32 features.
@@ -100,7 +114,8 @@ class ResNet1D(nn.Module):
           f"{self.kernel_sizes!r}")
     x = x.astype(self.dtype)
     for i, f in enumerate(self.features):
-      x = ResidualBlock1D(f, tuple(self.kernel_sizes), dtype=self.dtype, name=f"block{i}")(
-          x, train=train)
+      x = ResidualBlock1D(f, tuple(self.kernel_sizes), dtype=self.dtype,
+                          num_tasks=self.num_tasks, name=f"block{i}")(x, train=train,
+                                                                      task_id=task_id)
     # Global average pooling over time (Figure 2b), accumulated in float32.
     return jnp.mean(x.astype(jnp.float32), axis=1)

@@ -20,6 +20,7 @@ so a side of 1 stays 1: any n, m >= 1 works, including inputs that reach
 """
 
 from collections.abc import Sequence
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -35,9 +36,9 @@ __all__ = ["BasicBlock2D", "ResNet2D", "ResNet2DStage", "TemplateResNet2D", "DEF
 DEFAULT_WIDTHS = (64, 64, 64, 64, 128, 128, 128, 128)
 
 
-def _norm(train: bool, dtype: Any, name: str, **kwargs: Any) -> norm.BatchNorm:
+def _norm(train: bool, dtype: Any, name: str, num_tasks: int, **kwargs: Any) -> norm.BatchNorm:
   return norm.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype, name=name,
-                        **kwargs)
+                        num_tasks=num_tasks, **kwargs)
 
 
 class BasicBlock2D(nn.Module):
@@ -48,26 +49,29 @@ class BasicBlock2D(nn.Module):
     dtype: computation dtype.
     conv_impl: "auto", "matmul" or "xla": how the kernel gradient is computed
       (`mtl2d.models.conv.resolve_conv`).
+    num_tasks: sets of batch-norm running statistics (`norm.BatchNorm.num_tasks`).
   """
 
   features: int
   dtype: Any = jnp.float32
   conv_impl: str = "auto"
+  num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool, task_id: jax.Array | None = None) -> jax.Array:
     """Applies the block: `[batch, h, w, c] -> [batch, h, w, features]`."""
     conv_fn = conv_lib.resolve_conv(self.conv_impl)
     conv = lambda k, name: nn.Conv(  # noqa: E731
         self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name,
         conv_general_dilated=conv_fn)
-    y = nn.relu(_norm(train, self.dtype, "bn0")(conv(3, "conv0")(x)))
+    bn = functools.partial(_norm, train, self.dtype, num_tasks=self.num_tasks)
+    y = nn.relu(bn("bn0")(conv(3, "conv0")(x), task_id))
     # Zero-init of the last scale makes each block start as the identity
     # (Goyal et al. 2017), which keeps 8 stacked blocks stable at init.
-    y = _norm(train, self.dtype, "bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y))
+    y = bn("bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y), task_id)
     shortcut = x
     if x.shape[-1] != self.features:
-      shortcut = _norm(train, self.dtype, "proj_bn")(conv(1, "proj_conv")(x))
+      shortcut = bn("proj_bn")(conv(1, "proj_conv")(x), task_id)
     return nn.relu(y + shortcut)
 
 
@@ -80,23 +84,25 @@ class ResNet2DStage(nn.Module):
     conv_impl: see `BasicBlock2D`.
     stride: stride of the conv after the block (2 in the paper's design; 1 keeps the
       resolution, see `ResNet2D.downsample`).
+    num_tasks: sets of batch-norm running statistics (`norm.BatchNorm.num_tasks`).
   """
 
   features: int
   dtype: Any = jnp.float32
   conv_impl: str = "auto"
   stride: int = 2
+  num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool, task_id: jax.Array | None = None) -> jax.Array:
     """`[batch, h, w, c] -> [batch, ceil(h/stride), ceil(w/stride), features]`."""
     x = BasicBlock2D(self.features, dtype=self.dtype, conv_impl=self.conv_impl,
-                     name="block")(x, train)
+                     num_tasks=self.num_tasks, name="block")(x, train, task_id)
     x = nn.Conv(self.features, (3, 3), strides=(self.stride,) * 2, padding="SAME",
                 use_bias=False,
                 dtype=self.dtype, name="down_conv",
                 conv_general_dilated=conv_lib.resolve_conv(self.conv_impl))(x)
-    return nn.relu(_norm(train, self.dtype, "down_bn")(x))
+    return nn.relu(_norm(train, self.dtype, "down_bn", self.num_tasks)(x, task_id))
 
 
 class ResNet2D(nn.Module):
@@ -116,6 +122,8 @@ class ResNet2D(nn.Module):
     downsample: how many stages, from the first, end in a stride-2 conv; the later stages'
       3x3 conv keeps the resolution (stride 1). The paper's design is `len(widths)` (every
       stage halves both sides); fewer leaves a larger map for the global average pooling.
+    num_tasks: sets of batch-norm running statistics, one per task (`norm.BatchNorm`); 1 for
+      shared statistics.
   """
 
   widths: Sequence[int] = DEFAULT_WIDTHS
@@ -123,10 +131,15 @@ class ResNet2D(nn.Module):
   remat: bool = False
   conv_impl: str = "auto"
   downsample: int | None = None
+  num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
-    """Encodes `[batch, n, m, channels]` (or `[batch, n, m]`) into `[batch, widths[-1]]`."""
+  def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
+               task_id: jax.typing.ArrayLike | None = None) -> jax.Array:
+    """Encodes `[batch, n, m, channels]` (or `[batch, n, m]`) into `[batch, widths[-1]]`.
+
+    `task_id` (int32 scalar) picks the batch-norm statistics when `num_tasks > 1`.
+    """
     x = jnp.asarray(x)
     if x.ndim == 3:
       x = x[..., None]
@@ -144,7 +157,8 @@ class ResNet2D(nn.Module):
     x = x.astype(self.dtype)
     for i, w in enumerate(self.widths):
       x = stage_cls(w, dtype=self.dtype, conv_impl=self.conv_impl,
-                    stride=2 if i < downsample else 1, name=f"stage{i}")(x, train)
+                    stride=2 if i < downsample else 1, num_tasks=self.num_tasks,
+                    name=f"stage{i}")(x, train, task_id)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
@@ -161,6 +175,7 @@ class TemplateResNet2D(nn.Module):
     recompute_distance: see `TemplateDistance.recompute`.
     conv_impl: see `ResNet2D.conv_impl`.
     downsample: see `ResNet2D.downsample` (None: every stage).
+    num_tasks: see `ResNet2D.num_tasks`.
   """
 
   num_templates: int = 64
@@ -172,14 +187,19 @@ class TemplateResNet2D(nn.Module):
   recompute_distance: bool = True
   conv_impl: str = "auto"
   downsample: int | None = None
+  num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
-    """Encodes `[batch, n]` series into `[batch, widths[-1]]` float32 features."""
+  def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
+               task_id: jax.typing.ArrayLike | None = None) -> jax.Array:
+    """Encodes `[batch, n]` series into `[batch, widths[-1]]` float32 features.
+
+    `task_id` (int32 scalar) picks the batch-norm statistics when `num_tasks > 1`.
+    """
     d = templates_lib.TemplateDistance(
         self.num_templates, self.template_length, dtype=self.dtype,
         template_init=self.template_init,
         recompute=self.recompute_distance, name="templates")(x)
     return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
                     conv_impl=self.conv_impl, downsample=self.downsample,
-                    name="resnet2d")(d, train=train)
+                    num_tasks=self.num_tasks, name="resnet2d")(d, train=train, task_id=task_id)

@@ -37,6 +37,10 @@ def base_config() -> ml_collections.ConfigDict:
     model.overrides: dict of preset fields to replace (e.g. `{"remat": True}`).
     model.head_dropout: dropout rate on the shared features before the task heads
       (classification; 0 disables it).
+    model.task_batch_stats: one set of batch-norm running statistics per task in the shared
+      encoder (classification): every Algorithm 2 batch is normalized with one task's
+      statistics in training, so evaluation uses that task's own running averages instead of
+      a blend of all tasks (see `mtl2d.models.norm`).
     optim.learning_rate: AdamW learning rate (paper: 1e-4).
     optim.weight_decay: AdamW decoupled weight decay (the paper does not state it; 0.01 is the
       PyTorch AdamW default the authors most likely used).
@@ -84,6 +88,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.dtype = "float32"
   c.model.overrides = ml_collections.ConfigDict()
   c.model.head_dropout = 0.0
+  c.model.task_batch_stats = False
 
   c.optim = ml_collections.ConfigDict()
   c.optim.learning_rate = 1e-4

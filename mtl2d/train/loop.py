@@ -48,6 +48,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] 
   return factory.classifier(config.model.encoder, num_classes, preset=config.model.preset,
                             dtype=config.model.dtype,
                             head_dropout=config.model.get("head_dropout", 0.0),
+                            task_batch_stats=config.model.get("task_batch_stats", False),
                             **_overrides(config))
 
 

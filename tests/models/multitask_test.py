@@ -120,3 +120,23 @@ def test_head_dropout_in_training_only():
   with pytest.raises(ValueError, match="dropout"):
     models.classifier("resnet1d", NUM_CLASSES, preset="tiny", head_dropout=1.0).init(
         _key(0), x, jnp.int32(0), train=False)
+
+
+@pytest.mark.parametrize("encoder", models.CLASSIFIER_ENCODERS)
+def test_task_batch_stats_keep_one_set_of_statistics_per_task(encoder):
+  model = models.classifier(encoder, NUM_CLASSES, preset="tiny", task_batch_stats=True)
+  x = np.random.default_rng(4).normal(size=(4, 10)).astype(np.float32)
+  variables = jax.jit(lambda x: model.init(_key(0), x, jnp.int32(0), train=False))(x)
+  stats = jax.tree.leaves(variables["batch_stats"])
+  assert stats and all(s.shape[0] == len(NUM_CLASSES) for s in stats)
+  step = jax.jit(lambda v, x, t: model.apply(v, x, t, train=True, mutable=["batch_stats"]))
+  _, updates = step(variables, x, jnp.int32(1))
+  for old, new in zip(stats, jax.tree.leaves(updates["batch_stats"])):
+    np.testing.assert_array_equal(new[0], old[0])
+  assert any(not np.allclose(n[1], o[1])
+             for o, n in zip(stats, jax.tree.leaves(updates["batch_stats"])))
+  # Evaluation reads the task's own statistics: task 0 is unchanged by the task-1 update.
+  evaluate = jax.jit(lambda v, x, t: model.apply(v, x, t, train=False)[0])
+  new_vars = {"params": variables["params"], "batch_stats": updates["batch_stats"]}
+  np.testing.assert_array_equal(evaluate(new_vars, x, jnp.int32(0)),
+                                evaluate(variables, x, jnp.int32(0)))

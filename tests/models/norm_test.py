@@ -93,3 +93,41 @@ def test_bfloat16_output_and_float32_statistics():
   assert updates["batch_stats"]["var"].dtype == jnp.float32
   ref, _ = nn.BatchNorm(use_running_average=False).apply(variables, x, mutable=["batch_stats"])
   np.testing.assert_allclose(y.astype(jnp.float32), ref, rtol=5e-2, atol=5e-2)
+
+
+def test_per_task_statistics_update_and_read_only_the_batch_task():
+  x, variables = _inputs((6, 4))
+  stacked = {"params": variables["params"],
+             "batch_stats": {"mean": jnp.stack([jnp.full(4, v) for v in (0.1, 0.3, -0.2)]),
+                             "var": jnp.stack([jnp.full(4, v) for v in (1.0, 1.7, 0.5)])}}
+  model = norm.BatchNorm(use_running_average=False, num_tasks=3)
+  y, updates = jax.jit(lambda v, x, t: model.apply(v, x, t, mutable=["batch_stats"]))(
+      stacked, x, jnp.int32(1))
+  # Training mode: the batch's own statistics, exactly as with one set of statistics.
+  ref, ref_updates = nn.BatchNorm(use_running_average=False, momentum=0.9).apply(
+      {"params": variables["params"],
+       "batch_stats": {k: v[1] for k, v in stacked["batch_stats"].items()}}, x,
+      mutable=["batch_stats"])
+  np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+  for name in ("mean", "var"):
+    new, old = np.asarray(updates["batch_stats"][name]), np.asarray(stacked["batch_stats"][name])
+    np.testing.assert_array_equal(new[[0, 2]], old[[0, 2]])  # other tasks untouched
+    np.testing.assert_allclose(new[1], ref_updates["batch_stats"][name], rtol=1e-5, atol=1e-6)
+  # Evaluation mode: task 2's own running statistics.
+  evaluate = norm.BatchNorm(use_running_average=True, num_tasks=3)
+  y2 = evaluate.apply(stacked, x, jnp.int32(2))
+  ref2 = nn.BatchNorm(use_running_average=True).apply(
+      {"params": variables["params"],
+       "batch_stats": {k: v[2] for k, v in stacked["batch_stats"].items()}}, x)
+  np.testing.assert_allclose(y2, ref2, rtol=1e-5, atol=1e-6)
+
+
+def test_per_task_statistics_shapes_and_errors():
+  x = jnp.ones((2, 5))
+  v = norm.BatchNorm(use_running_average=False, num_tasks=4).init(jax.random.key(0), x,
+                                                                   jnp.int32(0))
+  assert v["batch_stats"]["mean"].shape == (4, 5) and v["params"]["scale"].shape == (5,)
+  with pytest.raises(ValueError, match="task_id"):
+    norm.BatchNorm(use_running_average=False, num_tasks=2).init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match="num_tasks"):
+    norm.BatchNorm(use_running_average=False, num_tasks=0).init(jax.random.key(0), x)
