@@ -10,7 +10,7 @@ __all__ = ["RESUMABLE_FIELDS", "base_config"]
 
 # Fields a rerun in an existing workdir may change without starting a different run: they
 # decide how long or how verbosely the same run goes on, not what it computes.
-RESUMABLE_FIELDS = ("num_epochs", "stop_after_epochs", "log_every_steps")
+RESUMABLE_FIELDS = ("num_epochs", "min_train_steps", "stop_after_epochs", "log_every_steps")
 
 
 def _data_config() -> ml_collections.ConfigDict:
@@ -56,6 +56,9 @@ def base_config() -> ml_collections.ConfigDict:
       device count; padding rows get zero weight.
     eval_batch_size: batch size for evaluation/prediction; 0 means `batch_size`.
     num_epochs: epochs to train (paper: 400 classification, 200 distance).
+    min_train_steps: raise the number of epochs until the run makes at least this many train
+      steps (0: off), so that small datasets get as many updates as large ones. The epochs
+      used are recorded in the run's config.json and results.json.
     stop_after_epochs: end this invocation once this many epochs are done (0: never); a rerun
       with the same workdir continues. Used to split long runs and to test resuming.
     checkpoint_every_epochs: save a checkpoint every this many epochs (the last epoch is
@@ -107,6 +110,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 40
   c.eval_batch_size = 0
   c.num_epochs = 400
+  c.min_train_steps = 0
   c.stop_after_epochs = 0
   c.checkpoint_every_epochs = 1
   c.keep_checkpoints = 2

@@ -9,6 +9,7 @@ an uninterrupted run: the schedule and the step keys depend only on `(seed, epoc
 
 from __future__ import annotations
 
+import copy
 import json
 import pathlib
 import time
@@ -91,7 +92,7 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
                 "log_every_steps"):
     if int(config[field]) < 1:
       raise ValueError(f"config.{field} must be >= 1, got {config[field]!r}")
-  for field in ("eval_batch_size", "stop_after_epochs", "num_devices"):
+  for field in ("eval_batch_size", "stop_after_epochs", "num_devices", "min_train_steps"):
     if int(config[field]) < 0:
       raise ValueError(f"config.{field} must be >= 0, got {config[field]!r}")
 
@@ -177,9 +178,26 @@ def _steady(values: list[float]) -> float:
   return float(np.median(values)) if values else float("nan")
 
 
+def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  """Epochs of a run: `num_epochs`, raised to reach `min_train_steps` train steps if set.
+
+  A budget in steps gives small datasets (few steps per epoch) as many updates as large ones,
+  so one recipe serves groups of very different sizes.
+  """
+  epochs = int(config.num_epochs)
+  min_steps = int(config.get("min_train_steps", 0))
+  if min_steps > 0:
+    epochs = max(epochs, -(-min_steps // max(steps_per_epoch, 1)))
+  return epochs
+
+
 def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem) -> dict:
   """Trains `problem` in `workdir` (resuming if it holds a checkpoint); returns the results."""
   workdir = pathlib.Path(workdir)
+  epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size))
+  if epochs != config.num_epochs:
+    config = copy.deepcopy(config)
+    config.num_epochs = epochs
   is_main = jax.process_index() == 0
   dp = sharding.DataParallel(int(config.num_devices))
   padded = sharding.padded_batch_size(config.batch_size, dp.num_devices)
@@ -290,7 +308,7 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
       "mean_test_accuracy": float(np.mean([t["test_accuracy"] for t in tasks.values()])),
       "task_type": "classification", "multitask": False, "encoder": values[0]["encoder"],
       "completed_epochs": min(r["completed_epochs"] for r in values),
-      "num_epochs": values[0]["num_epochs"],
+      "num_epochs": max(r["num_epochs"] for r in values),
       "finished": all(r["finished"] for r in values),
       "task_dirs": {name: str(p.relative_to(workdir)) for name, p in subdirs.items()},
       "train_time_s": float(sum(r["train_time_s"] for r in values)),

@@ -252,3 +252,13 @@ def test_recipe_options_end_to_end(tmp_path):
                                           mode="train_segments", seed=config.seed)
   np.testing.assert_array_equal(params["encoder"]["templates"]["templates"], expected)
   assert params["heads"]["kernel"] is variables["params"]["heads"]["kernel"]
+
+
+def test_min_train_steps_raises_the_epochs(tmp_path):
+  # Three tasks of 20, 5 and 12 rows, batch 8: 3 iterations x 3 tasks = 9 steps per epoch.
+  config = helpers.tiny_config(num_epochs=1, min_train_steps=10)
+  tasks = helpers.make_tasks()[:3]
+  results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  assert results["num_epochs"] == results["completed_epochs"] == 2
+  assert workdir_lib.read_json(tmp_path / "config.json")["num_epochs"] == 2
+  assert len(workdir_lib.read_metrics(tmp_path / "metrics.jsonl")) == 2
