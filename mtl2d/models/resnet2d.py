@@ -55,19 +55,24 @@ class BasicBlock2D(nn.Module):
   conv_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    """Applies the block: `[batch, h, w, c] -> [batch, h, w, features]`."""
+  def __call__(self, x: jax.Array, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    """Applies the block: `[batch, h, w, c] -> [batch, h, w, features]`.
+
+    `mask` `[batch]`: only nonzero examples enter the batch statistics (None: all).
+    """
+    rows = norm.row_mask(mask, x)
     conv_fn = conv_lib.resolve_conv(self.conv_impl)
     conv = lambda k, name: nn.Conv(  # noqa: E731
         self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name,
         conv_general_dilated=conv_fn)
-    y = nn.relu(_norm(train, self.dtype, "bn0")(conv(3, "conv0")(x)))
+    y = nn.relu(_norm(train, self.dtype, "bn0")(conv(3, "conv0")(x), mask=rows))
     # Zero-init of the last scale makes each block start as the identity
     # (Goyal et al. 2017), which keeps 8 stacked blocks stable at init.
-    y = _norm(train, self.dtype, "bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y))
+    y = _norm(train, self.dtype, "bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y),
+                                                                          mask=rows)
     shortcut = x
     if x.shape[-1] != self.features:
-      shortcut = _norm(train, self.dtype, "proj_bn")(conv(1, "proj_conv")(x))
+      shortcut = _norm(train, self.dtype, "proj_bn")(conv(1, "proj_conv")(x), mask=rows)
     return nn.relu(y + shortcut)
 
 
@@ -85,14 +90,14 @@ class ResNet2DStage(nn.Module):
   conv_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    """`[batch, h, w, c] -> [batch, ceil(h/2), ceil(w/2), features]`."""
+  def __call__(self, x: jax.Array, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    """`[batch, h, w, c] -> [batch, ceil(h/2), ceil(w/2), features]`; `mask` as in the block."""
     x = BasicBlock2D(self.features, dtype=self.dtype, conv_impl=self.conv_impl,
-                     name="block")(x, train)
+                     name="block")(x, train, mask)
     x = nn.Conv(self.features, (3, 3), strides=(2, 2), padding="SAME", use_bias=False,
                 dtype=self.dtype, name="down_conv",
                 conv_general_dilated=conv_lib.resolve_conv(self.conv_impl))(x)
-    return nn.relu(_norm(train, self.dtype, "down_bn")(x))
+    return nn.relu(_norm(train, self.dtype, "down_bn")(x, mask=norm.row_mask(mask, x)))
 
 
 class ResNet2D(nn.Module):
@@ -117,8 +122,13 @@ class ResNet2D(nn.Module):
   conv_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
-    """Encodes `[batch, n, m, channels]` (or `[batch, n, m]`) into `[batch, widths[-1]]`."""
+  def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
+               mask: jax.typing.ArrayLike | None = None) -> jax.Array:
+    """Encodes `[batch, n, m, channels]` (or `[batch, n, m]`) into `[batch, widths[-1]]`.
+
+    `mask` `[batch]`: only nonzero examples enter the batch statistics (padding rows, see
+    `mtl2d.train.steps`); None: all examples.
+    """
     x = jnp.asarray(x)
     if x.ndim == 3:
       x = x[..., None]
@@ -131,7 +141,8 @@ class ResNet2D(nn.Module):
     stage_cls = nn.remat(ResNet2DStage, static_argnums=(2,)) if self.remat else ResNet2DStage
     x = x.astype(self.dtype)
     for i, w in enumerate(self.widths):
-      x = stage_cls(w, dtype=self.dtype, conv_impl=self.conv_impl, name=f"stage{i}")(x, train)
+      x = stage_cls(w, dtype=self.dtype, conv_impl=self.conv_impl, name=f"stage{i}")(x, train,
+                                                                                     mask)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
@@ -159,11 +170,15 @@ class TemplateResNet2D(nn.Module):
   conv_impl: str = "auto"
 
   @nn.compact
-  def __call__(self, x: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
-    """Encodes `[batch, n]` series into `[batch, widths[-1]]` float32 features."""
+  def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
+               mask: jax.typing.ArrayLike | None = None) -> jax.Array:
+    """Encodes `[batch, n]` series into `[batch, widths[-1]]` float32 features.
+
+    `mask` `[batch]`: see `ResNet2D`.
+    """
     d = templates_lib.TemplateDistance(
         self.num_templates, self.template_length, dtype=self.dtype,
         template_init=self.template_init,
         recompute=self.recompute_distance, name="templates")(x)
     return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
-                    conv_impl=self.conv_impl, name="resnet2d")(d, train=train)
+                    conv_impl=self.conv_impl, name="resnet2d")(d, train=train, mask=mask)
