@@ -33,6 +33,7 @@ from mtl2d.data.ucr import load_arrays
 from mtl2d.data.ucr import load_group
 from mtl2d.data.ucr import load_task
 from mtl2d.data.ucr import make_task
+from mtl2d.data.ucr import present_tasks
 from mtl2d.data.ucr import read_ucr_file
 from mtl2d.data.ucr import task_files
 from mtl2d.data.ucr import znormalize
@@ -59,6 +60,7 @@ __all__ = [
     "load_tasks",
     "load_transactions_csv",
     "make_task",
+    "present_tasks",
     "random_walk_pairs",
     "random_walk_splits",
     "read_ucr_file",

@@ -6,8 +6,6 @@ and `load_pairs(cfg)` (distance learning), so every data choice of a run sits in
 
 from __future__ import annotations
 
-import logging
-
 import ml_collections
 
 from mtl2d.data import groups as groups_lib
@@ -114,16 +112,10 @@ def load_tasks(cfg: ml_collections.ConfigDict) -> list[Task]:
   if not names:
     raise ValueError("data.tasks and data.groups are both empty; name UCR tasks or groups "
                      f"(groups: {', '.join(groups_lib.PAPER_GROUPS)})")
-  tasks = []
-  for name in names:
-    if cfg.skip_missing:
-      try:
-        ucr.task_files(name, data_dir, allow_partial=cfg.allow_partial)
-      except ValueError as e:
-        logging.warning("skipping %s: %s", name, e)
-        continue
-    tasks.append(ucr.load_task(name, data_dir, seed=cfg.seed, znorm=cfg.znorm,
-                               length=cfg.length or None, allow_partial=cfg.allow_partial))
+  tasks = [ucr.load_task(name, data_dir, seed=cfg.seed, znorm=cfg.znorm,
+                         length=cfg.length or None, allow_partial=cfg.allow_partial)
+           for name in ucr.present_tasks(names, data_dir, skip_missing=cfg.skip_missing,
+                                         allow_partial=cfg.allow_partial)]
   if not tasks:
     raise ValueError(f"none of the tasks {', '.join(names)} is available in "
                      f"{data_dir or ucr.default_data_dir()}")

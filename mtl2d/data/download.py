@@ -13,7 +13,13 @@ written as `DATA_DIR/NAME/NAME_{TRAIN,TEST}.tsv` keeping the values' text (no pr
 Checksums: archives are cached in `DATA_DIR/.archives/` and checked against the SHA-256 given in
 `checksums` or recorded in `DATA_DIR/.archives/SHA256SUMS`. The repository publishes no checksums,
 so an archive first fetched without one has its hash recorded there (trust on first use) and later
-fetches must match it; pass `require_checksums=True` to refuse unknown archives instead.
+fetches must match it; pass `require_checksums=True` to refuse unknown archives instead. A cached
+archive that no longer matches its checksum is fetched again; an error names the archive, the
+checksum's source and the cached file.
+
+Installation is all or nothing: both splits are converted and read back in a temporary directory
+beside the dataset's, and only then moved into `DATA_DIR/NAME/`, so an archive that lacks a split
+or holds an unreadable one leaves no half dataset behind.
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ from collections.abc import Sequence
 import hashlib
 import io
 import logging
+import os
 import pathlib
 import re
+import shutil
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -97,18 +106,40 @@ def _convert(member: str, data: bytes) -> str:
 
 
 def _extract(name: str, archive: bytes, target: pathlib.Path, where: str) -> None:
+  """Converts both splits of an archive into `target`, checks them, then installs them.
+
+  Nothing reaches `target` unless both splits were found and read back.
+  """
   with zipfile.ZipFile(io.BytesIO(archive)) as zf:
     members = {pathlib.PurePosixPath(m).name.lower(): m for m in zf.namelist()}
+    chosen = {}
     for split in ucr.UCR_SPLITS:
       member = next((members[k] for k in (f"{name}_{split}.{s}".lower() for s in
                                           ("tsv", "txt", "ts")) if k in members), None)
       if member is None:
         raise DownloadError(f"{where}: no {name}_{split}.tsv/.txt/.ts inside the archive "
-                            f"(it holds {', '.join(sorted(members)) or 'nothing'})")
-      target.mkdir(parents=True, exist_ok=True)
-      out = target / f"{name}_{split}.tsv"
-      out.write_text(_convert(member, zf.read(member)))
-      ucr.read_ucr_file(out)  # Fail here, naming the file, if the conversion is unreadable.
+                            f"(it holds {', '.join(sorted(members)) or 'nothing'}); nothing was "
+                            f"installed")
+      chosen[split] = member
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial",
+                                            dir=target.parent))
+    try:
+      for split, member in chosen.items():
+        out = staging / f"{name}_{split}.tsv"
+        out.write_text(_convert(member, zf.read(member)))
+        try:
+          ucr.read_ucr_file(out)
+        except ValueError as e:  # Name the archive member, not the staging file.
+          detail = str(e).replace(str(out), member, 1)
+          raise ValueError(f"{where}: {detail}; nothing was installed") from None
+      if not target.exists():
+        os.rename(staging, target)
+      else:
+        for out in staging.iterdir():
+          os.replace(out, target / out.name)
+    finally:
+      shutil.rmtree(staging, ignore_errors=True)
 
 
 def _fetch(url: str, timeout: float) -> bytes:
@@ -161,9 +192,16 @@ def download(
       continue
     url = f"{base_url.rstrip('/')}/{name}.zip"
     cached = archives / f"{name}.zip"
+    expected = checksums.get(name) or _read_sums(sums_path).get(name)
+    origin = "the checksums argument" if name in checksums else str(sums_path)
+    archive = None
     if cached.is_file() and not force:
       archive = cached.read_bytes()
-    else:
+      if expected is not None and hashlib.sha256(archive).hexdigest() != expected:
+        logging.warning("%s: the cached archive %s does not match its SHA-256 in %s; fetching "
+                        "%s again", name, cached, origin, url)
+        archive = None
+    if archive is None:
       try:
         archive = _fetch(url, timeout)
       except urllib.error.HTTPError as e:
@@ -176,14 +214,20 @@ def download(
         raise DownloadError(f"cannot reach {url}: {reason}. {_by_hand(name, data_dir, url)}"
                             ) from None
     digest = hashlib.sha256(archive).hexdigest()
-    expected = checksums.get(name) or _read_sums(sums_path).get(name)
     if expected is None and require_checksums:
       raise DownloadError(f"{name}: no known SHA-256 for {url} and require_checksums is set; "
                           f"its SHA-256 is {digest}")
     if expected is not None and digest != expected:
-      raise DownloadError(f"{name}: SHA-256 of {url} is {digest}, expected {expected}; the "
-                          "archive is corrupt or changed. Delete it and retry, or check the "
-                          "expected checksum.")
+      kept = ""
+      if cached.is_file():
+        kept = (f" The cached archive {cached} matches; rerun without force to install it."
+                if hashlib.sha256(cached.read_bytes()).hexdigest() == expected else
+                f" The cached archive {cached} does not match either (left as it was).")
+      raise DownloadError(
+          f"{name}: SHA-256 of {url} is {digest}, expected {expected} (from {origin}); the "
+          f"archive is corrupt or changed, and nothing was installed.{kept} Retry later; if the "
+          f"server's archive changed on purpose, remove the line of {name}.zip from {sums_path} "
+          f"(or pass its new checksum) and rerun.")
     try:
       _extract(name, archive, target, url)
     except zipfile.BadZipFile:

@@ -16,7 +16,10 @@ Example:
   example = source[0]  # {"x": float32 [300], "label": int64, "index": int64}
 
 The builder never downloads: `manual_dir` must hold the UCR 2018 layout (see
-`MANUAL_DOWNLOAD_INSTRUCTIONS`, or `python -m mtl2d.data.download`).
+`MANUAL_DOWNLOAD_INSTRUCTIONS`, or `python -m mtl2d.data.download`). As with the loader
+(`mtl2d.data.config.data_config`), `skip_missing=True` leaves out the tasks whose files are absent
+(their names are in `info.metadata["skipped_tasks"]`) and `allow_partial=True` accepts a task with
+only one of TRAIN/TEST.
 """
 
 from __future__ import annotations
@@ -41,28 +44,36 @@ class UcrGroupConfig(tfds.core.BuilderConfig):
     seed: split seed (`load_task(seed=...)`).
     znorm: per-series z-normalisation.
     length: resample every series to this length; 0 keeps each task's own length.
+    skip_missing: leave out (with a warning) the tasks whose files are absent, as the loader's
+      `data.skip_missing` does.
+    allow_partial: accept a task with only one of TRAIN/TEST (`data.allow_partial`).
   """
 
   tasks: tuple[str, ...] = ()
   seed: int = 0
   znorm: bool = True
   length: int = 0
+  skip_missing: bool = False
+  allow_partial: bool = False
 
 
-def group_config(group: str, *, seed: int = 0, znorm: bool = True,
-                 length: int = 0) -> UcrGroupConfig:
+def group_config(group: str, *, seed: int = 0, znorm: bool = True, length: int = 0,
+                 skip_missing: bool = False, allow_partial: bool = False) -> UcrGroupConfig:
   """The builder config of a paper group, e.g. `group_config("ECG", seed=1)`.
 
   With the default options the name is the group's in lower case (`ecg`); other options are
-  spelled into the name (`ecg_s1_z_l0`) so that TFDS keeps the variants apart.
+  spelled into the name (`ecg_s1_z_l0`, `ecg_s0_z_l0_skip_partial`) so that TFDS keeps the
+  variants apart.
   """
   group = groups_lib.resolve_group(group)
   name = group.lower()
-  if (seed, znorm, length) != (0, True, 0):
+  if (seed, znorm, length, skip_missing, allow_partial) != (0, True, 0, False, False):
     name += f"_s{seed}_{'z' if znorm else 'raw'}_l{length}"
+    name += "_skip" if skip_missing else ""
+    name += "_partial" if allow_partial else ""
   return UcrGroupConfig(name=name, description=f"UCR group {group} (paper Table I)",
                         tasks=groups_lib.PAPER_GROUPS[group], seed=seed, znorm=znorm,
-                        length=length)
+                        length=length, skip_missing=skip_missing, allow_partial=allow_partial)
 
 
 class Mtl2dUcr(tfds.core.GeneratorBasedBuilder):
@@ -93,10 +104,17 @@ class Mtl2dUcr(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config = self.builder_config
+    names = ucr.present_tasks(config.tasks, dl_manager.manual_dir,
+                              skip_missing=config.skip_missing,
+                              allow_partial=config.allow_partial)
+    if not names:
+      raise ValueError(f"none of the tasks {', '.join(config.tasks)} is available in "
+                       f"{dl_manager.manual_dir}")
+    self.info.metadata["skipped_tasks"] = [t for t in config.tasks if t not in names]
     splits = {}
-    for name in config.tasks:
+    for name in names:
       task = ucr.load_task(name, dl_manager.manual_dir, seed=config.seed, znorm=config.znorm,
-                           length=config.length or None)
+                           length=config.length or None, allow_partial=config.allow_partial)
       # Class names differ per task, so they are kept as metadata rather than a ClassLabel.
       self.info.metadata[name] = {"num_classes": task.num_classes,
                                   "label_values": list(task.label_values)}

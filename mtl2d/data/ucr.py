@@ -3,8 +3,10 @@
 Layout: `DATA_DIR/NAME/NAME_TRAIN.tsv` and `DATA_DIR/NAME/NAME_TEST.tsv`, plain or gzip (`.gz`).
 Each row is one example: the class label, then the values, tab-separated (whitespace- and
 comma-separated files are read too). Labels may be written in any numeric form (`-1`/`1`,
-`1..k`, `1.0000000e+00`); they are mapped to `0..C-1` in increasing numeric order and the written
-form of each class is kept in `Task.label_values`.
+`1..k`, `1.0000000e+00`) or as text (`cat`/`dog`); they are mapped to `0..C-1` in increasing
+numeric (else text) order and the written form of each class is kept in `Task.label_values`.
+Values must be numbers or NaN (missing, see below); an infinite value is an error naming the
+file and line.
 
 Missing values and variable length (the policy, applied to each series in this order):
   1. Trailing NaN are padding (AllGestureWiimote*, GestureMidAir*): they are trimmed, so a series
@@ -135,13 +137,22 @@ def _diagnose(path: pathlib.Path, lines: list[bytes], delimiter: str | None) -> 
       raise ValueError(
           f"{path}:{lineno}: ragged row with {len(cells)} cells where line {first} has {width}; "
           "variable-length series must be padded with NaN to a common width")
-    for col, cell in enumerate(cells, start=1):
+    # Column 1 is the label, which may be text.
+    for col, cell in enumerate(cells[1:], start=2):
       try:
         float(cell)
       except ValueError:
         raise ValueError(
             f"{path}:{lineno}: non-numeric cell {cell.decode(errors='replace')!r} in column "
             f"{col}") from None
+
+
+def _label_number(text: str) -> float:
+  # The label column is parsed apart (text labels are allowed); NaN marks a text label.
+  try:
+    return float(text)
+  except ValueError:
+    return float("nan")
 
 
 def read_ucr_file(path: PathLike) -> tuple[list[str], np.ndarray]:
@@ -151,12 +162,13 @@ def read_ucr_file(path: PathLike) -> tuple[list[str], np.ndarray]:
     path: a `.tsv` or `.tsv.gz` file (tabs; whitespace- or comma-separated files also work).
 
   Returns:
-    `(labels, values)`: the label of each row as written, and `[rows, columns]` float64 values
-    (NaN where the file has NaN).
+    `(labels, values)`: the label of each row as written (numbers or text), and
+    `[rows, columns]` float64 values: column 0 the label's number (NaN for a text label), then
+    the series (NaN where the file has NaN).
 
   Raises:
-    ValueError: the file is empty, has non-numeric cells, ragged rows, a non-finite label or a
-      row without values; the message names the file and line.
+    ValueError: the file is empty, has non-numeric or infinite values, ragged rows, a
+      non-finite numeric label or a row without values; the message names the file and line.
   """
   path = pathlib.Path(path)
   raw = path.read_bytes()
@@ -171,7 +183,7 @@ def read_ucr_file(path: PathLike) -> tuple[list[str], np.ndarray]:
   delimiter = "\t" if b"\t" in first else ("," if b"," in first else None)
   try:
     values = np.loadtxt(io.BytesIO(raw), delimiter=delimiter, dtype=np.float64, ndmin=2,
-                        comments="#")
+                        comments="#", converters={0: _label_number})
   except ValueError as e:
     _diagnose(path, lines, delimiter)
     raise ValueError(f"{path}: {e}") from e
@@ -180,9 +192,17 @@ def read_ucr_file(path: PathLike) -> tuple[list[str], np.ndarray]:
             for _, ln in data_lines]
   if values.shape[1] < 2:
     raise ValueError(f"{path}:{data_lines[0][0]}: row has a label but no values")
-  bad = np.flatnonzero(~np.isfinite(values[:, 0]))
-  if bad.size:
-    raise ValueError(f"{path}:{data_lines[bad[0]][0]}: label {labels[bad[0]]!r} is not finite")
+  for row, text in enumerate(labels):
+    if np.isnan(values[row, 0]) and text.lower() not in ("nan", "+nan", "-nan"):
+      continue  # a text label
+    if not np.isfinite(values[row, 0]):
+      raise ValueError(f"{path}:{data_lines[row][0]}: label {text!r} is not finite")
+  inf = np.argwhere(np.isinf(values[:, 1:]))
+  if inf.size:
+    row, col = (int(v) for v in inf[0])
+    raise ValueError(
+        f"{path}:{data_lines[row][0]}: value {values[row, col + 1]} in column {col + 2} is "
+        "infinite; only numbers and NaN (missing values) are allowed")
   empty = np.flatnonzero(np.isnan(values[:, 1:]).all(axis=1))
   if empty.size:
     raise ValueError(f"{path}:{data_lines[empty[0]][0]}: series has no values (all NaN)")
@@ -378,6 +398,40 @@ def available_tasks(data_dir: PathLike | None = None, *, complete: bool = True) 
   return names
 
 
+def present_tasks(
+    names: Sequence[str],
+    data_dir: PathLike | None = None,
+    *,
+    skip_missing: bool = False,
+    allow_partial: bool = False,
+) -> list[str]:
+  """The tasks of `names` whose files are present (the loaders' `skip_missing` policy).
+
+  Args:
+    names: task names, in order.
+    data_dir: directory in the UCR 2018 layout; None means `default_data_dir()`.
+    skip_missing: leave out, with a warning, the tasks whose files are absent (else raise).
+    allow_partial: a task with only one of TRAIN/TEST counts as present.
+
+  Returns:
+    The present names, in order (possibly empty when `skip_missing`).
+
+  Raises:
+    ValueError: a task's files are absent and `skip_missing` is False (see `task_files`).
+  """
+  present = []
+  for name in names:
+    try:
+      task_files(name, data_dir, allow_partial=allow_partial)
+    except ValueError as e:
+      if not skip_missing:
+        raise
+      logging.warning("skipping %s: %s", name, e)
+      continue
+    present.append(name)
+  return present
+
+
 def load_group(
     group: str,
     data_dir: PathLike | None = None,
@@ -397,16 +451,9 @@ def load_group(
     The group's tasks in Table I order.
   """
   names = groups_lib.group_tasks(group)
-  allow_partial = kwargs.get("allow_partial", False)
-  tasks = []
-  for name in names:
-    if skip_missing:
-      try:
-        task_files(name, data_dir, allow_partial=allow_partial)
-      except ValueError as e:
-        logging.warning("skipping %s: %s", name, e)
-        continue
-    tasks.append(load_task(name, data_dir, **kwargs))
+  tasks = [load_task(name, data_dir, **kwargs) for name in present_tasks(
+      names, data_dir, skip_missing=skip_missing,
+      allow_partial=kwargs.get("allow_partial", False))]
   if not tasks:
     raise ValueError(f"group {group!r}: none of {', '.join(names)} is available in {data_dir}")
   return tasks

@@ -68,13 +68,14 @@ class SiameseResNet1D(nn.Module):
 
   @nn.compact
   def __call__(self, x1: jax.typing.ArrayLike, x2: jax.typing.ArrayLike, *,
-               train: bool) -> jax.Array:
+               train: bool, mask: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Predicts distances.
 
     Args:
       x1: `[batch, n]`.
       x2: `[batch, m]` (m may differ from n).
       train: batch statistics (True) or running averages (False).
+      mask: `[batch]`; only nonzero pairs enter the batch statistics (None: all).
 
     Returns:
       `[batch]` float32 distances, symmetric in `(x1, x2)`.
@@ -88,8 +89,8 @@ class SiameseResNet1D(nn.Module):
     encoder = resnet1d.ResNet1D(tuple(self.features), tuple(self.kernel_sizes), dtype=self.dtype,
                                 name="encoder")
     linear = nn.Dense(self.embed_dim, dtype=jnp.float32, name="linear")
-    e1 = linear(encoder(x1, train=train))
-    e2 = linear(encoder(x2, train=train))
+    e1 = linear(encoder(x1, train=train, mask=mask))
+    e2 = linear(encoder(x2, train=train, mask=mask))
     return _safe_norm(e1 - e2)
 
 
@@ -111,21 +112,23 @@ class DistanceResNet2D(nn.Module):
   conv_impl: str = "auto"
 
   def __call__(self, x1: jax.typing.ArrayLike, x2: jax.typing.ArrayLike, *,
-               train: bool) -> jax.Array:
+               train: bool, mask: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Predicts distances.
 
     Args:
       x1: `[batch, n]`.
       x2: `[batch, m]`.
       train: batch statistics (True) or running averages (False).
+      mask: `[batch]`; only nonzero pairs enter the batch statistics (None: all).
 
     Returns:
       `[batch]` float32 predicted distances.
     """
-    return self.score_matrix(pairwise_abs_distance(x1, x2), train=train)
+    return self.score_matrix(pairwise_abs_distance(x1, x2), train=train, mask=mask)
 
   @nn.compact
-  def score_matrix(self, d: jax.typing.ArrayLike, *, train: bool) -> jax.Array:
+  def score_matrix(self, d: jax.typing.ArrayLike, *, train: bool,
+                   mask: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Scores a distance matrix directly (used by the Figure 4 perturbation maps).
 
     Use as `model.apply(variables, d, method=DistanceResNet2D.score_matrix,
@@ -134,6 +137,7 @@ class DistanceResNet2D(nn.Module):
     Args:
       d: `[batch, n, m]` pairwise distance matrices (k = 1 channel).
       train: batch statistics (True) or running averages (False).
+      mask: `[batch]`; only nonzero examples enter the batch statistics (None: all).
 
     Returns:
       `[batch]` float32 scores.
@@ -143,5 +147,6 @@ class DistanceResNet2D(nn.Module):
       raise ValueError(f"d must be [batch, n, m], got shape {d.shape}")
     features = resnet2d.ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
                                  conv_impl=self.conv_impl, name="resnet2d")(d[..., None],
-                                                                            train=train)
+                                                                            train=train,
+                                                                            mask=mask)
     return nn.Dense(1, dtype=jnp.float32, name="head")(features)[:, 0]

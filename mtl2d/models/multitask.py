@@ -62,9 +62,9 @@ class MultiTaskModel(nn.Module):
   """Shared encoder + stacked, masked per-task linear heads.
 
   Attributes:
-    encoder: a module mapping `(x [batch, n], *, train)` to features
-      `[batch, F]` (`ResNet1D` or `TemplateResNet2D`); its parameters are
-      shared by all tasks. An encoder with `num_tasks > 1` (per-task batch-norm
+    encoder: a module mapping `(x [batch, n], *, train, mask=None)` to
+      features `[batch, F]` (`ResNet1D` or `TemplateResNet2D`); its
+      parameters are shared by all tasks. An encoder with `num_tasks > 1` (per-task batch-norm
       statistics) is also given `task_id=`. One task (`num_classes=(c,)`) is
       the single-task model.
     num_classes: class count of every task, in task-id order.
@@ -80,7 +80,8 @@ class MultiTaskModel(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, task_id: jax.typing.ArrayLike, *,
-               train: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
+               train: bool, mask: jax.typing.ArrayLike | None = None,
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Classifies a batch of series of one task.
 
     Args:
@@ -88,6 +89,10 @@ class MultiTaskModel(nn.Module):
       task_id: int32 scalar in `[0, len(num_classes))`; may be traced (out of
         range ids are clamped by the dynamic indexing, not checked).
       train: batch statistics (True) or running averages (False).
+      mask: `[batch]`; only nonzero examples enter the encoder's batch
+        statistics (the train step passes its padding mask, so padding rows
+        never change them); None: all examples. Logits are computed for
+        every row.
 
     Returns:
       `(logits, aux)`: logits `[batch, max(num_classes)]` float32 with
@@ -103,11 +108,11 @@ class MultiTaskModel(nn.Module):
     if task_id.shape != () or not jnp.issubdtype(task_id.dtype, jnp.integer):
       raise ValueError(f"task_id must be an integer scalar, got shape {task_id.shape} and dtype "
                        f"{task_id.dtype}")
+    kwargs = {} if mask is None else {"mask": mask}
     if getattr(self.encoder, "num_tasks", 1) > 1:
       # Per-task batch-norm statistics (`norm.BatchNorm`): the encoder needs the batch's task.
-      features = self.encoder(x, train=train, task_id=task_id)
-    else:
-      features = self.encoder(x, train=train)
+      kwargs["task_id"] = task_id
+    features = self.encoder(x, train=train, **kwargs)
     if features.ndim != 2:
       raise ValueError(f"encoder must return [batch, features], got shape {features.shape}")
     if not 0.0 <= self.dropout < 1.0:

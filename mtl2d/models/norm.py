@@ -1,4 +1,4 @@
-"""Batch normalization written as one scale and shift per channel (ResNet2D's norm layer).
+"""Batch normalization written as one scale and shift per channel (ResNet1D's and ResNet2D's).
 
 Same parameters, statistics, defaults and values as `flax.linen.BatchNorm` with its fast
 variance (`E[x^2] - E[x]^2`, the Flax default), so checkpoints are interchangeable; only the
@@ -17,8 +17,14 @@ statistics differ most from the blend (measured in docs/ablations.md). With `num
 layer keeps one running mean and variance per task (`[T, channels]`), updates the batch's task
 only and evaluates a task with its own; scale and bias stay shared. With `T = 1` it is plain
 batch normalization.
+
+`mask` (as in `flax.linen.BatchNorm`) leaves positions out of the batch statistics: the training
+loop pads batches to a multiple of the device count, and the padding rows must not change the
+statistics, or results would depend on the number of devices. `row_mask` turns the loop's
+per-example mask `[batch]` into the `[batch, 1, ..., 1]` shape both norms take.
 """
 
+import math
 from typing import Any
 from typing import Callable
 
@@ -27,7 +33,45 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-__all__ = ["BatchNorm"]
+__all__ = ["BatchNorm", "row_mask"]
+
+
+def row_mask(mask: jax.typing.ArrayLike | None, x: jax.Array) -> jax.Array | None:
+  """Per-example mask `[batch]` as a bool `[batch, 1, ..., 1]` broadcastable to `x`.
+
+  Args:
+    mask: `[batch]`, nonzero (or True) for the examples that enter batch statistics; None for
+      all of them.
+    x: `[batch, ...]` activations the mask applies to.
+
+  Returns:
+    None if `mask` is None, else the bool mask with `x.ndim` axes.
+  """
+  if mask is None:
+    return None
+  mask = jnp.asarray(mask)
+  if mask.shape != x.shape[:1]:
+    raise ValueError(f"mask must be [batch] = {x.shape[:1]}, got shape {mask.shape}")
+  return (mask != 0).reshape(mask.shape + (1,) * (x.ndim - 1))
+
+
+def _moments(xf: jax.Array, mask: jax.typing.ArrayLike | None) -> tuple[jax.Array, jax.Array]:
+  """Per-channel `E[x]` and `E[x^2]` over the positions where `mask` is True."""
+  axes = tuple(range(xf.ndim - 1))
+  if mask is None:
+    return jnp.mean(xf, axes), jnp.mean(jnp.square(xf), axes)
+  mask = jnp.asarray(mask, bool)
+  if mask.shape != xf.shape[:1] + (1,) * (xf.ndim - 1):
+    return jnp.mean(xf, axes, where=mask), jnp.mean(jnp.square(xf), axes, where=mask)
+  # A per-example mask (`row_mask`): sum over the other axes first and weight the `[batch,
+  # channels]` sums, so the mask never meets a full-size tensor (a masked full-size reduction
+  # costs XLA:CPU an extra pass over the activations, forward and backward).
+  weight = mask.reshape(-1).astype(jnp.float32)
+  inner = axes[1:]
+  count = jnp.maximum(jnp.sum(weight), 1.0) * math.prod(xf.shape[1:-1])
+  mean = weight @ jnp.sum(xf, inner) / count
+  mean_sq = weight @ jnp.sum(jnp.square(xf), inner) / count
+  return mean, mean_sq
 
 
 class BatchNorm(nn.Module):
@@ -52,17 +96,20 @@ class BatchNorm(nn.Module):
   num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.typing.ArrayLike,
-               task_id: jax.typing.ArrayLike | None = None) -> jax.Array:
+  def __call__(self, x: jax.typing.ArrayLike, task_id: jax.typing.ArrayLike | None = None, *,
+               mask: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Normalizes `[..., channels]` per channel.
 
     Args:
       x: `[..., channels]` activations.
       task_id: int32 scalar (may be traced), the batch's task; required when `num_tasks > 1`,
         ignored otherwise.
+      mask: bool array broadcastable to `x` (e.g. `row_mask(...)`, `[batch, 1, ..., 1]`); the
+        training statistics are computed over the True positions only, as in
+        `flax.linen.BatchNorm`. Ignored with running averages.
 
     Returns:
-      The normalized activations, shape of `x`, in `dtype`.
+      The normalized `x`, in `dtype`.
     """
     x = jnp.asarray(x)
     features = (x.shape[-1],)
@@ -86,10 +133,8 @@ class BatchNorm(nn.Module):
     if self.use_running_average:
       mean, var = read(ra_mean.value), read(ra_var.value)
     else:
-      axes = tuple(range(x.ndim - 1))
-      xf = x.astype(jnp.float32)
-      mean = jnp.mean(xf, axes)
-      var = jnp.maximum(jnp.mean(jnp.square(xf), axes) - jnp.square(mean), 0.0)
+      mean, mean_sq = _moments(x.astype(jnp.float32), mask)
+      var = jnp.maximum(mean_sq - jnp.square(mean), 0.0)
       if not self.is_initializing():
         m = self.momentum
         ra_mean.value = write(ra_mean.value, m * read(ra_mean.value) + (1.0 - m) * mean)

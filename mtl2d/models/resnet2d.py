@@ -58,20 +58,26 @@ class BasicBlock2D(nn.Module):
   num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool, task_id: jax.Array | None = None) -> jax.Array:
-    """Applies the block: `[batch, h, w, c] -> [batch, h, w, features]`."""
+  def __call__(self, x: jax.Array, train: bool, task_id: jax.Array | None = None,
+               mask: jax.Array | None = None) -> jax.Array:
+    """Applies the block: `[batch, h, w, c] -> [batch, h, w, features]`.
+
+    `task_id` picks the batch-norm statistics when `num_tasks > 1`; `mask` `[batch]`: only
+    nonzero examples enter the batch statistics (None: all).
+    """
+    rows = norm.row_mask(mask, x)
     conv_fn = conv_lib.resolve_conv(self.conv_impl)
     conv = lambda k, name: nn.Conv(  # noqa: E731
         self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name,
         conv_general_dilated=conv_fn)
     bn = functools.partial(_norm, train, self.dtype, num_tasks=self.num_tasks)
-    y = nn.relu(bn("bn0")(conv(3, "conv0")(x), task_id))
+    y = nn.relu(bn("bn0")(conv(3, "conv0")(x), task_id, mask=rows))
     # Zero-init of the last scale makes each block start as the identity
     # (Goyal et al. 2017), which keeps 8 stacked blocks stable at init.
-    y = bn("bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y), task_id)
+    y = bn("bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y), task_id, mask=rows)
     shortcut = x
     if x.shape[-1] != self.features:
-      shortcut = bn("proj_bn")(conv(1, "proj_conv")(x), task_id)
+      shortcut = bn("proj_bn")(conv(1, "proj_conv")(x), task_id, mask=rows)
     return nn.relu(y + shortcut)
 
 
@@ -94,15 +100,19 @@ class ResNet2DStage(nn.Module):
   num_tasks: int = 1
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool, task_id: jax.Array | None = None) -> jax.Array:
-    """`[batch, h, w, c] -> [batch, ceil(h/stride), ceil(w/stride), features]`."""
+  def __call__(self, x: jax.Array, train: bool, task_id: jax.Array | None = None,
+               mask: jax.Array | None = None) -> jax.Array:
+    """`[batch, h, w, c] -> [batch, ceil(h/stride), ceil(w/stride), features]`.
+
+    `task_id` and `mask` as in the block.
+    """
     x = BasicBlock2D(self.features, dtype=self.dtype, conv_impl=self.conv_impl,
-                     num_tasks=self.num_tasks, name="block")(x, train, task_id)
+                     num_tasks=self.num_tasks, name="block")(x, train, task_id, mask)
     x = nn.Conv(self.features, (3, 3), strides=(self.stride,) * 2, padding="SAME",
-                use_bias=False,
-                dtype=self.dtype, name="down_conv",
+                use_bias=False, dtype=self.dtype, name="down_conv",
                 conv_general_dilated=conv_lib.resolve_conv(self.conv_impl))(x)
-    return nn.relu(_norm(train, self.dtype, "down_bn", self.num_tasks)(x, task_id))
+    return nn.relu(_norm(train, self.dtype, "down_bn", self.num_tasks)(
+        x, task_id, mask=norm.row_mask(mask, x)))
 
 
 class ResNet2D(nn.Module):
@@ -135,10 +145,13 @@ class ResNet2D(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
-               task_id: jax.typing.ArrayLike | None = None) -> jax.Array:
+               task_id: jax.typing.ArrayLike | None = None,
+               mask: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Encodes `[batch, n, m, channels]` (or `[batch, n, m]`) into `[batch, widths[-1]]`.
 
-    `task_id` (int32 scalar) picks the batch-norm statistics when `num_tasks > 1`.
+    `task_id` (int32 scalar) picks the batch-norm statistics when `num_tasks > 1`. `mask`
+    `[batch]`: only nonzero examples enter the batch statistics (padding rows, see
+    `mtl2d.train.steps`); None: all examples.
     """
     x = jnp.asarray(x)
     if x.ndim == 3:
@@ -158,7 +171,7 @@ class ResNet2D(nn.Module):
     for i, w in enumerate(self.widths):
       x = stage_cls(w, dtype=self.dtype, conv_impl=self.conv_impl,
                     stride=2 if i < downsample else 1, num_tasks=self.num_tasks,
-                    name=f"stage{i}")(x, train, task_id)
+                    name=f"stage{i}")(x, train, task_id, mask)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
@@ -191,10 +204,11 @@ class TemplateResNet2D(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
-               task_id: jax.typing.ArrayLike | None = None) -> jax.Array:
+               task_id: jax.typing.ArrayLike | None = None,
+               mask: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Encodes `[batch, n]` series into `[batch, widths[-1]]` float32 features.
 
-    `task_id` (int32 scalar) picks the batch-norm statistics when `num_tasks > 1`.
+    `task_id` and `mask`: see `ResNet2D`.
     """
     d = templates_lib.TemplateDistance(
         self.num_templates, self.template_length, dtype=self.dtype,
@@ -202,4 +216,5 @@ class TemplateResNet2D(nn.Module):
         recompute=self.recompute_distance, name="templates")(x)
     return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
                     conv_impl=self.conv_impl, downsample=self.downsample,
-                    num_tasks=self.num_tasks, name="resnet2d")(d, train=train, task_id=task_id)
+                    num_tasks=self.num_tasks, name="resnet2d")(d, train=train, task_id=task_id,
+                                                               mask=mask)

@@ -36,6 +36,7 @@ import numpy as np
 
 from mtl2d.data import types
 from mtl2d.pipelines import comparison
+from mtl2d.train import config as train_config
 from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["Variant", "parse_variants", "run_ablation", "summarize"]
@@ -91,33 +92,20 @@ def parse_variants(specs: Sequence[Mapping[str, Any]]) -> list[Variant]:
   return variants
 
 
-def _set(config: ml_collections.ConfigDict, key: str, value: Any, what: str) -> None:
-  *path, last = key.split(".")
-  node = config
-  for part in path:
-    if part not in node:
-      raise ValueError(f"{what}: unknown config key {key!r} ({part!r} is not in "
-                       f"{sorted(node.keys())})")
-    node = node[part]
-  # Model overrides are free-form (validated by the model factory); other fields must exist.
-  if last not in node and path[-1:] != ["overrides"]:
-    raise ValueError(f"{what}: unknown config key {key!r} ({last!r} is not in "
-                     f"{sorted(node.keys())})")
-  with node.unlocked():
-    node[last] = tuple(value) if isinstance(value, list) else value
-
-
 def _configs(config: ml_collections.ConfigDict, variant: Variant, seed: int):
   train = copy.deepcopy(config.train)
   data = copy.deepcopy(config.data)
   train.model.encoder, train.multitask = comparison.TRAINED_METHODS[variant.method]
   train.seed = seed
   train.eval_train_split = True
-  for key, value in variant.overrides.items():
-    if key.startswith("data."):
-      _set(data, key[len("data."):], value, f"variant {variant.name!r}")
-    else:
-      _set(train, key, value, f"variant {variant.name!r}")
+  what = f"variant {variant.name!r}"
+  train_config.apply_overrides(
+      train, comparison.encoder_overrides(config, train.model.encoder), f"{what} (encoder_train)")
+  train_config.apply_overrides(
+      data, {k[len("data."):]: v for k, v in variant.overrides.items() if k.startswith("data.")},
+      what)
+  train_config.apply_overrides(
+      train, {k: v for k, v in variant.overrides.items() if not k.startswith("data.")}, what)
   return train, data
 
 

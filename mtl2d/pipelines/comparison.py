@@ -5,12 +5,19 @@ and merged into one table later:
 
 ```
 workdir/
-  data.json                      the data config (a later call must use the same one)
+  data.json                      content fingerprint of the loaded tasks, by group
   splits/<task>.json             row indices of the 60/20/20 split of each task
   <method>/<group>/results.json  per-method results (training runs also hold checkpoints etc.)
   table.csv, table.md            accuracy with per-task ranks and the average rank
   results.json                   method -> task -> test accuracy
 ```
+
+A comparison's identity is the content of its data (`data.json`: task names, sizes and array
+digests), so the same archive reached through another spelling of `data_dir` or through
+`$MTL2D_DATA_DIR` continues the same comparison, and a different one is refused. Nothing is
+written before the data have loaded. Every method's run directory is claimed like a training
+run (`mtl2d.train.workdir.claim`): a rerun with other settings (for 1NN-DTW, other
+`knn.windows`) is refused instead of overwriting the results.
 
 Methods (paper Section IV-B): "1nn_dtw" (1NN-DTW, window chosen on validation), "resnet1d",
 "resnet2d" (one model per task, ordinary mini-batches), "resnet1d_mtl", "resnet2d_mtl" (one
@@ -34,10 +41,12 @@ from mtl2d import knn
 from mtl2d.data import types
 from mtl2d.report import paper
 from mtl2d.report import ranks
+from mtl2d.train import config as train_lib_config
+from mtl2d.train import problems
 from mtl2d.train import workdir as workdir_lib
 
-__all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "load_groups", "parse_methods",
-           "run_comparison", "run_nn_dtw", "collect_table"]
+__all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "data_fingerprint",
+           "encoder_overrides", "load_groups", "parse_methods", "run_comparison", "run_nn_dtw"]
 
 METHOD_TITLES = {
     "1nn_dtw": "1NN-DTW",
@@ -102,6 +111,10 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   as a share of the series length); the best validation accuracy wins, ties go to the
   narrower window.
 
+  `workdir` is claimed like a training run (`config.json` with the windows, `data.json` with
+  the tasks' content fingerprint): when it already holds the results of these tasks and windows
+  they are returned without recomputing, and results of other windows or data are refused.
+
   Args:
     tasks: the tasks of one group.
     windows: candidate window names.
@@ -110,8 +123,25 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   Returns:
     `{"tasks": {name: {"test_accuracy", "val_accuracy", "window", "radius",
     "val_accuracy_by_window"}}}`.
+
+  Raises:
+    ValueError: `workdir` holds 1NN-DTW results of other windows or other data.
   """
   workdir = pathlib.Path(workdir)
+  claim = {"method": "1nn_dtw", "windows": list(windows)}
+  fingerprint = problems.tasks_fingerprint(tasks)
+  path = workdir / "results.json"
+  if path.exists() and not (workdir / "config.json").exists():
+    # Results written before run directories were claimed: their windows are the claim.
+    old = workdir_lib.read_json(path)
+    workdir_lib.write_json(workdir / "config.json",
+                           {"method": "1nn_dtw", "windows": old.get("windows")})
+  workdir_lib.claim(workdir, claim, fingerprint, write=False)
+  if path.exists():
+    old = workdir_lib.read_json(path)
+    if set(old.get("tasks", {})) == {t.name for t in tasks}:
+      logging.info("1NN-DTW results already in %s", workdir)
+      return old
   results: dict[str, Any] = {"tasks": {}, "method": "1nn_dtw", "windows": list(windows)}
   for task in tasks:
     t0 = time.perf_counter()
@@ -133,34 +163,44 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
     logging.info("1NN-DTW %s: window %s, val %.3f, test %.3f (%.1fs)", task.name, name,
                  results["tasks"][task.name]["val_accuracy"], test_acc,
                  time.perf_counter() - t0)
-  workdir.mkdir(parents=True, exist_ok=True)
-  workdir_lib.write_json(workdir / "results.json", results)
+  workdir_lib.claim(workdir, claim, fingerprint)
+  workdir_lib.write_json(path, results)
   return results
 
 
-def _nn_done(run_dir: pathlib.Path, tasks: Sequence[types.Task],
-             windows: tuple[str, ...]) -> bool:
-  """True when `run_dir` already holds 1NN-DTW results for these tasks and windows (resume)."""
-  path = run_dir / "results.json"
-  if not path.exists():
-    return False
-  old = workdir_lib.read_json(path)
-  return old.get("windows") == list(windows) and set(old.get("tasks", {})) == {
-      t.name for t in tasks}
+def data_fingerprint(groups: dict[str, list[types.Task]]) -> dict[str, Any]:
+  """Content fingerprint of a comparison's data: per group, its tasks' names, sizes, digests."""
+  return {"groups": {g: problems.tasks_fingerprint(tasks)["tasks"] for g, tasks in
+                     groups.items()}}
 
 
-def _claim_data(workdir: pathlib.Path, data_config: ml_collections.ConfigDict) -> None:
+def _claim_data(workdir: pathlib.Path, data_config: ml_collections.ConfigDict,
+                groups: dict[str, list[types.Task]]) -> None:
   path = workdir / "data.json"
-  new = workdir_lib.config_to_dict(data_config)
   if path.exists():
     old = workdir_lib.read_json(path)
-    if old != new:
-      diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-      raise ValueError(f"{workdir} holds a comparison with a different data config "
-                       f"(fields {', '.join(diff)} differ); use another --workdir")
-  else:
-    workdir.mkdir(parents=True, exist_ok=True)
-    workdir_lib.write_json(path, new)
+    if not isinstance(old.get("groups"), dict):
+      # Written by an older mtl2d: the data config itself. Its fields other than the path
+      # decide the data; if they agree, the file is replaced by the content fingerprint.
+      new = workdir_lib.config_to_dict(data_config)
+      diff = sorted(k for k in set(old) | set(new)
+                    if k != "data_dir" and old.get(k) != new.get(k))
+      if diff:
+        raise ValueError(f"{workdir} holds a comparison with a different data config "
+                         f"(fields {', '.join(diff)} differ); use another --workdir")
+      path.unlink()
+  workdir_lib.claim(workdir, None, data_fingerprint(groups))
+
+
+def encoder_overrides(config: ml_collections.ConfigDict, encoder: str) -> dict[str, Any]:
+  """Train-config overrides of one encoder's runs: `config.encoder_train[encoder]`.
+
+  A recipe change is applied to both encoders unless validation accuracy says it hurts one
+  (docs/ablations.md); such changes live here, e.g. `{"augment.crop": 0.1}` for ResNet2D only.
+  Empty when the config has no `encoder_train`.
+  """
+  per_encoder = config.get("encoder_train") or {}
+  return dict(per_encoder.get(encoder) or {})
 
 
 def run_comparison(config: ml_collections.ConfigDict,
@@ -175,13 +215,17 @@ def run_comparison(config: ml_collections.ConfigDict,
 
   Returns:
     The ranked table of every method found in `workdir` (including ones run earlier).
+
+  Raises:
+    ValueError: the data cannot be loaded (nothing is written then), or `workdir` holds a
+      comparison of other data, or a method's results computed with other settings.
   """
   from mtl2d.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
 
   workdir = pathlib.Path(workdir)
   methods = parse_methods(config.methods)
-  _claim_data(workdir, config.data)
-  groups = load_groups(config.data)
+  groups = load_groups(config.data)  # before anything is written: a failed load leaves no trace
+  _claim_data(workdir, config.data, groups)
   rows = [(g, t.name) for g, tasks in groups.items() for t in tasks]
   (workdir / "splits").mkdir(exist_ok=True)
   for _, tasks in groups.items():
@@ -194,13 +238,13 @@ def run_comparison(config: ml_collections.ConfigDict,
       logging.info("== %s on %s (%d tasks) -> %s", METHOD_TITLES[method], group, len(tasks),
                    run_dir)
       if method == "1nn_dtw":
-        if _nn_done(run_dir, tasks, tuple(config.knn.windows)):
-          logging.info("1NN-DTW results for %s already in %s", group, run_dir)
-        else:
-          run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
+        run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
         continue
       train_config = copy.deepcopy(config.train)
       train_config.model.encoder, train_config.multitask = TRAINED_METHODS[method]
+      train_lib_config.apply_overrides(
+          train_config, encoder_overrides(config, train_config.model.encoder),
+          f"encoder_train.{train_config.model.encoder}")
       with train_config.unlocked():
         train_config.data = copy.deepcopy(config.data)
       train_and_evaluate(train_config, run_dir, tasks=tasks)

@@ -1,4 +1,4 @@
-"""Orbax checkpoints of a run: the latest few plus the best, resume with corruption fallback.
+"""Orbax checkpoints of a run: the latest few plus the best, verified on restore, never deleted.
 
 Checkpoint steps are epoch numbers (1-based, epochs completed). Each checkpoint holds
   state: the `TrainState` (params, batch_stats, AdamW state, step, rng),
@@ -7,16 +7,34 @@ Checkpoint steps are epoch numbers (1-based, epochs completed). Each checkpoint 
 Retention: the `keep` most recent checkpoints and the best one by `score` (higher is better:
 mean validation accuracy, or minus the validation MSE); ties go to the earliest epoch, which
 is also the paper's model-selection rule.
+
+Integrity: once orbax has finalized a checkpoint, the SHA-256 of each of its files is written to
+`<epoch>/mtl2d_checksums.json`, and every checkpoint is verified against them when the directory
+is opened for training and again before it is restored, so a flipped byte is caught before orbax
+reads an array. A checkpoint that cannot be used (a checksum or a file that does not match,
+unreadable metadata or arrays, non-finite parameters) is moved aside, whole, to
+`<directory>.unreadable/<epoch>.<UTC time>` and named in a warning, and the previous checkpoint
+is tried. Two failures are not corruption and change nothing on disk: a checkpoint whose
+parameter tree differs from the model's (`CheckpointMismatchError`, naming the arrays that
+differ) and an I/O error (retried, then `CheckpointReadError`). Checkpoints without checksums
+(saved by an older mtl2d, or by a run killed between orbax's finalize and the checksum write)
+are restored unverified, with a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import json
 import logging as py_logging
+import os
 import pathlib
-import shutil
+import sys
+import time
 from typing import Any
+from typing import Callable
+from typing import TypeVar
 
 from absl import logging
 import jax
@@ -25,7 +43,29 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-__all__ = ["Checkpointer", "Restored"]
+__all__ = ["CHECKSUMS", "CheckpointMismatchError", "CheckpointReadError", "Checkpointer",
+           "Restored", "unreadable_dir"]
+
+CHECKSUMS = "mtl2d_checksums.json"
+# An OSError with one of these means files of the checkpoint are missing: the checkpoint is
+# incomplete. Any other OSError (EIO, EAGAIN, ESTALE, ...) is the storage's, not the checkpoint's.
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
+# Pauses before the second and third attempt of a read that failed with an I/O error.
+RETRY_DELAYS_S = (0.5, 2.0)
+
+_T = TypeVar("_T")
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint's parameter tree differs from the model's (the model changed since the save)."""
+
+
+class CheckpointReadError(OSError):
+  """A checkpoint could not be read because of an I/O error that persisted over retries."""
+
+
+class _Unreadable(Exception):
+  """A checkpoint that cannot be used; the fallback moves it aside."""
 
 
 class _QuietOrbax(py_logging.Filter):
@@ -47,9 +87,141 @@ def _quiet_orbax() -> None:
     logger.addFilter(_QUIET)
 
 
+class _ClosedLoopNoise:
+  """Silences the tracebacks that tensorstore reads left behind by a failed restore print.
+
+  Orbax runs a restore in a fresh event loop and closes it as soon as one array read fails;
+  tensorstore's other reads, still in flight, then report back to the closed loop from their
+  own threads, and each prints `RuntimeError: Event loop is closed` through
+  `sys.unraisablehook` (dozens of tracebacks for one handled fallback). After a failed restore
+  this hook drops exactly those errors, and nothing else, until `uninstall`, which first waits
+  for the stragglers to finish.
+  """
+
+  def __init__(self):
+    self._previous: Callable[..., Any] | None = None
+    self._hook = self._filter  # one bound method, so that uninstall can recognise it
+    self._last = 0.0
+    self.dropped = 0
+
+  def _filter(self, unraisable: Any) -> None:
+    value = unraisable.exc_value
+    if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
+      self.dropped += 1
+      self._last = time.monotonic()
+      return
+    assert self._previous is not None
+    self._previous(unraisable)
+
+  def install(self) -> None:
+    self._last = time.monotonic()
+    if self._previous is None:
+      self._previous = sys.unraisablehook
+      sys.unraisablehook = self._hook
+
+  def uninstall(self, quiet_s: float = 0.25, max_wait_s: float = 3.0) -> None:
+    if self._previous is None:
+      return
+    deadline = time.monotonic() + max_wait_s
+    while time.monotonic() < deadline and time.monotonic() - self._last < quiet_s:
+      time.sleep(0.02)
+    if sys.unraisablehook is self._hook:
+      sys.unraisablehook = self._previous
+    self._previous = None
+
+
 def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
   # Larger is better; the earlier epoch wins a tie.
   return float(metrics["score"]), -int(metrics["epoch"])
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
+def _sha256(path: pathlib.Path) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+def _files(step_dir: pathlib.Path) -> list[str]:
+  return sorted(p.relative_to(step_dir).as_posix() for p in step_dir.rglob("*")
+                if p.is_file() and p.name != CHECKSUMS)
+
+
+def write_checksums(step_dir: pathlib.Path) -> None:
+  """Records the SHA-256 of every file of a finalized checkpoint (atomically)."""
+  sums = {name: _sha256(step_dir / name) for name in _files(step_dir)}
+  tmp = step_dir / (CHECKSUMS + ".tmp")
+  tmp.write_text(json.dumps({"sha256": sums}, indent=1, sort_keys=True) + "\n")
+  os.replace(tmp, step_dir / CHECKSUMS)
+
+
+def _verify(step_dir: pathlib.Path) -> bool:
+  """Checks a checkpoint's files against its checksums.
+
+  Returns:
+    True when verified, False when it has no checksums (then only the JSON files that orbax
+    parses when it opens the directory are checked).
+
+  Raises:
+    _Unreadable: a file is missing, differs from its checksum, or is unreadable JSON.
+    OSError: an I/O error other than a missing file.
+  """
+  path = step_dir / CHECKSUMS
+  if not path.exists():
+    for name in ("_CHECKPOINT_METADATA", "metrics/metrics"):
+      if (step_dir / name).exists():
+        try:
+          json.loads((step_dir / name).read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+          raise _Unreadable(f"{name}: {_first_line(e)}") from None
+    return False
+  try:
+    sums = json.loads(path.read_text())["sha256"]
+  except (ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
+    raise _Unreadable(f"{CHECKSUMS}: {_first_line(e)}") from None
+  for name, expected in sorted(sums.items()):
+    try:
+      digest = _sha256(step_dir / name)
+    except OSError as e:
+      if e.errno in _MISSING:
+        raise _Unreadable(f"{name} is missing") from None
+      raise
+    if digest != expected:
+      raise _Unreadable(f"{name} does not match its SHA-256 (checkpoint damaged after it was "
+                        f"saved)")
+  return True
+
+
+def _shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+  flat = ocp.tree.to_flat_dict(tree, sep="/")
+  return {k: (tuple(int(d) for d in v.shape), np.dtype(v.dtype).name) for k, v in flat.items()
+          if hasattr(v, "shape") and hasattr(v, "dtype")}
+
+
+def _tree_difference(expected: dict[str, Any], found: dict[str, Any]) -> str:
+  keys = set(expected) | set(found)
+  differ = sorted(k for k in keys if expected.get(k) != found.get(k))
+  # The optimizer state repeats the parameter tree: name the parameters when they differ.
+  shown = [k for k in differ if k.startswith("params/")] or differ
+
+  def show(k):
+    fmt = lambda v: "absent" if v is None else f"{list(v[0])} {v[1]}"  # noqa: E731
+    return f"{k}: checkpoint {fmt(found.get(k))}, model {fmt(expected.get(k))}"
+
+  more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
+  return "; ".join(show(k) for k in shown[:6]) + more
+
+
+def unreadable_dir(directory: str | pathlib.Path) -> pathlib.Path:
+  """Where checkpoints of `directory` that failed to restore are kept."""
+  directory = pathlib.Path(directory)
+  return directory.with_name(directory.name + ".unreadable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,22 +242,45 @@ class Restored:
 
 
 class Checkpointer:
-  """`ocp.CheckpointManager` under `directory` with latest-N + best retention."""
+  """`ocp.CheckpointManager` under `directory` with latest-N + best retention.
+
+  Attributes:
+    directory: the checkpoint directory.
+    set_aside: epoch -> where this checkpointer moved that epoch's unusable checkpoint.
+  """
 
   def __init__(self, directory: str | pathlib.Path, *, keep: int = 2, read_only: bool = False):
     """Opens (or creates) the checkpoint directory.
 
+    Opened for writing, every checkpoint is verified first and the unusable ones are moved
+    aside (see the module docstring): orbax parses each checkpoint's metadata as it opens the
+    directory, and the best checkpoint must be known to be readable.
+
     Args:
       directory: usually `workdir/checkpoints`.
       keep: most recent checkpoints kept besides the best (>= 1).
-      read_only: open for restoring only (e.g. `restore_model`).
+      read_only: open for restoring only (e.g. `restore_model`); nothing is verified or moved
+        until a checkpoint is restored.
+
+    Raises:
+      CheckpointReadError: an I/O error while verifying, after retries.
     """
     if keep < 1:
       raise ValueError(f"keep must be >= 1, got {keep}")
     self.directory = pathlib.Path(directory).absolute()
+    self.read_only = read_only
+    self.set_aside: dict[int, pathlib.Path] = {}
+    self._verified: dict[int, bool] = {}
+    self._noise = _ClosedLoopNoise()
+    self.manager: ocp.CheckpointManager | None = None
     _quiet_orbax()
     if not read_only:
-      self._drop_unreadable_metadata()
+      for step in self._step_dirs():
+        try:
+          self._verified[step] = self._retrying(
+              lambda s=step: _verify(self.directory / str(s)), step)
+        except _Unreadable as e:
+          self._set_aside(step, str(e))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
@@ -100,25 +295,10 @@ class Checkpointer:
     )
     self.manager = ocp.CheckpointManager(self.directory, options=options)
 
-  def _drop_unreadable_metadata(self) -> None:
-    # The manager parses every step's metadata when it opens the directory and fails on a
-    # corrupt file, so such steps are dropped before it looks (same fallback as `restore`).
+  def _step_dirs(self) -> list[int]:
     if not self.directory.is_dir():
-      return
-    for step_dir in self.directory.iterdir():
-      if not (step_dir.is_dir() and step_dir.name.isdigit()):
-        continue
-      for name in ("_CHECKPOINT_METADATA", "metrics/metrics"):
-        path = step_dir / name
-        try:
-          if path.exists():
-            json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-          logging.warning("checkpoint of epoch %s in %s is unreadable (%s: %s); deleting it and "
-                          "falling back to the previous one", step_dir.name, self.directory,
-                          name, type(e).__name__)
-          shutil.rmtree(step_dir, ignore_errors=True)
-          break
+      return []
+    return sorted(int(p.name) for p in self.directory.iterdir() if p.is_dir() and p.name.isdigit())
 
   def steps(self) -> list[int]:
     """Saved epochs, ascending."""
@@ -138,62 +318,140 @@ class Checkpointer:
     self.manager.save(int(epoch), args=ocp.args.Composite(**items),
                       metrics={"epoch": int(epoch), "score": float(score)}, force=True)
     self.manager.wait_until_finished()
+    if jax.process_index() == 0:
+      write_checksums(self.directory / str(int(epoch)))
+    self._verified[int(epoch)] = True
 
-  def _restore_step(self, epoch: int, abstract_state: Any) -> Restored:
-    has_extra = (self.directory / str(epoch) / "extra").exists()
+  def _retrying(self, read: Callable[[], _T], epoch: int) -> _T:
+    """Runs `read`, retrying I/O errors; a missing file makes the checkpoint unreadable."""
+    delays = (0.0,) + tuple(RETRY_DELAYS_S)
+    for attempt, delay in enumerate(delays, start=1):
+      time.sleep(delay)
+      try:
+        return read()
+      except OSError as e:
+        if e.errno in _MISSING:
+          raise _Unreadable(_first_line(e)) from None
+        error = e
+        if attempt < len(delays):
+          logging.warning("reading the checkpoint of epoch %d in %s failed (%s); retrying",
+                          epoch, self.directory, _first_line(e))
+    raise CheckpointReadError(
+        error.errno, f"could not read the checkpoint of epoch {epoch} in {self.directory} "
+        f"({_first_line(error)}, {len(delays)} attempts). This is an I/O error, not a damaged "
+        f"checkpoint: nothing was changed. Check the storage and run again.") from error
+
+  def _check_tree(self, epoch: int, abstract_state: Any) -> None:
+    try:
+      handler = ocp.StandardCheckpointHandler()
+      try:
+        found = _shapes(handler.metadata(self.directory / str(epoch) / "state"))
+      finally:
+        handler.close()
+    except OSError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      raise _Unreadable(f"state metadata: {_first_line(e)}") from None
+    expected = _shapes(ocp.tree.serialize_tree(abstract_state, keep_empty_nodes=True))
+    if found != expected:
+      raise CheckpointMismatchError(
+          f"the checkpoint of epoch {epoch} in {self.directory} holds a different model than "
+          f"the one being restored ({_tree_difference(expected, found)}). The model's code or "
+          f"settings changed since it was saved; nothing was changed on disk. Restore the "
+          f"previous model, or use a new workdir for the new one.")
+
+  def _read(self, epoch: int, abstract_state: Any) -> Restored:
+    step_dir = self.directory / str(epoch)
+    if epoch not in self._verified:
+      self._verified[epoch] = _verify(step_dir)
+    self._check_tree(epoch, abstract_state)
     items = dict(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+    has_extra = (step_dir / "extra").exists()
     if has_extra:
       items["extra"] = ocp.args.StandardRestore()
-    out = self.manager.restore(epoch, args=ocp.args.Composite(**items))
+    try:
+      out = self.manager.restore(epoch, args=ocp.args.Composite(**items))
+    except OSError:
+      self._noise.install()
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      self._noise.install()
+      raise _Unreadable(_first_line(e)) from None
     meta = dict(out["meta"])
     if meta.get("epoch") != epoch:
-      raise ValueError(f"checkpoint {epoch} records epoch {meta.get('epoch')!r}")
+      raise _Unreadable(f"its metadata records epoch {meta.get('epoch')!r}")
     finite = jax.tree.map(lambda a: bool(jnp.all(jnp.isfinite(a))), out["state"].params)
     if not all(jax.tree.leaves(finite)):
-      raise ValueError(f"checkpoint {epoch} holds non-finite parameters")
+      raise _Unreadable("it holds non-finite parameters")
+    if not self._verified[epoch]:
+      logging.warning("checkpoint of epoch %d in %s has no checksums (saved by an older mtl2d, "
+                      "or the run was killed right after saving it); restored unverified",
+                      epoch, self.directory)
     extra = dict(out["extra"]) if has_extra else None
     return Restored(epoch, out["state"], meta, extra)
 
   def restore(self, abstract_state: Any, epoch: int | None = None) -> Restored | None:
-    """Restores a checkpoint; without `epoch` the latest readable one.
+    """Restores a checkpoint; without `epoch` the latest usable one.
 
-    A latest checkpoint that fails to restore (half-written, corrupt files, non-finite
-    parameters) is reported with a warning and deleted, and the previous one is tried; when
-    none is readable the run starts from scratch (returns None).
+    A checkpoint that cannot be used (see the module docstring) is moved aside with a warning
+    naming where it went, and the previous one is tried; when none is usable the run starts
+    from scratch (returns None).
 
     Args:
       abstract_state: target structure, e.g. `jax.eval_shape` of the initial state or the
         initial state itself (its shardings are used).
-      epoch: a specific epoch to restore (no fallback: errors propagate).
+      epoch: a specific epoch to restore (no fallback, nothing moved: errors propagate).
 
     Returns:
       The restored checkpoint, or None when there is nothing to restore.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint holds a different parameter tree (nothing is
+        moved: the model changed, not the checkpoint).
+      CheckpointReadError: an I/O error persisted over retries (nothing is moved).
+      ValueError: `epoch` has no checkpoint, or it cannot be used.
     """
     if epoch is not None:
       if epoch not in self.steps():
         raise ValueError(f"epoch {epoch} has no checkpoint in {self.directory}; saved: "
                          f"{self.steps()}")
-      return self._restore_step(epoch, abstract_state)
+      try:
+        return self._retrying(lambda: self._read(epoch, abstract_state), epoch)
+      except _Unreadable as e:
+        raise ValueError(f"the checkpoint of epoch {epoch} in {self.directory} is unreadable "
+                         f"({e})") from None
     for step in reversed(self.steps()):
       try:
-        return self._restore_step(step, abstract_state)
-      except Exception as e:  # pylint: disable=broad-except
-        # Any failure to read a checkpoint means it is unusable; an older one is still good.
-        logging.warning("checkpoint of epoch %d in %s is unreadable (%s: %s); deleting it and "
-                        "falling back to the previous one", step, self.directory,
-                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
-        self._delete(step)
+        return self._retrying(lambda s=step: self._read(s, abstract_state), step)
+      except _Unreadable as e:
+        self._set_aside(step, str(e))
     return None
 
-  def _delete(self, step: int) -> None:
-    try:
-      self.manager.delete(step)
-    except Exception:  # pylint: disable=broad-except
-      # A corrupt step may not even list its items; remove the directory itself.
-      shutil.rmtree(self.directory / str(step), ignore_errors=True)
-    self.manager.reload()
+  def _set_aside(self, step: int, reason: str) -> None:
+    """Moves an unusable checkpoint out of the manager's directory (it is never deleted)."""
+    if self.read_only:
+      logging.warning("checkpoint of epoch %d in %s is unreadable (%s); skipping it",
+                      step, self.directory, reason)
+      return
+    root = unreadable_dir(self.directory)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest, n = root / f"{step}.{stamp}", 1
+    while dest.exists():
+      dest, n = root / f"{step}.{stamp}.{n}", n + 1
+    if jax.process_index() == 0:
+      root.mkdir(parents=True, exist_ok=True)
+      os.rename(self.directory / str(step), dest)
+    if jax.process_count() > 1:  # every process must see the move before listing the steps
+      ocp.multihost.sync_global_processes(f"mtl2d_set_aside_{step}")
+    self.set_aside[step] = dest
+    self._verified.pop(step, None)
+    logging.warning("checkpoint of epoch %d in %s is unreadable (%s); moved it to %s and "
+                    "falling back to the previous one", step, self.directory, reason, dest)
+    if self.manager is not None:
+      self.manager.reload()
 
   def close(self) -> None:
     """Waits for pending writes and releases the manager."""
     self.manager.wait_until_finished()
     self.manager.close()
+    self._noise.uninstall()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import importlib.util
+from typing import Any
 
 import ml_collections
 
-__all__ = ["RESUMABLE_FIELDS", "base_config"]
+__all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config"]
 
 # Fields a rerun in an existing workdir may change without starting a different run: they
 # decide how long or how verbosely the same run goes on, not what it computes.
@@ -124,3 +126,44 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = _data_config()
   return c
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any],
+                    what: str) -> None:
+  """Sets dotted keys (`"optim.learning_rate": 1e-4`) in `config`, in place.
+
+  Every key must exist, except under `model.overrides` (preset fields, validated by the model
+  factory). Lists become tuples.
+
+  Args:
+    config: the config to change.
+    overrides: dotted key -> value, or nested mappings (`{"optim": {"learning_rate": 1e-4}}`),
+      or a mix.
+    what: names the source of the overrides in errors (e.g. "variant 'base'").
+
+  Raises:
+    ValueError: a key that does not exist, naming `what`.
+  """
+  for key, value in _flatten(overrides).items():
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        raise ValueError(f"{what}: unknown config key {key!r} ({part!r} is not in "
+                         f"{sorted(node.keys())})")
+      node = node[part]
+    if last not in node and path[-1:] != ["overrides"]:
+      raise ValueError(f"{what}: unknown config key {key!r} ({last!r} is not in "
+                       f"{sorted(node.keys())})")
+    with node.unlocked():
+      node[last] = tuple(value) if isinstance(value, list) else value
+
+
+def _flatten(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in overrides.items():
+    if isinstance(value, Mapping | ml_collections.ConfigDict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat

@@ -28,12 +28,17 @@ def restore_model(
   Args:
     workdir: a run directory written by `train_and_evaluate`; for `multitask=False` runs one
       task's directory `workdir/tasks/<task>`.
-    which: "best" (best checkpoint by mean validation accuracy / lowest validation MSE),
-      "latest", or an epoch number that has a checkpoint.
+    which: "best" (best checkpoint by mean validation accuracy / lowest validation MSE; the
+      epoch `results.json["best_checkpoint_epoch"]` names), "latest", or an epoch number that
+      has a checkpoint. The checkpoint is verified against its checksums first.
 
   Returns:
     `(model, variables, config)`: the unbound flax module, `{"params", "batch_stats"}` and the
     run's config. For classifiers the task ids follow `data.json` (the order of the tasks).
+
+  Raises:
+    ValueError: no run or checkpoint there, or the chosen checkpoint is damaged (the workdir is
+      opened read-only: nothing is changed; training in it again sets a damaged one aside).
   """
   workdir = pathlib.Path(workdir)
   if not (workdir / "config.json").exists():

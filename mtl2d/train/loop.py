@@ -23,6 +23,7 @@ import optax
 
 from mtl2d.data import types
 from mtl2d.train import checkpoints
+from mtl2d.train import config as config_lib
 from mtl2d.train import optimizers
 from mtl2d.train import problems
 from mtl2d.train import sharding
@@ -30,7 +31,8 @@ from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
 from mtl2d.train import workdir as workdir_lib
 
-__all__ = ["build_model", "fit", "make_optimizer", "make_problem", "train_and_evaluate"]
+__all__ = ["build_model", "fit", "make_optimizer", "make_problem", "num_epochs_for", "run_identity",
+           "train_and_evaluate"]
 
 
 def _overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -51,6 +53,46 @@ def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] 
                             head_dropout=config.model.get("head_dropout", 0.0),
                             task_batch_stats=config.model.get("task_batch_stats", False),
                             **_overrides(config))
+
+
+def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:
+  """What a run computes, compared when a workdir is reused (`workdir.claim`).
+
+  The config without the fields that may change between invocations (`RESUMABLE_FIELDS`) and
+  without `data` (the data are identified by their content, `data.json`), with the model's
+  preset and overrides replaced by its resolved fields and `eval_batch_size`/`num_devices`
+  resolved. A change of a preset in the code is then a different run, while another spelling of
+  the same model or data is not.
+
+  Args:
+    config: the run config.
+    num_devices: the number of devices the run uses.
+
+  Returns:
+    A JSON-ready dict.
+  """
+  from mtl2d.models import factory  # pylint: disable=g-import-not-at-top
+  identity = workdir_lib.config_to_dict(config)
+  for field in config_lib.RESUMABLE_FIELDS + ("data", "resolved"):
+    identity.pop(field, None)
+  model = dict(identity["model"])
+  overrides = model.pop("overrides", None) or {}
+  fields = factory.preset_config(config.model.encoder, model.pop("preset"), **overrides)
+  model["fields"] = workdir_lib.config_to_dict(fields)
+  model["dtype"] = jax.numpy.dtype(config.model.dtype).name
+  identity["model"] = model
+  identity["eval_batch_size"] = int(config.eval_batch_size or config.batch_size)
+  identity["num_devices"] = int(num_devices)
+  if config.task_type != "distance":
+    identity.pop("distance", None)
+  return identity
+
+
+def _config_record(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:
+  # config.json: the config as given, and what it resolves to (the run's identity).
+  record = workdir_lib.config_to_dict(config)
+  record["resolved"] = run_identity(config, num_devices)
+  return record
 
 
 def make_problem(config: ml_collections.ConfigDict, *, tasks=None, pairs=None):
@@ -191,8 +233,34 @@ def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int) -> i
   return epochs
 
 
+def _lost_best(history: list[dict[str, Any]], best: int | None, problem, config,
+               ckpt: checkpoints.Checkpointer) -> dict[str, Any] | None:
+  """Describes the best checkpointed epoch when it is not the best checkpoint kept (lost)."""
+  saved = [r for r in history
+           if r.get("checkpoint", r["epoch"] % config.checkpoint_every_epochs == 0)]
+  if not saved:
+    return None
+  expected = max(saved, key=lambda r: (problem.score(r), -r["epoch"]))["epoch"]
+  if expected == best:
+    return None
+  root = checkpoints.unreadable_dir(ckpt.directory)
+  kept = sorted(str(p) for p in root.glob(f"{expected}.*")) if root.is_dir() else []
+  return {"epoch": expected, "kept_in": kept,
+          "note": f"the checkpoint of epoch {expected}, the best by validation, could not be "
+                  f"restored and was set aside; restore_model(which='best') returns epoch "
+                  f"{best}"}
+
+
 def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem) -> dict:
-  """Trains `problem` in `workdir` (resuming if it holds a checkpoint); returns the results."""
+  """Trains `problem` in `workdir` (resuming if it holds a checkpoint); returns the results.
+
+  Raises:
+    ValueError: the workdir holds a different run, more completed epochs than
+      `config.num_epochs`, or is not writable.
+    checkpoints.CheckpointMismatchError: its checkpoints hold a different parameter tree
+      (nothing in the workdir is changed).
+    checkpoints.CheckpointReadError: an I/O error persisted while reading a checkpoint.
+  """
   workdir = pathlib.Path(workdir)
   epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size))
   if epochs != config.num_epochs:
@@ -203,8 +271,14 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
   padded = sharding.padded_batch_size(config.batch_size, dp.num_devices)
   eval_padded = sharding.padded_batch_size(config.eval_batch_size or config.batch_size,
                                            dp.num_devices)
-  workdir_lib.claim(workdir, workdir_lib.config_to_dict(config), problem.fingerprint(),
-                    write=is_main)
+  config_record = _config_record(config, dp.num_devices)
+  fingerprint = problem.fingerprint()
+  # Check everything before writing anything; the claim is written once the state is restored.
+  workdir_lib.claim(workdir, config_record, fingerprint, write=False)
+  if is_main:
+    workdir_lib.ensure_writable(workdir)
+    if (workdir / "checkpoints").is_dir():
+      workdir_lib.ensure_writable(workdir / "checkpoints")
   tx = make_optimizer(config, problem.steps_per_epoch(config.batch_size))
   inputs = problem.init_inputs()
   init = jax.jit(lambda rng: state_lib.create_train_state(rng, problem.model, inputs, tx),
@@ -213,7 +287,12 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
   state = state.replace(params=jax.device_put(problem.init_params(state.params), dp.replicated))
 
   ckpt = checkpoints.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
-  restored = ckpt.restore(state)
+  try:
+    restored = ckpt.restore(state)
+  except BaseException:
+    ckpt.close()
+    raise
+  workdir_lib.claim(workdir, config_record, fingerprint, write=is_main)
   start = 0
   if restored is not None:
     state, start = restored.state, restored.epoch
@@ -245,6 +324,10 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
     timing["eval_time_s"] = time.perf_counter() - t1
     timing["epoch_time_s"] = time.perf_counter() - t0
     record["timing"] = timing
+    save = epoch % config.checkpoint_every_epochs == 0 or epoch == last
+    # Which epochs have a checkpoint: the best of them is what restore_model(which="best")
+    # should return, which results.json checks.
+    record["checkpoint"] = save
     history.append(record)
     problem.observe(epoch, record, history)
     if is_main:
@@ -253,11 +336,12 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
                  epoch, config.num_epochs, loss, problem.epoch_line(record),
                  timing["examples_per_sec"], 100 * timing["host_overhead_fraction"],
                  timing["epoch_time_s"])
-    if epoch % config.checkpoint_every_epochs == 0 or epoch == last:
+    if save:
       ckpt.save(epoch, state, score=problem.score(record), extra=problem.extra())
 
   results = problem.results(history) if history else {}
   timings = [r["timing"] for r in history]
+  best = ckpt.best_epoch()
   results.update({
       "task_type": config.task_type,
       "multitask": bool(config.multitask) if config.task_type == "classification" else False,
@@ -265,7 +349,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
       "completed_epochs": len(history),
       "num_epochs": int(config.num_epochs),
       "finished": len(history) >= config.num_epochs,
-      "best_checkpoint_epoch": ckpt.best_epoch(),
+      "best_checkpoint_epoch": best,
       "train_time_s": float(sum(t["train_time_s"] for t in timings)),
       "examples_per_sec": _steady([t["examples_per_sec"] for t in timings]),
       "host_overhead_fraction": _steady([t["host_overhead_fraction"] for t in timings]),
@@ -273,6 +357,10 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
       "eval_step_compilations": _cache_size(eval_step) - compiled_before[1],
       "num_devices": dp.num_devices,
   })
+  lost = _lost_best(history, best, problem, config, ckpt)
+  if lost is not None:
+    results["best_checkpoint_lost"] = lost
+    logging.warning("%s: %s", workdir, lost["note"])
   ckpt.close()
   if is_main:
     if config.task_type == "distance":
@@ -303,6 +391,8 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
     path.write_text("".join(json.dumps(m, sort_keys=True) + "\n" for m in lines))
   values = list(runs.values())
   tasks = {name: r["tasks"][name] for name, r in runs.items()}
+  lost = {name: r["best_checkpoint_lost"] for name, r in runs.items()
+          if "best_checkpoint_lost" in r}
   return {
       "tasks": tasks,
       "mean_test_accuracy": float(np.mean([t["test_accuracy"] for t in tasks.values()])),
@@ -317,6 +407,7 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
       "train_step_compilations": max(r["train_step_compilations"] for r in values),
       "eval_step_compilations": max(r["eval_step_compilations"] for r in values),
       "num_devices": values[0]["num_devices"],
+      **({"best_checkpoint_lost": lost} if lost else {}),
   }
 
 
@@ -349,8 +440,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
   Raises:
     ValueError: bad config or data (NaN, labels outside a head, empty splits), or a workdir
-      holding a different run.
+      holding a different run, more completed epochs than `num_epochs`, or not writable.
     FloatingPointError: the training loss became NaN/inf (names task, epoch and step).
+    mtl2d.train.checkpoints.CheckpointMismatchError: the workdir's checkpoints hold another
+      parameter tree (the model's code changed); nothing in the workdir is changed.
   """
   _check_config(config)
   sharding.initialize_distributed()
@@ -365,7 +458,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if config.task_type == "distance" or config.multitask:
     return fit(config, workdir, problem)
 
-  workdir_lib.claim(workdir, workdir_lib.config_to_dict(config), problem.fingerprint(),
+  # One model per task: the top level (which sees every task's epochs) is checked before any
+  # task's run starts.
+  num_devices = sharding.DataParallel(int(config.num_devices)).num_devices
+  workdir_lib.claim(workdir, _config_record(config, num_devices), problem.fingerprint(),
                     write=jax.process_index() == 0)
   runs, subdirs = {}, {}
   for task in tasks:

@@ -28,7 +28,8 @@ from mtl2d.train import sharding as sharding_lib
 from mtl2d.train import steps as steps_lib
 from mtl2d.train import workdir as workdir_lib
 
-__all__ = ["ClassificationProblem", "DistanceProblem", "check_pairs", "check_tasks"]
+__all__ = ["ClassificationProblem", "DistanceProblem", "check_pairs", "check_tasks",
+           "tasks_fingerprint"]
 
 HostBatch = dict[str, np.ndarray]
 
@@ -77,6 +78,21 @@ def check_tasks(tasks: Sequence[types.Task]) -> None:
       # Documented behaviour: trained like any task; its loss goes to 0 and its accuracy is
       # trivially 1.0, which says nothing about the model.
       logging.warning("task %r has a single class: its accuracy is trivially 1.0", t.name)
+
+
+def tasks_fingerprint(tasks: Sequence[types.Task]) -> dict[str, Any]:
+  """JSON description of classification tasks by content (names, sizes, array digests).
+
+  Two loads of the same data give the same fingerprint wherever the files were read from; a
+  change of the data, the split or the preprocessing changes a digest.
+  """
+  return {"task_type": "classification", "tasks": [
+      {"name": t.name, "num_classes": t.num_classes, "length": t.length,
+       "label_values": list(t.label_values), "synthetic": bool(t.synthetic),
+       "sizes": {s: len(t.split(s)) for s in ("train", "val", "test")},
+       "digest": workdir_lib.array_digest(
+           [a for s in ("train", "val", "test") for a in (t.split(s).x, t.split(s).y)])}
+      for t in tasks]}
 
 
 def check_pairs(pairs: dict[str, types.PairSplit], target: str) -> None:
@@ -140,13 +156,7 @@ class ClassificationProblem:
 
   def fingerprint(self) -> dict[str, Any]:
     """JSON description of the data (compared when a workdir is reused)."""
-    return {"task_type": "classification", "tasks": [
-        {"name": t.name, "num_classes": t.num_classes, "length": t.length,
-         "label_values": list(t.label_values), "synthetic": bool(t.synthetic),
-         "sizes": {s: len(t.split(s)) for s in ("train", "val", "test")},
-         "digest": workdir_lib.array_digest(
-             [a for s in ("train", "val", "test") for a in (t.split(s).x, t.split(s).y)])}
-        for t in self.tasks]}
+    return tasks_fingerprint(self.tasks)
 
   def init_inputs(self) -> tuple[Any, ...]:
     """Example model inputs for parameter initialisation."""

@@ -2,10 +2,11 @@
 
 Every batch reaching a compiled step has exactly `batch_size` rows plus a float `mask [B]`
 (1 for real rows, 0 for padding), so each step compiles once per series length, not once per
-batch size. Padding rows repeat the batch's real rows cyclically: with batch norm in training
-mode the padded batch's statistics equal the real rows' statistics whenever the padded size is
-a multiple of the real size (and stay close otherwise), while the mask removes the padding from
-the loss, its gradient and the metrics.
+batch size. Padding rows repeat the batch's real rows cyclically (finite values); the mask
+removes them from the loss, its gradient and the metrics, and the train steps pass it to the
+model, whose batch norms compute their training statistics over the real rows only. So a batch
+computes the same function however much it is padded, and results do not depend on the number
+of devices the batch is padded for (up to floating-point reduction order).
 
 Step metrics are sums (`loss_sum`, `correct`, `count`, ...) so they can be added on device
 across steps with `accumulate` and fetched every N steps; `first_nonfinite_step` (-1 if none)
@@ -89,7 +90,7 @@ def classification_train_step(
   encoder move (Algorithm 2: every batch comes from one task).
 
   Args:
-    state: train state of a `MultiTaskModel` (called as `(x, task_id, *, train)`).
+    state: train state of a `MultiTaskModel` (called as `(x, task_id, *, train, mask)`).
     batch: `x [B, n]` float, `y [B]` int32, `mask [B]` float32, `task_id` int32 scalar.
     augmentation: training-time augmentation of `x` (static; default none).
 
@@ -104,7 +105,7 @@ def classification_train_step(
   def loss_fn(params):
     (logits, _), updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, x, batch["task_id"],
-        train=True, mutable=["batch_stats"], rngs={"dropout": dropout_rng})
+        train=True, mask=batch["mask"], mutable=["batch_stats"], rngs={"dropout": dropout_rng})
     # Classes the task lacks carry a large negative logit (zero probability), so plain
     # cross-entropy over all heads' classes is the task's own cross-entropy.
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
@@ -125,7 +126,7 @@ def distance_train_step(state: state_lib.TrainState,
   """One AdamW step on the mean squared error of predicted DTW distances (Section III-C).
 
   Args:
-    state: train state of a distance model (called as `(x1, x2, *, train) -> [B]`).
+    state: train state of a distance model (called as `(x1, x2, *, train, mask) -> [B]`).
     batch: `x1 [B, n]`, `x2 [B, m]`, `y [B]` float32 targets, `mask [B]` float32.
 
   Returns:
@@ -137,7 +138,7 @@ def distance_train_step(state: state_lib.TrainState,
   def loss_fn(params):
     pred, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, batch["x1"], batch["x2"],
-        train=True, mutable=["batch_stats"], rngs={"dropout": dropout_rng})
+        train=True, mask=batch["mask"], mutable=["batch_stats"], rngs={"dropout": dropout_rng})
     pred = pred.astype(jnp.float32)
     loss, loss_sum, count = _masked_mean(jnp.square(pred - batch["y"]), batch["mask"])
     return loss, (updates, pred, loss_sum, count)

@@ -1,8 +1,15 @@
 """Files of a run directory: config.json, data.json, metrics.jsonl, results.json.
 
 A workdir belongs to one run. `claim` writes the config and a fingerprint of the data on the
-first call and, on later calls, refuses (ValueError) a config or data that differ, so a rerun
-resumes the same run and never overwrites another run's results. Writes are atomic (temporary
+first call and, on later calls, refuses (ValueError) a run that computes something else, so a
+rerun resumes the same run and never overwrites another run's results. What is compared is what
+was computed, not how it was asked for: the config's `resolved` section (the model's resolved
+fields, the training settings; written by the training loop) and the data's content fingerprint
+(`data.json`: task names, sizes, digests of the arrays), so the same archive reached through
+another path spelling or `$MTL2D_DATA_DIR` is the same run. A workdir that holds nothing
+computed yet (no epoch record, checkpoint or results) may be claimed by a different run, so a
+failed first attempt does not lock it. A `num_epochs` below the epochs already completed is
+refused, since it would report a shorter run than the one on disk. Writes are atomic (temporary
 file + rename) so a killed run leaves either the old or the new file, never half of one.
 """
 
@@ -12,9 +19,11 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import re
+import tempfile
 from typing import Any
 
 import ml_collections
@@ -26,7 +35,10 @@ __all__ = [
     "append_metrics",
     "array_digest",
     "claim",
+    "completed_epochs",
     "config_to_dict",
+    "ensure_writable",
+    "holds_results",
     "read_json",
     "read_metrics",
     "sanitize",
@@ -73,45 +85,138 @@ def read_json(path: pathlib.Path) -> Any:
   return json.loads(pathlib.Path(path).read_text())
 
 
+def _short(value: Any) -> str:
+  text = repr(value)
+  return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
   if isinstance(old, dict) and isinstance(new, dict):
     out = []
     for key in sorted(set(old) | set(new)):
       out += _diff(old.get(key, "<missing>"), new.get(key, "<missing>"), f"{prefix}{key}.")
     return out
-  return [] if old == new else [f"{prefix[:-1] or '<root>'}: {old!r} -> {new!r}"]
+  if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and old != new and (
+      any(isinstance(v, (dict, list)) for v in old)):
+    out = []
+    for i, (a, b) in enumerate(zip(old, new)):
+      out += _diff(a, b, f"{prefix[:-1]}[{i}].")
+    return out
+  return [] if old == new else [f"{prefix[:-1] or '<root>'}: {_short(old)} -> {_short(new)}"]
 
 
-def claim(workdir: pathlib.Path, config: dict[str, Any], data: dict[str, Any], *,
+def ensure_writable(workdir: pathlib.Path) -> None:
+  """Creates `workdir` if needed and checks that files can be written in it.
+
+  Raises:
+    ValueError: the directory cannot be created or written (read-only file system, permissions),
+      naming it and the reason.
+  """
+  workdir = pathlib.Path(workdir)
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=workdir)
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as e:
+    raise ValueError(
+        f"workdir {str(workdir)!r} is not writable ({e.strerror or e}); a run writes its "
+        f"config, metrics, checkpoints and results there. Use a writable --workdir (a finished "
+        f"run's models can be read from a read-only one with mtl2d.train.restore_model).") from None
+
+
+def holds_results(workdir: pathlib.Path) -> bool:
+  """True when `workdir` or a run below it holds an epoch record, a checkpoint or results."""
+  workdir = pathlib.Path(workdir)
+  if not workdir.is_dir():
+    return False
+  for path in workdir.rglob("*"):
+    if path.name == "results.json" and path.is_file():
+      return True
+    if path.name == "metrics.jsonl" and path.is_file() and path.read_text().strip():
+      return True
+    if path.parent.name == "checkpoints" and path.name.isdigit() and path.is_dir():
+      return True
+  return False
+
+
+def completed_epochs(workdir: pathlib.Path) -> int:
+  """Most epochs recorded by a run in `workdir` (any `metrics.jsonl` below it; 0 if none)."""
+  workdir = pathlib.Path(workdir)
+  done = 0
+  for path in sorted(workdir.rglob("metrics.jsonl")) if workdir.is_dir() else ():
+    done = max([done] + [int(r["epoch"]) for r in read_metrics(path)])
+  return done
+
+
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+  # The training loop writes what a run computes under "resolved"; configs written without
+  # it (older workdirs, other pipelines) are compared as given, less the fields that may change.
+  if isinstance(config.get("resolved"), dict):
+    return config["resolved"]
+  skip = set(config_lib.RESUMABLE_FIELDS) | {"data", "resolved"}
+  return {k: v for k, v in config.items() if k not in skip}
+
+
+def claim(workdir: pathlib.Path, config: dict[str, Any] | None, data: dict[str, Any], *,
           write: bool = True) -> None:
   """Writes or checks `workdir/config.json` and `workdir/data.json`.
 
   Args:
     workdir: the run directory (created if missing).
-    config: JSON-ready config; fields in `config.RESUMABLE_FIELDS` may change between runs.
-    data: JSON-ready data fingerprint (task names, sizes, digests).
-    write: False on non-zero processes of a multi-host run (they only check).
+    config: JSON-ready config. With a `resolved` section (the run's identity, see the module
+      docstring) that section is compared; otherwise every field but `data` and those in
+      `config.RESUMABLE_FIELDS`. Its `num_epochs`, if any, must be at least the epochs already
+      completed. None: the workdir is claimed by its data only (no config.json).
+    data: JSON-ready content fingerprint of the data (task names, sizes, digests).
+    write: False to check only (nothing is written); also on non-zero processes of a multi-host
+      run.
 
   Raises:
-    ValueError: the workdir holds a run with a different config or data.
+    ValueError: the workdir holds results of a run with a different config or data, holds more
+      completed epochs than `num_epochs`, or is not writable.
   """
   workdir = pathlib.Path(workdir)
-  for name, new, ignored in (("config.json", config, config_lib.RESUMABLE_FIELDS),
-                             ("data.json", data, ())):
+  computed = None
+  files = (("config.json", config), ("data.json", data)) if config is not None else (
+      ("data.json", data),)
+  for name, new in files:
     path = workdir / name
-    if path.exists():
-      old = read_json(path)
-      diffs = _diff({k: v for k, v in old.items() if k not in ignored},
-                    {k: v for k, v in new.items() if k not in ignored})
-      if diffs:
-        raise ValueError(
-            f"workdir {str(workdir)!r} holds a different run ({name} differs: "
-            f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}); use a new workdir "
-            f"or delete that one to start over")
+    if not path.exists():
+      continue
+    old = read_json(path)
+    if name == "config.json":
+      # Like with like: the resolved sections when both have one, else the configs as given.
+      both = isinstance(old.get("resolved"), dict) and isinstance(new.get("resolved"), dict)
+      strip = (lambda c: c) if both else (  # noqa: E731
+          lambda c: {k: v for k, v in c.items() if k != "resolved"})
+      diffs = _diff(_identity(strip(old)), _identity(strip(new)))
+    else:
+      diffs = _diff(old, new)
+    if not diffs:
+      continue
+    if computed is None:
+      computed = holds_results(workdir)
+    if computed:
+      raise ValueError(
+          f"workdir {str(workdir)!r} holds a different run ({name} differs: "
+          f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}); use a new workdir "
+          f"or delete that one to start over")
+    logging.warning("workdir %s holds no results yet; its %s is replaced (%s)", workdir, name,
+                    "; ".join(diffs[:3]))
+  num_epochs = None if config is None else config.get("num_epochs")
+  if num_epochs is not None:
+    done = completed_epochs(workdir)
+    if int(num_epochs) < done:
+      raise ValueError(
+          f"workdir {str(workdir)!r} holds a run that completed {done} epochs; num_epochs="
+          f"{num_epochs} would report a shorter run than the one on disk. Its results are kept: "
+          f"rerun with num_epochs >= {done} to see them (or continue training), or use a new "
+          f"workdir")
   if write:
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_json(workdir / "config.json", config)
-    write_json(workdir / "data.json", data)
+    ensure_writable(workdir)
+    for name, new in files:
+      write_json(workdir / name, new)
 
 
 def read_metrics(path: pathlib.Path) -> list[dict[str, Any]]:

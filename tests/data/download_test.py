@@ -2,6 +2,7 @@ import functools
 import hashlib
 import http.server
 import io
+import shutil
 import socket
 import threading
 import zipfile
@@ -114,6 +115,33 @@ def test_download_rejects_wrong_checksum_and_changed_archive(server, tmp_path):
     download_lib.download(["Toy"], out_dir, base_url=url, force=True)
 
 
+def test_damaged_cached_archive_is_fetched_again_and_named(server, tmp_path):
+  served, url = server
+  good = _make_zip("Toy", _parts(), "tsv")
+  (served / "Toy.zip").write_bytes(good)
+  out_dir = tmp_path / "data"
+  download_lib.download(["Toy"], out_dir, base_url=url)
+  cached = out_dir / ".archives" / "Toy.zip"
+  # The cached archive is damaged on disk and the dataset removed: a plain retry re-fetches
+  # (it used to fail the checksum on the cached copy again and again).
+  shutil.rmtree(out_dir / "Toy")
+  cached.write_bytes(good[:-16] + b"\0" * 16)
+  assert download_lib.download(["Toy"], out_dir, base_url=url) == {"Toy": out_dir / "Toy"}
+  assert cached.read_bytes() == good and (out_dir / "Toy" / "Toy_TEST.tsv").is_file()
+  # When the server's copy does not match either, the error names the cached file and where
+  # the expected checksum comes from, and installs nothing.
+  shutil.rmtree(out_dir / "Toy")
+  cached.write_bytes(b"damaged")
+  (served / "Toy.zip").write_bytes(_make_zip("Toy", _parts(seed=2), "tsv"))
+  sums = out_dir / ".archives" / "SHA256SUMS"
+  with pytest.raises(download_lib.DownloadError,
+                     match=rf"expected {hashlib.sha256(good).hexdigest()} \(from {sums}\).*"
+                           rf"nothing was installed. The cached archive {cached} does not match "
+                           rf"either"):
+    download_lib.download(["Toy"], out_dir, base_url=url)
+  assert not (out_dir / "Toy").exists() and cached.read_bytes() == b"damaged"
+
+
 def test_download_errors_say_how_to_install_by_hand(server, tmp_path):
   served, url = server
   with pytest.raises(download_lib.DownloadError, match=r"HTTP 404.*put CricketXX/CricketXX_TRAIN"):
@@ -127,6 +155,18 @@ def test_download_errors_say_how_to_install_by_hand(server, tmp_path):
   (served / "Half.zip").write_bytes(zipped.getvalue())
   with pytest.raises(download_lib.DownloadError, match="no Half_TEST.tsv/.txt/.ts inside"):
     download_lib.download(["Half"], tmp_path, base_url=url)
+  # All or nothing: no Half/Half_TRAIN.tsv left behind (it loaded with allow_partial).
+  assert not (tmp_path / "Half").exists()
+  zipped = io.BytesIO()
+  with zipfile.ZipFile(zipped, "w") as zf:
+    zf.writestr("Ugly_TRAIN.tsv", "1\t0.5\n2\t0.7\n")
+    zf.writestr("Ugly_TEST.tsv", "1\t0.5\n2\tzero\n")
+  (served / "Ugly.zip").write_bytes(zipped.getvalue())
+  with pytest.raises(ValueError, match=r"Ugly.zip: Ugly_TEST.tsv:2: non-numeric cell 'zero' in "
+                                       r"column 2; nothing was installed"):
+    download_lib.download(["Ugly"], tmp_path, base_url=url)
+  assert not (tmp_path / "Ugly").exists()
+  assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
   with pytest.raises(ValueError, match="invalid dataset name"):
     download_lib.download(["../etc"], tmp_path, base_url=url)
 

@@ -76,3 +76,25 @@ def test_group_config_names():
   assert tfds_ucr.group_config("ecg").name == "ecg"
   config = tfds_ucr.group_config("ECG", seed=1, znorm=False, length=64)
   assert config.name == "ecg_s1_raw_l64" and config.seed == 1 and config.length == 64
+
+
+def test_skip_missing_and_allow_partial_as_the_loader(tiny_ucr, tmp_path):
+  root, _ = tiny_ucr
+  (root / "CricketY" / "CricketY_TEST.tsv.gz").unlink()
+  with pytest.raises(ValueError, match=r"'CricketY' .* lacks its TEST file"):
+    tfds_ucr.build("Cricket", root, tmp_path / "strict")
+  # skip_missing: the group without CricketY, as data.load_tasks(skip_missing=True) loads it.
+  config = tfds_ucr.group_config("Cricket", skip_missing=True)
+  assert config.name == "cricket_s0_z_l0_skip"
+  builder = tfds_ucr.build(config, root, tmp_path / "skip")
+  assert builder.info.metadata["skipped_tasks"] == ["CricketY"]
+  assert sorted(builder.info.splits) == sorted(
+      f"{t}_{s}" for t in ("CricketX", "CricketZ") for s in tfds_ucr.SPLIT_NAMES)
+  _check_same_as_loader("mtl2d_ucr", config, data.load_task("CricketZ", root), tmp_path / "skip",
+                        root)
+  # allow_partial: CricketY from its TRAIN rows, as load_task(allow_partial=True).
+  config = tfds_ucr.group_config("Cricket", allow_partial=True)
+  tfds_ucr.build(config, root, tmp_path / "partial")
+  _check_same_as_loader("mtl2d_ucr", config,
+                        data.load_task("CricketY", root, allow_partial=True),
+                        tmp_path / "partial", root)

@@ -92,6 +92,20 @@ def test_labels_written_as_floats_are_one_class_per_value(tmp_path):
   assert x.shape == (12, 5)
 
 
+def test_text_labels_are_classes_in_text_order(tmp_path):
+  rng = np.random.default_rng(2)
+  write_ucr(tmp_path, "Pets", "TRAIN", ["dog", "cat", "bird"] * 3, rng.standard_normal((9, 5)))
+  write_ucr(tmp_path, "Pets", "TEST", ["cat", "dog", "bird"] * 2, rng.standard_normal((6, 5)),
+            gz=True)
+  task = data.load_task("Pets", tmp_path)
+  assert task.label_values == ("bird", "cat", "dog") and task.num_classes == 3
+  y = np.concatenate([task.train.y, task.val.y, task.test.y])[
+      np.argsort(np.concatenate([task.train.indices, task.val.indices, task.test.indices]))]
+  np.testing.assert_array_equal(y, [2, 1, 0] * 3 + [1, 2, 0] * 2)
+  labels, values = data.read_ucr_file(tmp_path / "Pets" / "Pets_TRAIN.tsv")
+  assert labels[:3] == ["dog", "cat", "bird"] and np.isnan(values[:, 0]).all()
+
+
 def test_nan_policy_matches_reference(tmp_path):
   nan = np.nan
   train = np.array([
@@ -135,6 +149,11 @@ def test_task_length_is_longest_trimmed_series(tmp_path):
     ("1\t0.5\t0.2\n2\tNaN\tNaN\n", r"Bad_TRAIN\.tsv:2: series has no values"),
     ("NaN\t0.5\t0.2\n", r"Bad_TRAIN\.tsv:1: label 'NaN' is not finite"),
     ("1\n2\n", r"Bad_TRAIN\.tsv:1: row has a label but no values"),
+    # An infinite value used to pass the reader and be reported by training as a row of
+    # whichever split it landed in ("test split x ... row(s) [1]").
+    ("1\t0.5\t0.2\n2\t0.1\t0.2\n1\t0.3\t-inf\n",
+     r"Bad_TRAIN\.tsv:3: value -inf in column 3 is infinite"),
+    ("1\t0.5\t0.2\ncat\t0.1\tdog\n", r"Bad_TRAIN\.tsv:2: non-numeric cell 'dog' in column 3"),
 ])
 def test_malformed_files_name_file_and_line(tmp_path, content, match):
   (tmp_path / "Bad").mkdir()

@@ -56,7 +56,7 @@ def test_ucr_mtl_all_methods_on_synthetic(tmp_path):
   # Methods run separately merge into the same table; a different data config is refused.
   _run("ucr_mtl", tmp_path, *TINY, "--config.data.scale=0.15", "--methods=1nn_dtw",
        "--config.knn.windows=('0%','full')")
-  with pytest.raises(AssertionError, match="different data config"):
+  with pytest.raises(AssertionError, match=r"different run \(data.json differs"):
     _run("ucr_mtl", tmp_path, *TINY, "--config.data.scale=0.2", "--methods=1nn_dtw")
 
 

@@ -131,3 +131,48 @@ def test_per_task_statistics_shapes_and_errors():
     norm.BatchNorm(use_running_average=False, num_tasks=2).init(jax.random.key(0), x)
   with pytest.raises(ValueError, match="num_tasks"):
     norm.BatchNorm(use_running_average=False, num_tasks=0).init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 4, 3), (7, 3)])
+def test_masked_statistics_match_flax_and_numpy(shape):
+  x, variables = _inputs(shape, seed=4)
+  keep = np.array([1, 0, 1, 1, 0, 1, 1][:shape[0]], np.float32)
+  x = x.at[keep == 0].set(1e3)  # rows left out must not matter, however large
+  rows = norm.row_mask(keep, x)
+  assert rows.shape == (shape[0],) + (1,) * (len(shape) - 1) and rows.dtype == bool
+  ours = norm.BatchNorm(use_running_average=False, momentum=0.9)
+  ref = nn.BatchNorm(use_running_average=False, momentum=0.9)
+  y, stats = ours.apply(variables, x, mask=rows, mutable=["batch_stats"])
+  y_ref, stats_ref = ref.apply(variables, x, mask=rows, mutable=["batch_stats"])
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  # NumPy reference: statistics of the kept rows only.
+  kept = np.asarray(x, np.float64)[keep == 1].reshape(-1, shape[-1])
+  np.testing.assert_allclose(stats["batch_stats"]["mean"], 0.9 * 0.3 + 0.1 * kept.mean(0),
+                             rtol=1e-5)
+  np.testing.assert_allclose(stats["batch_stats"]["var"], 0.9 * 1.7 + 0.1 * kept.var(0),
+                             rtol=1e-4)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), stats, stats_ref)
+  # The kept rows' outputs and gradients do not see the other rows.
+  w = jax.random.normal(jax.random.key(1), x.shape) * rows
+
+  def f(x):
+    y, _ = ours.apply(variables, x, mask=rows, mutable=["batch_stats"])
+    return jnp.sum(w * y)
+
+  g = jax.jit(jax.grad(f))(x)
+  x_other = jnp.where(rows, x, -5.0)
+  np.testing.assert_allclose(jax.jit(jax.grad(f))(x_other), g, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(g)[keep == 0], 0.0)
+  with pytest.raises(ValueError, match=r"mask must be \[batch\]"):
+    norm.row_mask(np.ones(shape[0] + 1), x)
+
+
+def test_general_mask_matches_flax():
+  # Masks other than one flag per example (here per position) take the general path.
+  x, variables = _inputs((4, 5, 3), seed=6)
+  mask = jax.random.bernoulli(jax.random.key(2), 0.6, (4, 5, 1))
+  ours, ref = _pair()
+  y, stats = ours.apply(variables, x, mask=mask, mutable=["batch_stats"])
+  y_ref, stats_ref = ref.apply(variables, x, mask=mask, mutable=["batch_stats"])
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), stats, stats_ref)

@@ -89,8 +89,8 @@ class LinearMultiTask(nn.Module):
   features: int = 3
 
   @nn.compact
-  def __call__(self, x, task_id, *, train):
-    del train
+  def __call__(self, x, task_id, *, train, mask=None):
+    del train, mask
     h = jnp.mean(jnp.tanh(nn.Dense(self.features, name="enc")(x[..., None])), axis=1)
     kernel = _Heads(len(self.num_classes), self.features, max(self.num_classes),
                     name="heads")()
@@ -103,8 +103,8 @@ class LinearDistance(nn.Module):
   """Stand-in for the distance models: `(x1, x2, *, train) -> [B]`."""
 
   @nn.compact
-  def __call__(self, x1, x2, *, train):
-    del train
+  def __call__(self, x1, x2, *, train, mask=None):
+    del train, mask
     return nn.Dense(1, name="out")(jnp.abs(x1 - x2))[:, 0]
 
 

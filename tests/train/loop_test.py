@@ -1,9 +1,14 @@
 """End-to-end tests of `train_and_evaluate` on tiny data with the real "tiny" models."""
 
+import copy
+import errno
+import hashlib
 import json
 import logging
+import os
 import pathlib
 import shutil
+import stat
 
 import jax
 import numpy as np
@@ -13,7 +18,10 @@ from mtl2d import models
 from mtl2d import train
 from mtl2d.data import config as data_config
 from mtl2d.data import types
+from mtl2d.models import factory
+from mtl2d.train import checkpoints
 from mtl2d.train import loop
+from mtl2d.train import problems
 from mtl2d.train import workdir as workdir_lib
 from tests.train import helpers
 
@@ -33,6 +41,13 @@ def _metrics(workdir):
 def _results(workdir):
   r = json.loads((pathlib.Path(workdir) / "results.json").read_text())
   return {k: v for k, v in r.items() if k not in TIMING_KEYS}
+
+
+def _snapshot(root):
+  """Every file under `root` with its SHA-256 (to show a workdir was left untouched)."""
+  root = pathlib.Path(root)
+  return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+          for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +179,10 @@ def test_single_task_mode_trains_one_model_per_task(tmp_path):
 
 
 def test_diverging_training_stops_with_clear_error(tmp_path):
-  # Finite but huge inputs overflow inside batch norm: the loss becomes NaN.
-  task = helpers.make_task("alpha", 20, 16, 2, 0, scale=1e30)
+  # Finite but huge inputs overflow inside batch norm: the loss becomes NaN. (At 1e30 the
+  # compiled step's statistics overflow to an infinite variance first, which flattens the
+  # features for one step; at 1e37 the mean overflows too and the first loss is NaN.)
+  task = helpers.make_task("alpha", 20, 16, 2, 0, scale=1e37)
   with pytest.raises(FloatingPointError, match=r"task 'alpha' at epoch 1, step 1 "):
     train.train_and_evaluate(helpers.tiny_config(), tmp_path, tasks=[task])
   assert not (tmp_path / "results.json").exists()
@@ -262,3 +279,101 @@ def test_min_train_steps_raises_the_epochs(tmp_path):
   assert results["num_epochs"] == results["completed_epochs"] == 2
   assert workdir_lib.read_json(tmp_path / "config.json")["num_epochs"] == 2
   assert len(workdir_lib.read_metrics(tmp_path / "metrics.jsonl")) == 2
+
+
+def test_changed_model_code_is_an_error_and_the_workdir_untouched(reference_run, tmp_path,
+                                                                  monkeypatch):
+  reference, _ = reference_run
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  before = _snapshot(workdir)
+  real_build = loop.build_model
+
+  def changed_code(config, num_classes=None):
+    # The model's code changed (wider block) while its config and preset fields did not.
+    config = copy.deepcopy(config)
+    config.model.overrides = dict(features=(5,), kernel_sizes=(3,))
+    return real_build(config, num_classes)
+
+  monkeypatch.setattr(loop, "build_model", changed_code)
+  with pytest.raises(checkpoints.CheckpointMismatchError,
+                     match=r"epoch 2 .*params/encoder/block0/bn0/bias: checkpoint \[4\] float32, "
+                           r"model \[5\] float32"):
+    train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=helpers.make_tasks())
+  # Previously every checkpoint was deleted, metrics.jsonl truncated and the run retrained.
+  assert _snapshot(workdir) == before
+
+
+def test_changed_preset_is_a_different_run(reference_run, tmp_path, monkeypatch):
+  reference, _ = reference_run
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  before = _snapshot(workdir)
+  # A new architecture field in the code's preset changes what the config resolves to.
+  tiny = dict(factory.PRESETS["tiny"]["resnet1d"], dilation=2)
+  monkeypatch.setitem(factory.PRESETS["tiny"], "resnet1d", tiny)
+  with pytest.raises(ValueError, match=r"different run \(config.json differs: "
+                                       r"model.fields.dilation: '<missing>' -> 2\)"):
+    train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=helpers.make_tasks())
+  assert _snapshot(workdir) == before
+
+
+def test_shorter_num_epochs_on_a_finished_run_is_refused(reference_run, tmp_path):
+  reference, _ = reference_run
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  before = _snapshot(workdir)
+  with pytest.raises(ValueError, match=r"completed 2 epochs; num_epochs=1 .*results are kept"):
+    train.train_and_evaluate(helpers.tiny_config(num_epochs=1), workdir,
+                             tasks=helpers.make_tasks())
+  assert _snapshot(workdir) == before  # results.json was rewritten with num_epochs 1 before
+
+
+def test_read_only_workdir_gives_a_clear_error(reference_run, tmp_path, monkeypatch):
+  reference, _ = reference_run
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  before = _snapshot(workdir)
+  if os.geteuid() != 0:
+    for path in [workdir, *workdir.rglob("*")]:
+      path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+  else:  # root writes through permission bits: the file system refuses instead.
+    def refuse(*args, **kwargs):
+      raise PermissionError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(workdir_lib.tempfile, "mkstemp", refuse)
+  try:
+    with pytest.raises(ValueError, match=r"workdir .*run' is not writable \((Read-only file "
+                                         r"system|Permission denied)\)"):
+      train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=helpers.make_tasks())
+    assert _snapshot(workdir) == before
+    # A finished run's models are still readable.
+    train.restore_model(workdir, which="best")
+  finally:
+    for path in [workdir, *workdir.rglob("*")]:
+      path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def test_lost_best_checkpoint_is_reported_and_results_match_restore_model(tmp_path, monkeypatch):
+  # Rank checkpoints by the earliest epoch, so that the best (epoch 1) is not the latest.
+  monkeypatch.setattr(problems.ClassificationProblem, "score",
+                      staticmethod(lambda record: -float(record["epoch"])))
+  config = helpers.tiny_config(num_epochs=3, keep_checkpoints=1)
+  tasks = [helpers.make_task("alpha", 20, 16, 2, 0)]
+  first = train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  assert first["best_checkpoint_epoch"] == 1 and "best_checkpoint_lost" not in first
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1", "3"]
+  # Truncate one array file of the best checkpoint only.
+  files = [p for p in (tmp_path / "checkpoints" / "1" / "state").rglob("*")
+           if p.is_file() and p.parent.name == "d"]
+  victim = max(files, key=lambda p: p.stat().st_size)
+  victim.write_bytes(victim.read_bytes()[:len(victim.read_bytes()) // 2])
+  results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  assert results["best_checkpoint_epoch"] == 3
+  lost = results["best_checkpoint_lost"]
+  assert lost["epoch"] == 1 and "restore_model(which='best') returns epoch 3" in lost["note"]
+  assert len(lost["kept_in"]) == 1 and pathlib.Path(lost["kept_in"][0]).name.startswith("1.")
+  assert json.loads((tmp_path / "results.json").read_text())["best_checkpoint_lost"] == lost
+  # results.json and restore_model agree on the best checkpoint.
+  _, best, _ = train.restore_model(tmp_path, which="best")
+  _, third, _ = train.restore_model(tmp_path, which=3)
+  jax.tree.map(np.testing.assert_array_equal, best, third)

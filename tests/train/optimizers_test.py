@@ -107,3 +107,10 @@ def test_bad_settings_name_the_argument():
     optimizers.learning_rate_schedule(1e-3, "cosine")
   with pytest.raises(ValueError, match="warmup_steps"):
     optimizers.learning_rate_schedule(1e-3, "cosine", total_steps=5, warmup_steps=5)
+
+
+def test_optimizer_bad_input():
+  with pytest.raises(ValueError, match="learning_rate"):
+    optimizers.make_optimizer(0.0, 0.01)
+  with pytest.raises(ValueError, match="weight_decay"):
+    optimizers.make_optimizer(1e-3, -1.0)

@@ -24,7 +24,9 @@ SCRIPT = textwrap.dedent("""
     out = {}
     for n in (1, 4):
       workdir = f"{sys.argv[1]}/devices{n}"
-      results = train.train_and_evaluate(helpers.tiny_config(num_devices=n), workdir, tasks=tasks)
+      # Batch 10 does not divide over 4 devices: padded to 12 there, 10 on one device.
+      config = helpers.tiny_config(num_devices=n, batch_size=10)
+      results = train.train_and_evaluate(config, workdir, tasks=tasks)
       out[n] = {"results": results,
                 "metrics": workdir_lib.read_metrics(workdir + "/metrics.jsonl")}
     print("RESULT " + json.dumps(out))
@@ -42,12 +44,17 @@ def test_four_devices_match_one_device(tmp_path):
   one, four = out["1"], out["4"]
   assert one["results"]["num_devices"] == 1 and four["results"]["num_devices"] == 4
   assert len(one["metrics"]) == len(four["metrics"]) == 2
-  # Batch 8 splits evenly over 4 devices, so both runs see identical padded batches; only
-  # the order of floating-point reductions differs (cross-device all-reduce). Measured:
-  # train losses agree to ~4e-8 relative, eval losses after two epochs at lr 1e-2 to ~6e-5.
+  # The padding rows (2 per full batch on 4 devices, more in the last batch of a task) carry
+  # zero weight in the loss and are left out of the batch-norm statistics, so both runs
+  # compute the same function; only the order of floating-point reductions differs
+  # (cross-device all-reduce). Measured: train losses agree to 1e-7 relative; evaluation uses
+  # the running variances, whose E[x^2] - E[x]^2 amplifies rounding, and agrees to 5e-5 (as
+  # with a batch that divides evenly). Before the batch-norm mask the train loss differed by
+  # 2e-3 at epoch 1 (padding rows entered the statistics).
   for a, b in zip(one["metrics"], four["metrics"]):
-    np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-5)
-    for split in ("train", "val", "test"):
-      for name in ("alpha", "delta"):
+    np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-6)
+    for name in ("alpha", "delta"):
+      np.testing.assert_allclose(b["train"][name]["loss"], a["train"][name]["loss"], rtol=1e-6)
+      for split in ("val", "test"):
         np.testing.assert_allclose(b[split][name]["loss"], a[split][name]["loss"], rtol=1e-3,
                                    atol=1e-6)

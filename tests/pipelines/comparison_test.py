@@ -1,0 +1,92 @@
+"""Comparison workdirs: identity by data content, nothing written before the data load, and
+1NN-DTW results protected like the trained methods' (1NN-DTW only: no training, seconds)."""
+
+import json
+
+import pytest
+
+from experiments.configs import ucr_mtl
+from mtl2d.data import ucr
+from mtl2d.pipelines import comparison
+from mtl2d.train import workdir as workdir_lib
+from tests.data.conftest import make_tiny_archive
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+  root = tmp_path_factory.mktemp("ucr")
+  make_tiny_archive(root)
+  return root
+
+
+def _config(data_dir, *, tasks=("CricketX", "CricketY"), windows=("0%", "full"), **data):
+  c = ucr_mtl.get_config("quick")
+  c.methods = "1nn_dtw"
+  c.data.source = "ucr"
+  c.data.tasks = tasks
+  c.data.data_dir = str(data_dir)
+  c.data.length = 0
+  c.data.update(data)
+  c.knn.windows = windows
+  return c
+
+
+def _nn_results(workdir):
+  return (workdir / "1nn_dtw" / "Cricket" / "results.json").read_bytes()
+
+
+def test_failed_data_load_writes_nothing(archive, tmp_path):
+  workdir = tmp_path / "cmp"
+  with pytest.raises(ValueError, match=r"'CrickettX' not found.*CricketX"):
+    comparison.run_comparison(_config(archive, tasks=("CrickettX",)), workdir)
+  with pytest.raises(ValueError, match="length must be a positive"):
+    comparison.run_comparison(_config(archive, length=-5), workdir)
+  with pytest.raises(ValueError, match="does not exist"):
+    comparison.run_comparison(_config(tmp_path / "nowhere"), workdir)
+  assert not workdir.exists()
+  # The corrected command then runs in the same workdir.
+  table = comparison.run_comparison(_config(archive), workdir)
+  assert table.methods == ("1nn_dtw",) and (workdir / "table.md").exists()
+
+
+def test_same_archive_spelled_differently_is_the_same_comparison(archive, tmp_path,
+                                                                 monkeypatch):
+  workdir = tmp_path / "cmp"
+  comparison.run_comparison(_config(archive), workdir)
+  results = _nn_results(workdir)
+  data = json.loads((workdir / "data.json").read_text())
+  assert [t["name"] for t in data["groups"]["Cricket"]] == ["CricketX", "CricketY"]
+  comparison.run_comparison(_config(f"{archive}/"), workdir)
+  monkeypatch.setenv(ucr.DATA_DIR_ENV, str(archive))
+  comparison.run_comparison(_config(""), workdir)
+  assert _nn_results(workdir) == results  # resumed, not recomputed
+  # Other data (another split seed) is another comparison.
+  with pytest.raises(ValueError, match=r"different run \(data.json differs: "
+                                       r"groups.Cricket\[0\].digest"):
+    comparison.run_comparison(_config(archive, seed=1), workdir)
+
+
+def test_nn_dtw_rerun_with_other_windows_is_refused(archive, tmp_path):
+  workdir = tmp_path / "cmp"
+  comparison.run_comparison(_config(archive), workdir)
+  results = _nn_results(workdir)
+  with pytest.raises(ValueError, match=r"different run \(config.json differs: windows: "
+                                       r"\['0%', 'full'\] -> \['0%'\]\)"):
+    comparison.run_comparison(_config(archive, windows=("0%",)), workdir)
+  assert _nn_results(workdir) == results  # previously overwritten silently
+
+
+def test_results_of_an_older_layout_are_adopted(archive, tmp_path):
+  # data.json held the data config and 1NN-DTW run directories held only results.json.
+  workdir = tmp_path / "cmp"
+  comparison.run_comparison(_config(archive), workdir)
+  for name in ("1nn_dtw/Cricket/config.json", "1nn_dtw/Cricket/data.json"):
+    (workdir / name).unlink()
+  legacy = _config("/elsewhere").data
+  workdir_lib.write_json(workdir / "data.json", workdir_lib.config_to_dict(legacy))
+  results = _nn_results(workdir)
+  comparison.run_comparison(_config(archive), workdir)
+  assert _nn_results(workdir) == results
+  assert "groups" in json.loads((workdir / "data.json").read_text())
+  with pytest.raises(ValueError, match="windows"):
+    comparison.run_comparison(_config(archive, windows=("full",)), workdir)
