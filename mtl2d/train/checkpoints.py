@@ -6,12 +6,17 @@ Checkpoint steps are epoch numbers (1-based, epochs completed). Each checkpoint 
   extra: optional arrays kept with the state (the distance run's best test predictions).
 Retention: the `keep` most recent checkpoints and the best one by `score` (higher is better:
 mean validation accuracy, or minus the validation MSE); ties go to the earliest epoch, which
-is also the paper's model-selection rule.
+is also the paper's model-selection rule. With `keep_best_of` names, also the best checkpoint
+by each named score (a multitask run's per-task validation accuracy), so the model behind every
+task's reported accuracy stays restorable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 import dataclasses
+import functools
 import json
 import logging as py_logging
 import pathlib
@@ -31,11 +36,15 @@ __all__ = ["Checkpointer", "Restored"]
 class _QuietOrbax(py_logging.Filter):
   """Drops orbax's INFO chatter (dozens of lines per save); its warnings and errors pass.
 
-  Keeps the training log readable in CI.
+  Keeps the training log readable in CI. Also dropped: the warning orbax gives for every
+  read-only manager, which is what `restore_model` asks for (every estimator fit restores).
   """
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+    if "/orbax/" not in record.pathname:
+      return True
+    return (record.levelno >= py_logging.WARNING
+            and not str(record.msg).startswith("Given directory is read only"))
 
 
 _QUIET = _QuietOrbax()
@@ -50,6 +59,11 @@ def _quiet_orbax() -> None:
 def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
   # Larger is better; the earlier epoch wins a tie.
   return float(metrics["score"]), -int(metrics["epoch"])
+
+
+def _rank_by(name: str, metrics: dict[str, Any]) -> tuple[float, int]:
+  # Checkpoints saved without this score (an older run resumed) rank last.
+  return float(metrics.get("scores", {}).get(name, -np.inf)), -int(metrics["epoch"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,13 +86,16 @@ class Restored:
 class Checkpointer:
   """`ocp.CheckpointManager` under `directory` with latest-N + best retention."""
 
-  def __init__(self, directory: str | pathlib.Path, *, keep: int = 2, read_only: bool = False):
+  def __init__(self, directory: str | pathlib.Path, *, keep: int = 2, read_only: bool = False,
+               keep_best_of: Sequence[str] = ()):
     """Opens (or creates) the checkpoint directory.
 
     Args:
       directory: usually `workdir/checkpoints`.
       keep: most recent checkpoints kept besides the best (>= 1).
       read_only: open for restoring only (e.g. `restore_model`).
+      keep_best_of: names of scores passed to `save(scores=...)`; the best checkpoint by
+        each of them is kept too.
     """
     if keep < 1:
       raise ValueError(f"keep must be >= 1, got {keep}")
@@ -90,6 +107,8 @@ class Checkpointer:
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
             policies.BestN(get_metric_fn=_rank, n=1),
+            *(policies.BestN(get_metric_fn=functools.partial(_rank_by, name), n=1)
+              for name in keep_best_of),
         ]),
         best_fn=_rank,
         best_mode="max",
@@ -129,14 +148,21 @@ class Checkpointer:
     return self.manager.best_step()
 
   def save(self, epoch: int, state: Any, *, score: float,
-           extra: dict[str, np.ndarray] | None = None) -> None:
-    """Saves the state after `epoch` with its selection score (higher is better)."""
+           extra: dict[str, np.ndarray] | None = None,
+           scores: Mapping[str, float] | None = None) -> None:
+    """Saves the state after `epoch` with its selection score (higher is better).
+
+    `scores` holds the named scores of `keep_best_of` (higher is better).
+    """
     items = dict(state=ocp.args.StandardSave(state),
                  meta=ocp.args.JsonSave({"epoch": int(epoch), "score": float(score)}))
     if extra is not None:
       items["extra"] = ocp.args.StandardSave(extra)
-    self.manager.save(int(epoch), args=ocp.args.Composite(**items),
-                      metrics={"epoch": int(epoch), "score": float(score)}, force=True)
+    metrics = {"epoch": int(epoch), "score": float(score)}
+    if scores:
+      metrics["scores"] = {name: float(v) for name, v in scores.items()}
+    self.manager.save(int(epoch), args=ocp.args.Composite(**items), metrics=metrics,
+                      force=True)
     self.manager.wait_until_finished()
 
   def _restore_step(self, epoch: int, abstract_state: Any) -> Restored:
