@@ -6,6 +6,8 @@ Subpackages and modules (import what you need; `import mtl2d` stays light):
   mtl2d.data       UCR loading, the paper's groups, splits, TFDS builder, synthetic data.
   mtl2d.models     ResNet1D, TemplateDistance, ResNet2D, distance and multitask models.
   mtl2d.train      Algorithm 2 scheduler, train/eval steps, train_and_evaluate, checkpoints.
+  mtl2d.estimators scikit-learn style ResNet1D/ResNet2D classifiers (w/ MTL) on your arrays.
+  mtl2d.exported   runs exported models with JAX and NumPy only (imports no other mtl2d code).
   mtl2d.pipelines  one function per table/figure of the paper (used by experiments/).
   mtl2d.report     rank tables, CSV/Markdown, PNG figures; the paper's published numbers.
   mtl2d.analysis   pixel-perturbation importance maps, t-SNE and separation scores.

@@ -15,6 +15,7 @@ from mtl2d.data.groups import closest_names
 from mtl2d.data.groups import expand_tasks
 from mtl2d.data.groups import group_tasks
 from mtl2d.data.groups import resolve_group
+from mtl2d.data.splits import stratified_holdout
 from mtl2d.data.splits import stratified_split
 from mtl2d.data.synthetic import load_transactions_csv
 from mtl2d.data.synthetic import random_walk_pairs
@@ -65,6 +66,7 @@ __all__ = [
     "random_walk_splits",
     "read_ucr_file",
     "resolve_group",
+    "stratified_holdout",
     "stratified_split",
     "synthetic_multitask",
     "synthetic_transactions",

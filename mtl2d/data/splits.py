@@ -78,3 +78,49 @@ def stratified_split(
     test.append(members[n_val[c]:n_val[c] + n_test[c]])
     train.append(members[n_val[c] + n_test[c]:])
   return tuple(np.sort(np.concatenate(s)).astype(np.int64) for s in (train, val, test))
+
+
+def stratified_holdout(
+    labels: np.ndarray,
+    fraction: float,
+    *,
+    seed: int = 0,
+    name: str = "labels",
+) -> tuple[np.ndarray, np.ndarray]:
+  """Holds out a stratified share of examples (a validation split taken from training data).
+
+  Each class with at least two examples contributes to the held-out part in proportion to its
+  size (at least one example, and at least one stays for training), with the total as close to
+  `fraction` as whole examples allow (largest-remainder apportionment, as `stratified_split`).
+  A class with a single example stays in the training part.
+
+  Args:
+    labels: `[num_examples]` class ids (or any sortable labels).
+    fraction: share of the examples to hold out, in (0, 1).
+    seed: the split is a pure function of `labels`, `fraction` and `seed`.
+    name: what the labels belong to, used in error messages.
+
+  Returns:
+    `(train, held_out)`: sorted int64 row indices, disjoint, together covering every row.
+
+  Raises:
+    ValueError: `labels` is not 1-D or empty, `fraction` is outside (0, 1), or no class has
+      two examples (nothing could be held out).
+  """
+  labels = np.asarray(labels)
+  if labels.ndim != 1 or labels.size == 0:
+    raise ValueError(f"{name} must be a non-empty 1-D array of labels, got shape {labels.shape}")
+  if not 0.0 < float(fraction) < 1.0:
+    raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+  _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+  rng = np.random.default_rng(seed)
+  take = np.minimum(_apportion(counts, float(fraction), rng), counts - 1)
+  if take.sum() == 0:
+    raise ValueError(f"{name}: every class has a single example, so none can be held out for "
+                     "validation; each class needs at least 2 examples")
+  train, held = [], []
+  for c in range(len(counts)):
+    members = rng.permutation(np.flatnonzero(inverse == c))
+    held.append(members[:take[c]])
+    train.append(members[take[c]:])
+  return tuple(np.sort(np.concatenate(s)).astype(np.int64) for s in (train, held))

@@ -1,10 +1,11 @@
-"""PNG figures: Fig. 1 box plots, Fig. 4 importance maps with DTW paths, Fig. 5 t-SNE scatter."""
+"""PNG figures: Fig. 1 box plots, Fig. 4 importance maps, Fig. 5 t-SNE, training curves."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
 import pathlib
+from typing import Any
 
 import matplotlib
 
@@ -12,7 +13,7 @@ matplotlib.use("Agg")  # Files only: launchers run headless on CI and accelerato
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["error_boxplot", "importance_grid", "embedding_scatter"]
+__all__ = ["error_boxplot", "importance_grid", "embedding_scatter", "training_curves"]
 
 
 def error_boxplot(errors: Mapping[str, Mapping[str, np.ndarray]], path: str | pathlib.Path,
@@ -122,6 +123,64 @@ def embedding_scatter(panels: Mapping[str, tuple[np.ndarray, np.ndarray, Sequenc
     ax.axis("off")
   if suptitle:
     fig.suptitle(suptitle)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
+def _train_loss(record: Mapping[str, Any]) -> float:
+  if "train_loss" in record:
+    return float(record["train_loss"])
+  # Records merged from per-task runs hold each task's mean loss and example count.
+  parts = list(record["train"].values())
+  return (sum(v["loss"] * v["count"] for v in parts) / max(sum(v["count"] for v in parts), 1))
+
+
+def training_curves(records: Sequence[Mapping[str, Any]], path: str | pathlib.Path, *,
+                    title: str = "") -> pathlib.Path:
+  """Training loss and validation curves of one run, per epoch (a run's `curves.png`).
+
+  Classification: the training loss and each task's validation loss (left), each task's
+  validation accuracy with its best epoch marked (right; the selected model, ties -> earliest).
+  Distance learning: training and validation MSE (left), validation MAE (right).
+
+  Args:
+    records: the epoch records of a run's `metrics.jsonl`, in epoch order.
+    path: PNG file to write.
+    title: figure title (e.g. the run directory's name).
+
+  Returns:
+    The path written.
+  """
+  if not records:
+    raise ValueError("records is empty: no epoch to plot")
+  epochs = np.array([int(r["epoch"]) for r in records])
+  fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+  ax_loss.plot(epochs, [_train_loss(r) for r in records], color="black", label="train")
+  val = records[0]["val"]
+  if "mse" in val:  # distance learning
+    ax_loss.plot(epochs, [r["val"]["mse"] for r in records], label="validation")
+    ax_loss.set_ylabel("MSE")
+    mae = np.array([r["val"]["mae"] for r in records])
+    ax_val.plot(epochs, mae, label="validation")
+    ax_val.set_ylabel("MAE")
+  else:
+    colors = plt.get_cmap("tab10").colors
+    for k, name in enumerate(val):
+      color = colors[k % len(colors)]
+      ax_loss.plot(epochs, [r["val"][name]["loss"] for r in records], color=color,
+                   linestyle="--", label=f"{name} (val)")
+      acc = np.array([r["val"][name]["accuracy"] for r in records])
+      best = int(np.argmax(acc))  # first maximum: ties -> earliest epoch
+      ax_val.plot(epochs, acc, color=color, label=name)
+      ax_val.plot(epochs[best], acc[best], "o", color=color)
+    ax_loss.set_ylabel("cross-entropy")
+    ax_val.set_ylabel("validation accuracy (o: best epoch)")
+  for ax in (ax_loss, ax_val):
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=7, frameon=False)
+  if title:
+    fig.suptitle(title)
   fig.tight_layout()
   return _save(fig, path)
 

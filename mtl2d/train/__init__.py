@@ -9,6 +9,7 @@ checkpoints   orbax CheckpointManager: latest + best, checksummed, kept-aside fa
 workdir       config.json / data.json / metrics.jsonl / results.json
 problems      classification (Table I) and distance (Fig. 1) problems
 loop          train_and_evaluate(config, workdir)
+curves        TensorBoard event files and curves.png of a run
 inference     restore_model, predict, predict_distance
 """
 

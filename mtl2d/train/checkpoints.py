@@ -19,12 +19,18 @@ parameter tree differs from the model's (`CheckpointMismatchError`, naming the a
 differ) and an I/O error (retried, then `CheckpointReadError`). Checkpoints without checksums
 (saved by an older mtl2d, or by a run killed between orbax's finalize and the checksum write)
 are restored unverified, with a warning.
+ With `keep_best_of` names, also the best checkpoint
+by each named score (a multitask run's per-task validation accuracy), so the model behind every
+task's reported accuracy stays restorable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 import dataclasses
 import errno
+import functools
 import hashlib
 import json
 import logging as py_logging
@@ -71,11 +77,15 @@ class _Unreadable(Exception):
 class _QuietOrbax(py_logging.Filter):
   """Drops orbax's INFO chatter (dozens of lines per save); its warnings and errors pass.
 
-  Keeps the training log readable in CI.
+  Keeps the training log readable in CI. Also dropped: the warning orbax gives for every
+  read-only manager, which is what `restore_model` asks for (every estimator fit restores).
   """
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+    if "/orbax/" not in record.pathname:
+      return True
+    return (record.levelno >= py_logging.WARNING
+            and not str(record.msg).startswith("Given directory is read only"))
 
 
 _QUIET = _QuietOrbax()
@@ -224,6 +234,11 @@ def unreadable_dir(directory: str | pathlib.Path) -> pathlib.Path:
   return directory.with_name(directory.name + ".unreadable")
 
 
+def _rank_by(name: str, metrics: dict[str, Any]) -> tuple[float, int]:
+  # Checkpoints saved without this score (an older run resumed) rank last.
+  return float(metrics.get("scores", {}).get(name, -np.inf)), -int(metrics["epoch"])
+
+
 @dataclasses.dataclass(frozen=True)
 class Restored:
   """What `Checkpointer.restore` returns.
@@ -249,7 +264,8 @@ class Checkpointer:
     set_aside: epoch -> where this checkpointer moved that epoch's unusable checkpoint.
   """
 
-  def __init__(self, directory: str | pathlib.Path, *, keep: int = 2, read_only: bool = False):
+  def __init__(self, directory: str | pathlib.Path, *, keep: int = 2, read_only: bool = False,
+               keep_best_of: Sequence[str] = ()):
     """Opens (or creates) the checkpoint directory.
 
     Opened for writing, every checkpoint is verified first and the unusable ones are moved
@@ -261,6 +277,8 @@ class Checkpointer:
       keep: most recent checkpoints kept besides the best (>= 1).
       read_only: open for restoring only (e.g. `restore_model`); nothing is verified or moved
         until a checkpoint is restored.
+      keep_best_of: names of scores passed to `save(scores=...)`; the best checkpoint by
+        each of them is kept too.
 
     Raises:
       CheckpointReadError: an I/O error while verifying, after retries.
@@ -285,6 +303,8 @@ class Checkpointer:
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
             policies.BestN(get_metric_fn=_rank, n=1),
+            *(policies.BestN(get_metric_fn=functools.partial(_rank_by, name), n=1)
+              for name in keep_best_of),
         ]),
         best_fn=_rank,
         best_mode="max",
@@ -309,14 +329,21 @@ class Checkpointer:
     return self.manager.best_step()
 
   def save(self, epoch: int, state: Any, *, score: float,
-           extra: dict[str, np.ndarray] | None = None) -> None:
-    """Saves the state after `epoch` with its selection score (higher is better)."""
+           extra: dict[str, np.ndarray] | None = None,
+           scores: Mapping[str, float] | None = None) -> None:
+    """Saves the state after `epoch` with its selection score (higher is better).
+
+    `scores` holds the named scores of `keep_best_of` (higher is better).
+    """
     items = dict(state=ocp.args.StandardSave(state),
                  meta=ocp.args.JsonSave({"epoch": int(epoch), "score": float(score)}))
     if extra is not None:
       items["extra"] = ocp.args.StandardSave(extra)
-    self.manager.save(int(epoch), args=ocp.args.Composite(**items),
-                      metrics={"epoch": int(epoch), "score": float(score)}, force=True)
+    metrics = {"epoch": int(epoch), "score": float(score)}
+    if scores:
+      metrics["scores"] = {name: float(v) for name, v in scores.items()}
+    self.manager.save(int(epoch), args=ocp.args.Composite(**items), metrics=metrics,
+                      force=True)
     self.manager.wait_until_finished()
     if jax.process_index() == 0:
       write_checksums(self.directory / str(int(epoch)))

@@ -12,7 +12,8 @@ __all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config"]
 
 # Fields a rerun in an existing workdir may change without starting a different run: they
 # decide how long or how verbosely the same run goes on, not what it computes.
-RESUMABLE_FIELDS = ("num_epochs", "min_train_steps", "stop_after_epochs", "log_every_steps")
+RESUMABLE_FIELDS = ("num_epochs", "min_train_steps", "stop_after_epochs", "log_every_steps",
+                    "write_curves")
 
 
 def _data_config() -> ml_collections.ConfigDict:
@@ -75,6 +76,14 @@ def base_config() -> ml_collections.ConfigDict:
     fast_compile: compile the steps with XLA backend optimisation level 0 (several times
       faster compilation, slower steps); for tests and tiny CPU runs.
     num_devices: devices the batch axis is sharded over; 0 means all devices.
+    evaluate_test: classification only. True: every epoch also evaluates the tasks' test
+      splits, and results report the test accuracy at each task's best validation epoch.
+      False: test splits are ignored (they may be empty) and nothing about a test split is
+      recorded; for callers that keep their test data elsewhere (the estimators of
+      `mtl2d.estimators`).
+    write_curves: write TensorBoard event files (train loss, validation metrics, learning rate,
+      step time per epoch) into the workdir beside `metrics.jsonl`, and `curves.png` at the end
+      of each invocation (see `mtl2d.train.curves`).
     distance.target: DTW window whose distances are regressed, a key of `PairSplit.targets`.
     data: the data pipeline's config (`mtl2d.data.config.data_config()`), read only when the
       tasks/pairs are not passed to `train_and_evaluate`.
@@ -120,6 +129,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_devices = 0
   c.fast_compile = False
   c.eval_train_split = False
+  c.evaluate_test = True
+  c.write_curves = True
 
   c.distance = ml_collections.ConfigDict()
   c.distance.target = "10%"

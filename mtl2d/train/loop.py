@@ -2,9 +2,10 @@
 
 Per epoch: the train steps of the problem's schedule (Algorithm 2 for multitask
 classification, shuffled mini-batches otherwise), then validation and test evaluation, one JSON
-line in `workdir/metrics.jsonl`, and a checkpoint every `checkpoint_every_epochs`. A rerun with
-the same workdir resumes from the latest readable checkpoint and produces the same metrics as
-an uninterrupted run: the schedule and the step keys depend only on `(seed, epoch, step)`.
+line in `workdir/metrics.jsonl`, TensorBoard scalars beside it (`curves`), and a checkpoint
+every `checkpoint_every_epochs`; `curves.png` at the end. A rerun with the same workdir resumes
+from the latest readable checkpoint and produces the same metrics as an uninterrupted run: the
+schedule and the step keys depend only on `(seed, epoch, step)`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import optax
 from mtl2d.data import types
 from mtl2d.train import checkpoints
 from mtl2d.train import config as config_lib
+from mtl2d.train import curves
 from mtl2d.train import optimizers
 from mtl2d.train import problems
 from mtl2d.train import sharding
@@ -98,10 +100,20 @@ def _config_record(config: ml_collections.ConfigDict, num_devices: int) -> dict[
 def make_problem(config: ml_collections.ConfigDict, *, tasks=None, pairs=None):
   """The validated problem of a config: `ClassificationProblem` or `DistanceProblem`."""
   if config.task_type == "classification":
-    problems.check_tasks(tasks)
+    problems.check_tasks(tasks, ("train", "val", "test") if config.get("evaluate_test", True)
+                         else ("train", "val"))
     return problems.ClassificationProblem(config, tasks, lambda nc: build_model(config, nc))
   problems.check_pairs(pairs, config.distance.target)
   return problems.DistanceProblem(config, pairs, build_model(config))
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
+  """The learning rate per train step a config describes (`optim.schedule`, `num_epochs`)."""
+  optim = config.optim
+  return optimizers.learning_rate_schedule(
+      optim.learning_rate, optim.get("schedule", "constant"),
+      total_steps=int(config.num_epochs) * steps_per_epoch,
+      warmup_steps=int(optim.get("warmup_epochs", 0)) * steps_per_epoch)
 
 
 def make_optimizer(config: ml_collections.ConfigDict,
@@ -117,12 +129,8 @@ def make_optimizer(config: ml_collections.ConfigDict,
       state's structure is needed, e.g. to restore a checkpoint, any value >= 1 will do).
   """
   optim = config.optim
-  schedule = optimizers.learning_rate_schedule(
-      optim.learning_rate, optim.get("schedule", "constant"),
-      total_steps=int(config.num_epochs) * steps_per_epoch,
-      warmup_steps=int(optim.get("warmup_epochs", 0)) * steps_per_epoch)
-  return optimizers.make_optimizer(schedule, optim.weight_decay, b1=optim.b1, b2=optim.b2,
-                                   eps=optim.eps,
+  return optimizers.make_optimizer(learning_rate_schedule(config, steps_per_epoch),
+                                   optim.weight_decay, b1=optim.b1, b2=optim.b2, eps=optim.eps,
                                    per_task_heads=config.task_type == "classification")
 
 
@@ -137,6 +145,9 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   for field in ("eval_batch_size", "stop_after_epochs", "num_devices", "min_train_steps"):
     if int(config[field]) < 0:
       raise ValueError(f"config.{field} must be >= 0, got {config[field]!r}")
+  if config.task_type == "distance" and not config.get("evaluate_test", True):
+    raise ValueError("config.evaluate_test=False is for classification; distance learning "
+                     "selects its test predictions by validation MSE and needs the test pairs")
 
 
 class _Progress:
@@ -280,13 +291,18 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
     if (workdir / "checkpoints").is_dir():
       workdir_lib.ensure_writable(workdir / "checkpoints")
   tx = make_optimizer(config, problem.steps_per_epoch(config.batch_size))
-  inputs = problem.init_inputs()
-  init = jax.jit(lambda rng: state_lib.create_train_state(rng, problem.model, inputs, tx),
+  schedule = learning_rate_schedule(config, problem.steps_per_epoch(config.batch_size))
+  # Model and optimizer static (both memoised), the example inputs traced: equal runs in one
+  # process reuse the trace and compilation.
+  init = jax.jit(state_lib.create_train_state, static_argnums=(1, 3),
                  out_shardings=dp.replicated, compiler_options=steps_lib.FAST_COMPILE)
-  state = init(jax.random.PRNGKey(config.seed))
+  state = init(jax.random.PRNGKey(config.seed), problem.model, problem.init_inputs(), tx)
   state = state.replace(params=jax.device_put(problem.init_params(state.params), dp.replicated))
 
-  ckpt = checkpoints.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+  # Several tasks: each task's best checkpoint is kept too, so every task's reported model
+  # (its best validation epoch, `problem.results`) can be restored.
+  ckpt = checkpoints.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
+                                  keep_best_of=problem.task_score_names)
   try:
     restored = ckpt.restore(state)
   except BaseException:
@@ -311,33 +327,47 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
   last = config.num_epochs
   if config.stop_after_epochs:
     last = min(last, int(config.stop_after_epochs))
-  for epoch in range(start + 1, last + 1):
-    t0 = time.perf_counter()
-    state, train, loss, timing = _train_epoch(problem, state, train_step, dp, config, epoch,
-                                              padded, global_step)
-    global_step += timing.pop("steps")
-    t1 = time.perf_counter()
-    record = {"epoch": epoch, "step": global_step, "train": train, "train_loss": loss}
-    record.update(problem.evaluate(state, eval_step, dp, eval_padded))
-    if config.task_type == "classification":
-      record["mean_val_accuracy"] = problem.score(record)
-    timing["eval_time_s"] = time.perf_counter() - t1
-    timing["epoch_time_s"] = time.perf_counter() - t0
-    record["timing"] = timing
-    save = epoch % config.checkpoint_every_epochs == 0 or epoch == last
-    # Which epochs have a checkpoint: the best of them is what restore_model(which="best")
-    # should return, which results.json checks.
-    record["checkpoint"] = save
-    history.append(record)
-    problem.observe(epoch, record, history)
-    if is_main:
-      workdir_lib.append_metrics(metrics_path, record)
-    logging.info("epoch %d/%d | train loss %.4f | %s | %.0f ex/s | host overhead %.1f%% | %.1fs",
-                 epoch, config.num_epochs, loss, problem.epoch_line(record),
-                 timing["examples_per_sec"], 100 * timing["host_overhead_fraction"],
-                 timing["epoch_time_s"])
-    if save:
-      ckpt.save(epoch, state, score=problem.score(record), extra=problem.extra())
+  write_curves = is_main and bool(config.get("write_curves", True))
+  writer = curves.EventWriter(workdir, first_epoch=start + 1) if write_curves else None
+  try:
+    for epoch in range(start + 1, last + 1):
+      t0 = time.perf_counter()
+      state, train, loss, timing = _train_epoch(problem, state, train_step, dp, config, epoch,
+                                                padded, global_step)
+      steps = timing.pop("steps")
+      global_step += steps
+      timing["step_time_s"] = timing["train_time_s"] / max(steps, 1)
+      t1 = time.perf_counter()
+      record = {"epoch": epoch, "step": global_step, "train": train, "train_loss": loss}
+      record.update(problem.evaluate(state, eval_step, dp, eval_padded))
+      if config.task_type == "classification":
+        record["mean_val_accuracy"] = problem.score(record)
+      timing["eval_time_s"] = time.perf_counter() - t1
+      timing["epoch_time_s"] = time.perf_counter() - t0
+      record["timing"] = timing
+      save = epoch % config.checkpoint_every_epochs == 0 or epoch == last
+      # Which epochs have a checkpoint: the best of them is what restore_model(which="best")
+      # should return, which results.json checks.
+      record["checkpoint"] = save
+      history.append(record)
+      problem.observe(epoch, record, history)
+      if is_main:
+        workdir_lib.append_metrics(metrics_path, record)
+      if writer is not None:
+        lr = float(schedule(global_step - 1))  # the rate of the epoch's last step
+        writer.write(epoch, curves.epoch_scalars(record, lr))
+      logging.info("epoch %d/%d | train loss %.4f | %s | %.0f ex/s | host overhead %.1f%% | "
+                   "%.1fs", epoch, config.num_epochs, loss, problem.epoch_line(record),
+                   timing["examples_per_sec"], 100 * timing["host_overhead_fraction"],
+                   timing["epoch_time_s"])
+      if save:
+        ckpt.save(epoch, state, score=problem.score(record), extra=problem.extra(),
+                  scores=problem.task_scores(record))
+  finally:
+    if writer is not None:
+      writer.close()
+  if write_curves:
+    curves.write_png(workdir, history)
 
   results = problem.results(history) if history else {}
   timings = [r["timing"] for r in history]
@@ -375,8 +405,9 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
   by_epoch: dict[int, dict[str, Any]] = {}
   for name, sub in subdirs.items():
     for r in workdir_lib.read_metrics(sub / "metrics.jsonl"):
-      m = by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"], "train": {}, "val": {},
-                                           "test": {}, "timing": {"epoch_time_s": 0.0}})
+      m = by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"],
+                                           "timing": {"epoch_time_s": 0.0}})
+      # No "test" without test evaluation (`evaluate_test=False`).
       for split in ("train", "val", "test", "train_eval"):
         if split in r:
           m.setdefault(split, {})[name] = r[split][name]
@@ -393,9 +424,10 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
   tasks = {name: r["tasks"][name] for name, r in runs.items()}
   lost = {name: r["best_checkpoint_lost"] for name, r in runs.items()
           if "best_checkpoint_lost" in r}
-  return {
-      "tasks": tasks,
-      "mean_test_accuracy": float(np.mean([t["test_accuracy"] for t in tasks.values()])),
+  merged = {"tasks": tasks}
+  if all("test_accuracy" in t for t in tasks.values()):
+    merged["mean_test_accuracy"] = float(np.mean([t["test_accuracy"] for t in tasks.values()]))
+  return merged | {
       "task_type": "classification", "multitask": False, "encoder": values[0]["encoder"],
       "completed_epochs": min(r["completed_epochs"] for r in values),
       "num_epochs": max(r["num_epochs"] for r in values),
@@ -472,4 +504,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   results = _merge_single_task(workdir, runs, subdirs)
   if jax.process_index() == 0:
     workdir_lib.write_json(workdir / "results.json", results)
+    if config.get("write_curves", True):
+      curves.write_png(workdir, workdir_lib.read_metrics(workdir / "metrics.jsonl"))
   return results

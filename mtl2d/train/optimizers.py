@@ -12,6 +12,7 @@ head and its moments stay bit-identical, and each head's bias correction counts 
 from __future__ import annotations
 
 from collections.abc import Callable
+import functools
 from typing import Any
 
 import jax
@@ -70,6 +71,10 @@ def per_task(inner: optax.GradientTransformation) -> optax.GradientTransformatio
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+# Memoised: equal settings give the same schedule and optimizer objects, so train states of
+# runs with the same settings in one process (an estimator fitted repeatedly, tests) have equal
+# static parts and their jitted steps reuse earlier compilations (see `state._apply_fn`).
+@functools.lru_cache(maxsize=64)
 def learning_rate_schedule(learning_rate: float, schedule: str = "constant", *,
                            total_steps: int = 0, warmup_steps: int = 0) -> optax.Schedule:
   """The learning rate per step.
@@ -109,6 +114,7 @@ def _labels(params: Any) -> Any:
           for k, v in params.items()}
 
 
+@functools.lru_cache(maxsize=64)
 def make_optimizer(learning_rate: float | optax.Schedule, weight_decay: float, *,
                    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
                    per_task_heads: bool = False) -> optax.GradientTransformation:

@@ -43,8 +43,14 @@ def _check_finite(what: str, x: np.ndarray) -> None:
                      f"NaN policy) before training")
 
 
-def check_tasks(tasks: Sequence[types.Task]) -> None:
+def check_tasks(tasks: Sequence[types.Task],
+                splits: Sequence[str] = ("train", "val", "test")) -> None:
   """Validates classification tasks once, before any training.
+
+  Args:
+    tasks: the tasks.
+    splits: the splits training will read (`("train", "val")` when the test splits are not
+      evaluated); other splits are not checked.
 
   Raises:
     ValueError: no tasks, duplicate names, an empty split, splits of different lengths,
@@ -60,7 +66,7 @@ def check_tasks(tasks: Sequence[types.Task]) -> None:
   for t in tasks:
     if t.num_classes < 1:
       raise ValueError(f"task {t.name!r}: num_classes must be >= 1, got {t.num_classes}")
-    for split_name in ("train", "val", "test"):
+    for split_name in splits:
       split = t.split(split_name)
       what = f"task {t.name!r} {split_name} split"
       if len(split) == 0:
@@ -153,6 +159,7 @@ class ClassificationProblem:
                                         augmentation=self.augmentation)
     self.task_ids = {t.name: np.int32(i) for i, t in enumerate(self.tasks)}
     self.by_name = {t.name: t for t in self.tasks}
+    self.eval_splits = ("val", "test") if config.get("evaluate_test", True) else ("val",)
 
   def fingerprint(self) -> dict[str, Any]:
     """JSON description of the data (compared when a workdir is reused)."""
@@ -203,12 +210,12 @@ class ClassificationProblem:
 
   def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
                batch_size: int) -> dict[str, Any]:
-    """Validation and test loss/accuracy of every task.
+    """Validation (and, unless `evaluate_test` is off, test) loss/accuracy of every task.
 
     With `config.eval_train_split`, also the training split's, in evaluation mode, under
     "train_eval".
     """
-    splits = {"val": "val", "test": "test"}
+    splits = {s: s for s in self.eval_splits}
     if self.config.get("eval_train_split", False):
       splits["train_eval"] = "train"
     totals: dict[str, dict[str, Any]] = {key: {} for key in splits}
@@ -231,6 +238,19 @@ class ClassificationProblem:
     """Checkpoint ranking: mean validation accuracy over tasks."""
     return float(np.mean([v["accuracy"] for v in record["val"].values()]))
 
+  @property
+  def task_score_names(self) -> tuple[str, ...]:
+    """Tasks whose own best checkpoint is kept besides the best by mean accuracy.
+
+    With several tasks, each task's reported model is its best validation epoch (`results`),
+    which need not be the epoch of the best mean.
+    """
+    return tuple(t.name for t in self.tasks) if len(self.tasks) > 1 else ()
+
+  def task_scores(self, record: dict[str, Any]) -> dict[str, float]:
+    """Validation accuracy of each task of `task_score_names`."""
+    return {name: float(record["val"][name]["accuracy"]) for name in self.task_score_names}
+
   def extra(self) -> dict[str, np.ndarray] | None:
     """Arrays saved with a checkpoint (none for classification)."""
     return None
@@ -252,19 +272,23 @@ class ClassificationProblem:
     """Per-task model selection (Section IV-B).
 
     A task's reported test accuracy is its test accuracy at the epoch of its best validation
-    accuracy; ties go to the earliest epoch.
+    accuracy; ties go to the earliest epoch. Without test evaluation (`evaluate_test=False`)
+    no test accuracy is reported.
     """
     tasks = {}
     for t in self.tasks:
       best = max(history, key=lambda r: (r["val"][t.name]["accuracy"], -r["epoch"]))
       tasks[t.name] = {"best_epoch": best["epoch"],
                        "val_accuracy": best["val"][t.name]["accuracy"],
-                       "test_accuracy": best["test"][t.name]["accuracy"],
                        # Running accuracy of that epoch's train steps (training mode).
                        "train_accuracy": best["train"][t.name]["accuracy"],
                        "num_classes": t.num_classes, "synthetic": bool(t.synthetic)}
       if "train_eval" in best:
         tasks[t.name]["train_eval_accuracy"] = best["train_eval"][t.name]["accuracy"]
+      if "test" in self.eval_splits:
+        tasks[t.name]["test_accuracy"] = best["test"][t.name]["accuracy"]
+    if "test" not in self.eval_splits:
+      return {"tasks": tasks}
     return {"tasks": tasks,
             "mean_test_accuracy": float(np.mean([v["test_accuracy"] for v in tasks.values()]))}
 
@@ -349,6 +373,14 @@ class DistanceProblem:
   def score(record: dict[str, Any]) -> float:
     """Checkpoint ranking: minus the validation MSE (higher is better)."""
     return -float(record["val"]["mse"])
+
+  task_score_names: tuple[str, ...] = ()  # one regression target, no per-task selection
+
+  @staticmethod
+  def task_scores(record: dict[str, Any]) -> dict[str, float]:
+    """No per-task scores (see `task_score_names`)."""
+    del record
+    return {}
 
   def observe(self, epoch: int, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
     """Keeps the test predictions of the best epoch so far (lowest validation MSE)."""

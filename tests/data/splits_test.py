@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mtl2d.data import splits
 from mtl2d.data import stratified_split
 
 
@@ -41,3 +42,28 @@ def test_split_bad_input():
     stratified_split(np.zeros(9, int), fractions=(0.5, 0.5, 0.5))
   with pytest.raises(ValueError, match="no examples"):
     stratified_split(np.zeros(0, int))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("fraction", [0.2, 0.25, 0.5])
+def test_stratified_holdout_is_stratified_and_covers_every_row(seed, fraction):
+  labels = np.repeat(np.array(["a", "b", "c", "d"]), [40, 9, 2, 1])
+  train, held = splits.stratified_holdout(labels, fraction, seed=seed)
+  assert np.array_equal(np.sort(np.concatenate([train, held])), np.arange(len(labels)))
+  assert not set(train) & set(held)
+  for c, count in (("a", 40), ("b", 9), ("c", 2)):
+    n_held = int(np.sum(labels[held] == c))
+    # At least one held out, at least one kept, within one example of the fraction.
+    assert 1 <= n_held <= count - 1 and abs(n_held - fraction * count) < 1 + 1e-9
+  assert np.sum(labels[held] == "d") == 0  # a single example stays for training
+  again = splits.stratified_holdout(labels, fraction, seed=seed)
+  assert all(np.array_equal(a, b) for a, b in zip(again, (train, held)))
+
+
+def test_stratified_holdout_refuses_impossible_requests():
+  with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\)"):
+    splits.stratified_holdout(np.array([0, 0, 1, 1]), 1.0)
+  with pytest.raises(ValueError, match="every class has a single example"):
+    splits.stratified_holdout(np.array([0, 1, 2]), 0.5, name="y")
+  with pytest.raises(ValueError, match="non-empty 1-D"):
+    splits.stratified_holdout(np.zeros((2, 2)), 0.5)

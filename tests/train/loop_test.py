@@ -54,6 +54,9 @@ def _snapshot(root):
 def reference_run(tmp_path_factory):
   """An uninterrupted 2-epoch multitask run (shared by several tests, read-only)."""
   workdir = tmp_path_factory.mktemp("reference")
+  # Equal runs in one process share traces and compilations; start from none, so that the
+  # compilation counts below are this run's.
+  jax.clear_caches()
   results = train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=helpers.make_tasks())
   return workdir, results
 
@@ -377,3 +380,53 @@ def test_lost_best_checkpoint_is_reported_and_results_match_restore_model(tmp_pa
   _, best, _ = train.restore_model(tmp_path, which="best")
   _, third, _ = train.restore_model(tmp_path, which=3)
   jax.tree.map(np.testing.assert_array_equal, best, third)
+
+
+def test_multitask_run_keeps_each_tasks_best_checkpoint(tmp_path):
+  results = train.train_and_evaluate(helpers.tiny_config(keep_checkpoints=1), tmp_path,
+                                     tasks=helpers.make_tasks())
+  best = {name: r["best_epoch"] for name, r in results["tasks"].items()}
+  # The data make some task peak before the last epoch, so the latest + best-mean retention
+  # alone would have deleted its checkpoint.
+  assert min(best.values()) < 2 == results["best_checkpoint_epoch"]
+  kept = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert kept == sorted(set(best.values()) | {2})
+  records = _metrics(tmp_path)
+  for task_id, task in enumerate(helpers.make_tasks()):
+    model, variables, _ = train.restore_model(tmp_path, which=best[task.name])
+    logits, _ = train.predict(model, variables, task.val.x, task_id)
+    acc = float(np.mean(np.argmax(np.asarray(logits), -1) == task.val.y))
+    assert acc == pytest.approx(records[best[task.name] - 1]["val"][task.name]["accuracy"])
+
+
+def test_without_test_evaluation_nothing_about_a_test_split_is_recorded(tmp_path):
+  task = helpers.make_task("alpha", 20, 16, 2, 0)
+  empty = types.Split(np.zeros((0, 16), np.float32), np.zeros(0, np.int32),
+                      np.zeros(0, np.int64))
+  no_test = types.Task("alpha", task.train, task.val, empty, 2, task.label_values)
+  for multitask in (True, False):
+    workdir = tmp_path / f"multitask_{multitask}"
+    results = train.train_and_evaluate(
+        helpers.tiny_config(evaluate_test=False, multitask=multitask, num_epochs=1), workdir,
+        tasks=[no_test])
+    assert set(results["tasks"]["alpha"]) == {"best_epoch", "val_accuracy", "num_classes",
+                                              "synthetic"}
+    assert "mean_test_accuracy" not in results
+    (record,) = _metrics(workdir)
+    assert "test" not in record and set(record["val"]) == {"alpha"}
+  with pytest.raises(ValueError, match="task 'alpha' test split is empty"):
+    train.train_and_evaluate(helpers.tiny_config(), tmp_path / "default", tasks=[no_test])
+  config = helpers.tiny_config(task_type="distance", evaluate_test=False)
+  with pytest.raises(ValueError, match="evaluate_test=False is for classification"):
+    train.train_and_evaluate(config, tmp_path / "distance", pairs=helpers.make_pairs())
+
+
+def test_equal_runs_in_one_process_reuse_traces_and_compilations(tmp_path):
+  tasks = [helpers.make_task("alpha", 20, 16, 2, 0)]
+  train.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path / "a", tasks=tasks)
+  again = train.train_and_evaluate(helpers.tiny_config(num_epochs=1), tmp_path / "b",
+                                   tasks=tasks)
+  # The same model and optimizer give train states with equal static parts (an estimator
+  # refitted, cross-validation), so nothing is traced or compiled again.
+  assert again["train_step_compilations"] == 0 == again["eval_step_compilations"]
+  assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")

@@ -1,0 +1,324 @@
+"""How the estimators train: user arrays -> `Task`s -> `train_and_evaluate` -> best checkpoints.
+
+There is no second trainer here. A fit validates and preprocesses the user's series
+(`mtl2d.exported.as_series` / `model_input`: resampled to one length per task as the UCR
+loader does, z-normalised per series), encodes the labels, takes a stratified validation split
+from the training data (`mtl2d.data.splits.stratified_holdout`) unless validation data are
+given, builds an engine config (`mtl2d.train.base_config` plus the estimator's settings), runs
+`mtl2d.train.train_and_evaluate` in a workdir and restores, for every task, the checkpoint of
+its best validation epoch, the model the engine reports for that task (ties -> earliest epoch).
+
+The test slot: an estimator keeps no test data (scikit-learn scores on data given to `score`),
+so the tasks carry an empty test split and the engine runs with `evaluate_test=False`, which
+records nothing about a test split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import dataclasses
+import functools
+import pathlib
+import shutil
+import tempfile
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from sklearn.utils import multiclass
+from sklearn.utils import validation
+
+from mtl2d import exported
+from mtl2d.data import splits
+from mtl2d.data import types
+from mtl2d.models import factory
+from mtl2d.train import config as config_lib
+from mtl2d.train import inference
+from mtl2d.train import loop
+from mtl2d.train import steps as steps_lib
+from mtl2d.train import workdir as workdir_lib
+
+__all__ = ["FittedTask", "PreparedTask", "engine_config", "predict_logits", "prepare_task",
+           "train"]
+
+# Engine fields an estimator sets itself: from its own parameters, or because its contract
+# needs them (no test split; a checkpoint every epoch so the best one can be restored).
+OWN_FIELDS = {
+    "seed": "random_state", "num_epochs": "epochs", "batch_size": "batch_size",
+    "optim.learning_rate": "learning_rate", "optim.weight_decay": "weight_decay",
+    "model.preset": "preset", "model.overrides": "model_options",
+}
+FIXED_FIELDS = ("task_type", "multitask", "model.encoder", "evaluate_test",
+                "checkpoint_every_epochs", "write_curves", "data")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedTask:
+  """A task built from the user's arrays.
+
+  Attributes:
+    task: the engine's `Task` (train and validation splits; an empty test split).
+    classes: `[C]` the user's labels, sorted (class id `c` is `classes[c]`).
+    length: the series length of the task's model input.
+  """
+
+  task: types.Task
+  classes: np.ndarray
+  length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FittedTask:
+  """What a fitted estimator keeps per task.
+
+  Attributes:
+    name: the task's name.
+    classes: `[C]` the user's labels, sorted.
+    length: series length of the model input.
+    best_epoch: the epoch whose checkpoint was restored (best validation accuracy).
+    variables: `{"params", "batch_stats"}` as NumPy arrays.
+  """
+
+  name: str
+  classes: np.ndarray
+  length: int
+  best_epoch: int
+  variables: Any
+
+
+def encode_labels(y: Any, n: int, *, name: str = "y",
+                  x_name: str = "X") -> tuple[np.ndarray, np.ndarray]:
+  """`(classes [C] sorted, ids [N] int32)` of labels `y` of `n` series (scikit-learn rules).
+
+  Raises:
+    ValueError: `y` is None, not 1-D, continuous, of a length other than `n`, or holds a
+      single class.
+  """
+  if y is None:
+    raise ValueError(f"{name} is None; this classifier requires y to be passed, but the target "
+                     f"y is None")
+  y = validation.column_or_1d(y, warn=True)
+  multiclass.check_classification_targets(y)
+  if len(y) != n:
+    raise ValueError(f"{x_name} holds {n} series but {name} holds {len(y)} labels; they must "
+                     f"match")
+  classes, ids = np.unique(y, return_inverse=True)
+  if len(classes) < 2:
+    raise ValueError(f"{name} holds only one class ({classes.tolist()[0]!r}); a classifier "
+                     f"needs at least 2 classes")
+  return classes, ids.astype(np.int32)
+
+
+def _ids_of(y: Any, classes: np.ndarray, n: int, name: str, x_name: str) -> np.ndarray:
+  y = validation.column_or_1d(y, warn=True)
+  if len(y) != n:
+    raise ValueError(f"{x_name} holds {n} series but {name} holds {len(y)} labels; they must "
+                     f"match")
+  try:
+    ids = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+    known = classes[ids] == y
+  except TypeError as e:  # labels not comparable with the training labels
+    raise ValueError(f"{name}: labels of type {np.asarray(y).dtype} do not match the training "
+                     f"labels {classes.tolist()[:10]}") from e
+  if not np.all(known):
+    i = int(np.flatnonzero(~known)[0])
+    raise ValueError(f"{name}: label {y.tolist()[i]!r} at row {i} is not among the training "
+                     f"labels {classes.tolist()[:20]}")
+  return ids.astype(np.int32)
+
+
+def _split(x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> types.Split:
+  return types.Split(x=x[rows], y=y[rows], indices=rows.astype(np.int64))
+
+
+def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int | None,
+                 znorm: bool, validation_fraction: float, seed: int,
+                 where: str = "") -> PreparedTask:
+  """Validates a task's data and builds its `Task`.
+
+  Args:
+    name: the task's name.
+    x: series (`mtl2d.exported.as_series` forms).
+    y: labels, one per series (ints or strings).
+    validation_data: None (a stratified `validation_fraction` of `(x, y)` is held out) or
+      `(x_val, y_val)`, whose labels must occur in `y`.
+    length: the model's series length; None means the longest series of `x`.
+    znorm: z-normalise every series.
+    validation_fraction: share held out for validation, in (0, 1).
+    seed: seed of the validation split.
+    where: prefix of argument names in error messages (e.g. "tasks['ECG'] ").
+
+  Returns:
+    The prepared task.
+  """
+  x_name, y_name, v_name = f"{where}X", f"{where}y", f"{where}validation_data"
+  series = exported.as_series(x, name=x_name)
+  classes, ids = encode_labels(y, len(series), name=y_name, x_name=x_name)
+  if length is None:
+    length = series.shape[1] if isinstance(series, np.ndarray) else max(len(s) for s in series)
+  xs = exported.model_input(series, length, znorm=znorm)
+  empty = types.Split(x=np.zeros((0, length), np.float32), y=np.zeros(0, np.int32),
+                      indices=np.zeros(0, np.int64))
+  if validation_data is None:
+    train_rows, val_rows = splits.stratified_holdout(ids, validation_fraction, seed=seed,
+                                                     name=y_name)
+    train, val = _split(xs, ids, train_rows), _split(xs, ids, val_rows)
+  else:
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+      raise ValueError(f"{v_name} must be a pair (X_val, y_val), got "
+                       f"{type(validation_data).__name__}")
+    v_series = exported.as_series(validation_data[0], name=f"{v_name}[0]")
+    v_ids = _ids_of(validation_data[1], classes, len(v_series), f"{v_name}[1]", f"{v_name}[0]")
+    vx = exported.model_input(v_series, length, znorm=znorm)
+    train = _split(xs, ids, np.arange(len(xs)))
+    val = _split(vx, v_ids, np.arange(len(vx)))
+  task = types.Task(name=name, train=train, val=val, test=empty, num_classes=len(classes),
+                    label_values=tuple(str(c) for c in classes.tolist()))
+  return PreparedTask(task=task, classes=classes, length=int(length))
+
+
+def _set(config: ml_collections.ConfigDict, key: str, value: Any, *, name: str) -> None:
+  *path, last = key.split(".")
+  target = config
+  for part in path:
+    if not isinstance(target, ml_collections.ConfigDict) or part not in target:
+      raise ValueError(f"{name}: {key!r} is not a field of the training config "
+                       f"(mtl2d.train.base_config)")
+    target = target[part]
+  if not isinstance(target, ml_collections.ConfigDict) or last not in target:
+    raise ValueError(f"{name}: {key!r} is not a field of the training config "
+                     f"(mtl2d.train.base_config)")
+  try:
+    target[last] = value
+  except TypeError as e:  # ConfigDict refuses a value of another type
+    raise ValueError(f"{name}: {key!r}: {e}") from e
+
+
+def engine_config(*, encoder: str, multitask: bool, preset: str,
+                  model_options: Mapping[str, Any] | None, epochs: int, batch_size: int,
+                  learning_rate: float, weight_decay: float, seed: int,
+                  config_overrides: Mapping[str, Any] | None,
+                  write_curves: bool) -> ml_collections.ConfigDict:
+  """The `train_and_evaluate` config of an estimator's settings.
+
+  Args:
+    encoder: "resnet1d" or "resnet2d".
+    multitask: one model for all tasks (Algorithm 2) or one model per task.
+    preset: model preset ("paper", "quick", "tiny").
+    model_options: preset fields to replace (`config.model.overrides`).
+    epochs: `num_epochs`.
+    batch_size: `batch_size`.
+    learning_rate: `optim.learning_rate`.
+    weight_decay: `optim.weight_decay`.
+    seed: `seed`.
+    config_overrides: further engine fields by dotted name (e.g. `{"model.dtype":
+      "bfloat16", "fast_compile": True}`); fields with their own parameter and the fields
+      the estimator fixes (`FIXED_FIELDS`) are refused.
+    write_curves: TensorBoard files and `curves.png` (only worth it in a kept workdir).
+
+  Returns:
+    A new `ConfigDict`.
+  """
+  c = config_lib.base_config()
+  del c["data"]  # the tasks are passed in
+  c.task_type = "classification"
+  c.multitask = bool(multitask)
+  c.model.encoder = encoder
+  c.model.preset = preset
+  c.model.overrides = ml_collections.ConfigDict(dict(model_options or {}))
+  c.num_epochs = int(epochs)
+  c.batch_size = int(batch_size)
+  c.optim.learning_rate = float(learning_rate)
+  c.optim.weight_decay = float(weight_decay)
+  c.seed = int(seed)
+  c.evaluate_test = False
+  c.checkpoint_every_epochs = 1
+  c.write_curves = bool(write_curves)
+  for key, value in dict(config_overrides or {}).items():
+    own = [f for f in OWN_FIELDS if key == f or key.startswith(f + ".")]
+    if own:
+      raise ValueError(f"config_overrides: set {key!r} with the estimator's parameter "
+                       f"{OWN_FIELDS[own[0]]!r}")
+    if any(key == f or key.startswith(f + ".") for f in FIXED_FIELDS):
+      raise ValueError(f"config_overrides: {key!r} is fixed by the estimator")
+    _set(c, key, value, name="config_overrides")
+  return c
+
+
+def check_model_options(encoder: str, preset: str, model_options: Any) -> None:
+  """Raises ValueError naming `preset` or `model_options` when the model cannot be built."""
+  if preset not in factory.PRESETS:
+    raise ValueError(f"preset must be one of {sorted(factory.PRESETS)}, got {preset!r}")
+  if model_options is not None and not isinstance(model_options, Mapping):
+    raise ValueError(f"model_options must be a dict of preset fields or None, got "
+                     f"{type(model_options).__name__}")
+  try:
+    factory.preset_config(encoder, preset, **dict(model_options or {}))
+  except ValueError as e:
+    raise ValueError(f"model_options: {e}") from e
+
+
+def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
+          workdir: str | pathlib.Path | None) -> tuple[list[FittedTask], list[dict[str, Any]]]:
+  """Runs the engine on the prepared tasks and restores each task's best checkpoint.
+
+  Args:
+    config: from `engine_config`.
+    prepared: the tasks, in task-id order.
+    workdir: the run directory (a rerun with the same data and settings resumes it, a
+      different run there is refused); None trains in a temporary directory, removed after.
+
+  Returns:
+    `(fitted tasks, epoch records of metrics.jsonl)`.
+  """
+  tmp = None
+  if workdir is None:
+    tmp = tempfile.mkdtemp(prefix="mtl2d-fit-")
+    run = pathlib.Path(tmp)
+  else:
+    run = pathlib.Path(workdir)
+  try:
+    results = loop.train_and_evaluate(config, run, tasks=[p.task for p in prepared])
+    fitted, restored = [], {}
+    for p in prepared:
+      name = p.task.name
+      run_dir = run if config.multitask else run / "tasks" / workdir_lib.sanitize(name)
+      epoch = int(results["tasks"][name]["best_epoch"])
+      if (run_dir, epoch) not in restored:
+        _, variables, _ = inference.restore_model(run_dir, which=epoch)
+        restored[run_dir, epoch] = jax.tree.map(np.asarray, jax.device_get(variables))
+      fitted.append(FittedTask(name, p.classes, p.length, epoch, restored[run_dir, epoch]))
+    history = workdir_lib.read_metrics(run / "metrics.jsonl")
+  finally:
+    if tmp is not None:
+      shutil.rmtree(tmp, ignore_errors=True)
+  return fitted, history
+
+
+@functools.lru_cache(maxsize=16)
+def _logits_fn(model: Any, fast_compile: bool):
+  # The engine's prediction function (`steps.classifier_predict`), compiled like its evaluation
+  # step (`config.fast_compile`), once per model and input shape.
+  return jax.jit(functools.partial(steps_lib.classifier_predict, model.apply),
+                 compiler_options=steps_lib.FAST_COMPILE if fast_compile else None)
+
+
+def predict_logits(config: Mapping[str, Any], num_classes: tuple[int, ...], task_id: int,
+                   variables: Any, x: np.ndarray) -> np.ndarray:
+  """Logits `[N, num_classes[task_id]]` float32 of preprocessed series `x [N, length]`.
+
+  Batches of the engine's evaluation batch size (`eval_batch_size`, else `batch_size`); the
+  last one is padded (`steps.pad_rows`), so each series length compiles once.
+  """
+  config = ml_collections.ConfigDict(dict(config))
+  model = loop.build_model(config, num_classes)
+  fn = _logits_fn(model, bool(config.get("fast_compile", False)))
+  batch_size = int(config.eval_batch_size or config.batch_size)
+  out = []
+  for start in range(0, len(x), batch_size):
+    idx = np.arange(start, min(start + batch_size, len(x)))
+    rows, _ = steps_lib.pad_rows(idx, batch_size)
+    logits, _ = fn(variables, x[rows], np.int32(task_id))
+    out.append(np.asarray(logits)[:len(idx), :num_classes[task_id]])
+  return np.concatenate(out)

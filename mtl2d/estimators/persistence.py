@@ -1,0 +1,165 @@
+"""Saving and loading fitted estimators, and exporting their inference with `jax.export`.
+
+A saved estimator is a directory:
+
+  estimator.json              format, version, class, constructor parameters, and the fitted
+                              state: per task its name, classes (the user's labels and their
+                              dtype), series length and best epoch; the engine config; the
+                              training history (the run's metrics.jsonl records)
+  variables_epoch<E>.msgpack  `{"params", "batch_stats"}` of epoch E (flax msgpack), one file per
+                              distinct best epoch
+
+Loading it needs mtl2d (the model is rebuilt from the config). An export (`export`) needs only
+JAX and NumPy to run: see `mtl2d.exported`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+import json
+import os
+import pathlib
+from typing import Any
+
+from flax import serialization
+import jax
+from jax import export as jax_export
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import mtl2d
+from mtl2d import exported
+from mtl2d.estimators import fitting
+from mtl2d.models import conv_native
+from mtl2d.models import factory
+from mtl2d.train import loop
+
+__all__ = ["PLATFORMS", "export", "read", "write"]
+
+FORMAT = "mtl2d.estimator"
+VERSION = 1
+META_NAME = "estimator.json"
+# Where an exported program may run. Lowering for a platform needs no such device here.
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+
+
+def _json_param(name: str, value: Any) -> Any:
+  if isinstance(value, os.PathLike):
+    return os.fspath(value)
+  try:
+    return json.loads(json.dumps(value))
+  except TypeError as e:
+    raise ValueError(f"parameter {name}={value!r} cannot be saved as JSON ({e})") from e
+
+
+def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str, Any],
+          tasks: Sequence[fitting.FittedTask], config: Mapping[str, Any],
+          history: list[dict[str, Any]]) -> pathlib.Path:
+  """Writes a fitted estimator to `directory` (created if missing); returns the JSON path."""
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  files = {}
+  for t in tasks:
+    if t.best_epoch not in files:
+      files[t.best_epoch] = f"variables_epoch{t.best_epoch}.msgpack"
+      (directory / files[t.best_epoch]).write_bytes(serialization.msgpack_serialize(
+          jax.tree.map(np.asarray, t.variables)))
+  meta = {
+      "format": FORMAT, "version": VERSION, "class": class_name,
+      "mtl2d_version": mtl2d.__version__,
+      "params": {k: _json_param(k, v) for k, v in params.items()},
+      "tasks": [{"name": t.name, "length": int(t.length), "best_epoch": int(t.best_epoch),
+                 "variables": files[t.best_epoch],
+                 "classes": np.asarray(t.classes).tolist(),
+                 "classes_dtype": np.asarray(t.classes).dtype.str} for t in tasks],
+      "config": dict(config),
+      "history": history,
+  }
+  path = directory / META_NAME
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_text(json.dumps(meta, indent=1) + "\n")
+  os.replace(tmp, path)  # written last: a directory with estimator.json is complete
+  return path
+
+
+def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fitting.FittedTask],
+                                                 dict[str, Any], list[dict[str, Any]]]:
+  """Reads a saved estimator: `(class name, params, fitted tasks, config, history)`.
+
+  Raises:
+    ValueError: no saved estimator in `directory`, another format, or a missing file.
+  """
+  directory = pathlib.Path(directory)
+  path = directory / META_NAME
+  if not path.is_file():
+    raise ValueError(f"{directory} holds no saved estimator (no {META_NAME}); write one with "
+                     f"a fitted estimator's save({str(directory)!r})")
+  try:
+    meta = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not JSON ({e})") from e
+  if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    raise ValueError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
+                     f"this mtl2d reads {FORMAT!r} version {VERSION}")
+  tasks, loaded = [], {}
+  for t in meta["tasks"]:
+    file = directory / t["variables"]
+    if not file.is_file():
+      raise ValueError(f"{path} names {t['variables']!r} (task {t['name']!r}), which is "
+                       f"missing from {directory}")
+    if file not in loaded:
+      loaded[file] = serialization.msgpack_restore(file.read_bytes())
+    tasks.append(fitting.FittedTask(
+        name=t["name"], classes=np.asarray(t["classes"], dtype=np.dtype(t["classes_dtype"])),
+        length=int(t["length"]), best_epoch=int(t["best_epoch"]), variables=loaded[file]))
+  return meta["class"], meta["params"], tasks, meta["config"], meta["history"]
+
+
+def export(directory: str | os.PathLike, *, class_name: str,
+           tasks: Sequence[fitting.FittedTask], config: Mapping[str, Any], znorm: bool,
+           platforms: Sequence[str] = PLATFORMS) -> pathlib.Path:
+  """Serializes each task's inference function with `jax.export` (see `mtl2d.exported`).
+
+  The model is rebuilt with XLA's convolutions (`conv_impl="xla"` for ResNet2D; the same
+  parameters, the same forward computation), so no program contains mtl2d's native CPU kernel;
+  this is checked on the lowered module. The batch dimension is symbolic.
+
+  Args:
+    directory: the export directory (see `mtl2d.exported.save`).
+    class_name: the estimator's class name (recorded).
+    tasks: the fitted tasks, in task-id order.
+    config: the engine config of the fit.
+    znorm: whether inputs are z-normalised (recorded for the loader).
+    platforms: platforms to lower for.
+
+  Returns:
+    The path of `model.json`.
+  """
+  config = ml_collections.ConfigDict(dict(config))
+  if "conv_impl" in factory.preset_config(config.model.encoder, config.model.preset):
+    overrides = dict(config.model.overrides or {})
+    overrides["conv_impl"] = "xla"
+    config.model.overrides = ml_collections.ConfigDict(overrides)
+  num_classes = tuple(len(t.classes) for t in tasks)
+  model = loop.build_model(config, num_classes)
+  batch = jax_export.symbolic_shape("batch")[0]
+  entries = []
+  for task_id, t in enumerate(tasks):
+    variables = jax.tree.map(jnp.asarray, t.variables)
+    c = num_classes[task_id]
+
+    def logits(x, variables=variables, task_id=task_id, c=c):
+      out, _ = model.apply(variables, x, jnp.int32(task_id), train=False)
+      return out[:, :c]
+
+    program = jax_export.export(jax.jit(logits), platforms=tuple(platforms))(
+        jax.ShapeDtypeStruct((batch, t.length), jnp.float32))
+    if conv_native.TARGET in program.mlir_module():
+      raise RuntimeError(f"the exported program of task {t.name!r} calls the native CPU kernel "
+                         f"{conv_native.TARGET!r}; it would not load elsewhere")
+    entries.append({"name": t.name, "length": t.length, "znormalize": znorm,
+                    "classes": t.classes, "program": program.serialize()})
+  return exported.save(directory, entries, estimator=class_name, platforms=platforms,
+                       mtl2d_version=mtl2d.__version__)

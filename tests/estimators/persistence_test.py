@@ -1,0 +1,162 @@
+"""Saved estimators and exported inference functions (loaded in a fresh process)."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mtl2d import estimators
+from mtl2d import exported
+from mtl2d.models import conv_native
+from tests.estimators import helpers
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+# What a machine without mtl2d's training code lacks: the loader must not need any of it.
+BLOCKED = ("mtl2d.train", "mtl2d.models", "mtl2d.estimators", "mtl2d.data", "mtl2d.pipelines",
+           "flax", "optax", "orbax", "ml_collections", "sklearn", "tensorboardX", "matplotlib")
+
+LOADER = """
+import importlib.abc, json, sys
+blocked = tuple(sys.argv[1].split(","))
+
+class Block(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path, target=None):
+    if any(name == b or name.startswith(b + ".") for b in blocked):
+      raise ImportError("blocked in this test: " + name)
+    return None
+
+sys.meta_path.insert(0, Block())
+import numpy as np
+from mtl2d import exported
+model = exported.load(sys.argv[2])
+inputs = np.load(sys.argv[3], allow_pickle=True)
+out = {}
+for key in inputs.files:
+  task = None if key.startswith("single") else key.split(":")[1]
+  x = inputs[key]
+  x = list(x) if x.dtype == object else x
+  out[key + ":proba"] = model.predict_proba(x, task)
+  out[key + ":pred"] = model.predict(x, task)
+np.savez(sys.argv[4], **out)
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("mtl2d", "flax", "sklearn")))))
+"""
+
+
+def _run_loader(tmp_path, export_dir, inputs):
+  np.savez(tmp_path / "inputs.npz", **inputs)
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+  proc = subprocess.run(
+      [sys.executable, "-c", LOADER, ",".join(BLOCKED), str(export_dir),
+       str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  modules = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert modules == ["mtl2d", "mtl2d.exported"]
+  return dict(np.load(tmp_path / "out.npz", allow_pickle=True))
+
+
+def _ragged(seed, lengths=(5, 40), n=7):
+  x, _ = helpers.series(n, lengths, seed=seed)
+  out = np.empty(len(x), object)
+  out[:] = x
+  return out
+
+
+def test_save_and_load_reproduce_the_estimator(resnet2d_fit, multitask_fit, tmp_path):
+  clf, x, _ = resnet2d_fit
+  clf.save(tmp_path / "single")
+  loaded = estimators.ResNet2DClassifier.load(tmp_path / "single")
+  assert type(loaded) is estimators.ResNet2DClassifier
+  assert loaded.get_params() == {**clf.get_params(),
+                                 "model_options": {"num_templates": 2, "template_length": 4,
+                                                   "widths": [4]}}
+  np.testing.assert_array_equal(loaded.classes_, clf.classes_)
+  assert loaded.classes_.dtype == clf.classes_.dtype
+  assert (loaded.length_, loaded.best_epoch_) == (clf.length_, clf.best_epoch_)
+  assert loaded.history_ == json.loads(json.dumps(clf.history_))
+  np.testing.assert_array_equal(loaded.predict_proba(x), clf.predict_proba(x))
+
+  mtl, data = multitask_fit
+  mtl.save(tmp_path / "multi")
+  again = estimators.load(tmp_path / "multi")
+  assert type(again) is estimators.MultiTaskClassifier and again.tasks_ == mtl.tasks_
+  for name, (xt, _) in data.items():
+    np.testing.assert_array_equal(again.predict(xt, task=name), mtl.predict(xt, task=name))
+    assert again.classes_[name].dtype == mtl.classes_[name].dtype
+  with pytest.raises(ValueError, match="holds a MultiTaskClassifier, not a ResNet2DClassifier"):
+    estimators.ResNet2DClassifier.load(tmp_path / "multi")
+  with pytest.raises(ValueError, match="holds no saved estimator"):
+    estimators.load(tmp_path / "nothing")
+  files = sorted(p.name for p in (tmp_path / "single").iterdir())
+  assert files == ["estimator.json", f"variables_epoch{clf.best_epoch_}.msgpack"]
+
+
+def test_unfitted_estimator_cannot_be_saved(tmp_path):
+  from sklearn.exceptions import NotFittedError  # pylint: disable=g-import-not-at-top
+  with pytest.raises(NotFittedError):
+    estimators.ResNet1DClassifier().save(tmp_path)
+  assert not any(tmp_path.iterdir())
+
+
+def _custom_call_targets(text):
+  return set(re.findall(r'call_target_name = "([^"]+)"', text)) | set(
+      re.findall(r"stablehlo\.custom_call @([\w.]+)", text))
+
+
+def test_export_runs_in_a_fresh_process_without_training_code(resnet2d_fit, multitask_fit,
+                                                              tmp_path):
+  clf, x, _ = resnet2d_fit
+  clf.export(tmp_path / "single")
+  mtl, data = multitask_fit
+  mtl.export(tmp_path / "multi")
+  for directory in ("single", "multi"):
+    meta = json.loads((tmp_path / directory / "model.json").read_text())
+    assert meta["platforms"] == ["cpu", "cuda", "rocm", "tpu"]
+    for t in meta["tasks"]:
+      program = (tmp_path / directory / t["file"]).read_bytes()
+      assert conv_native.TARGET.encode() not in program
+      # Deserialize here too: the batch dimension is symbolic, and the only custom calls
+      # are JAX's own shape checks.
+      from jax import export as jax_export  # pylint: disable=g-import-not-at-top
+      exp = jax_export.deserialize(bytearray(program))
+      assert str(exp.in_avals[0].shape[0]) == "batch"
+      assert _custom_call_targets(exp.mlir_module()) <= {"shape_assertion"}
+
+  # Single task: batch sizes 1, 3 and 40 (symbolic batch), ragged series of any length.
+  inputs = {"single_1": x[:1], "single_3": x[:3], "single_40": x, "single_ragged": _ragged(9)}
+  out = _run_loader(tmp_path, tmp_path / "single", inputs)
+  for key, value in inputs.items():
+    given = list(value) if value.dtype == object else value
+    np.testing.assert_allclose(out[key + ":proba"], clf.predict_proba(given), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(out[key + ":pred"], clf.predict(given))
+
+  inputs = {"multi:a": data["a"][0], "multi:b": _ragged(10, (8, 30))}
+  out = _run_loader(tmp_path, tmp_path / "multi", inputs)
+  for key, value in inputs.items():
+    task = key.split(":")[1]
+    given = list(value) if value.dtype == object else value
+    np.testing.assert_allclose(out[key + ":proba"], mtl.predict_proba(given, task=task),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[key + ":pred"], mtl.predict(given, task=task))
+    assert out[key + ":pred"].dtype == mtl.classes_[task].dtype
+
+
+def test_export_uses_xla_convolutions_whatever_the_training_used(tmp_path):
+  # Trained with the matmul kernel gradients (the native CPU kernel where it builds).
+  x, y = helpers.series(30, 24, seed=11)
+  options = dict(helpers.TINY_MODELS["resnet2d"], conv_impl="matmul")
+  clf = estimators.ResNet2DClassifier(**helpers.tiny("resnet2d", model_options=options,
+                                                     epochs=1)).fit(x, y)
+  clf.export(tmp_path, platforms=("cpu",))
+  model = exported.load(tmp_path)
+  assert model.platforms == ("cpu",) and model.tasks == ("task",)
+  assert conv_native.TARGET.encode() not in (tmp_path / "task_0.jaxexport").read_bytes()
+  np.testing.assert_allclose(model.predict_proba(x), clf.predict_proba(x), rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="task 'other' is not one of the model's tasks"):
+    model.predict(x, "other")

@@ -1,0 +1,92 @@
+"""Input validation and preprocessing shared by the estimators and exported models.
+
+The exported models' loader is tested end to end, in a fresh process, in
+tests/estimators/persistence_test.py (it needs a trained model).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from mtl2d import exported
+from mtl2d.data import ucr
+
+
+def test_preprocess_matches_the_ucr_loader_bit_for_bit():
+  rng = np.random.default_rng(0)
+  series = [rng.normal(size=n) * 3 + 1 for n in (1, 7, 30, 19, 30)]
+  padded = np.full((len(series), 30), np.nan)
+  for i, s in enumerate(series):
+    padded[i, :len(s)] = s
+  for length in (None, 12, 45):
+    target = 30 if length is None else length
+    reference = ucr.znormalize(ucr.to_fixed_length(padded, length)).astype(np.float32)
+    np.testing.assert_array_equal(exported.preprocess(series, target), reference)
+  # Equal lengths: nothing is resampled; without z-normalisation values pass unchanged.
+  x = rng.normal(size=(4, 9))
+  np.testing.assert_array_equal(exported.preprocess(x, 9, znorm=False), x.astype(np.float32))
+  np.testing.assert_array_equal(exported.preprocess(x[:, None, :], 9, znorm=False),
+                                x.astype(np.float32))  # [N, 1, length] layout
+
+
+def test_as_series_accepts_arrays_lists_and_ragged_lists():
+  x = np.arange(12.0).reshape(3, 4)
+  for given in (x, x.tolist(), x.astype(np.int32), x.astype(object), list(x)):
+    out = exported.as_series(given)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64
+    np.testing.assert_array_equal(out, x)
+  ragged = exported.as_series([[1, 2, 3], np.array([4.0]), np.array([[5.0, 6.0]])])
+  assert [s.tolist() for s in ragged] == [[1, 2, 3], [4], [5, 6]]
+
+
+@pytest.mark.parametrize("given, error, match", [
+    (None, ValueError, "X is None"),
+    (np.zeros(5), ValueError, "Reshape your data"),
+    (np.zeros((0, 5)), ValueError, "holds no series"),
+    (np.zeros((3, 0)), ValueError, r"0 feature\(s\) \(shape=\(3, 0\)\)"),
+    ([[1.0, 2.0], []], ValueError, r"X\[1\] is an empty series"),
+    (np.array([[0.0, np.nan], [1.0, 2.0], [np.inf, 0.0]]), ValueError,
+     r"NaN or inf values in series \[0, 2\]"),
+    ([np.ones(3), np.array([1.0, np.nan])], ValueError, r"X\[1\] holds NaN or inf"),
+    (np.ones((2, 3), complex), ValueError, "Complex data not supported"),
+    ([["a", "b"], ["c", "d"]], ValueError, "must hold numbers"),
+    (np.zeros((2, 3, 4)), ValueError, "3 channels per series"),
+    ([np.ones(3), {"a": 1}], TypeError, r"X\[1\] must hold numbers"),
+])
+def test_bad_series_are_refused_naming_the_argument(given, error, match):
+  with pytest.raises(error, match=match):
+    exported.as_series(given)
+
+
+def test_object_array_with_non_numbers_gives_type_error():
+  x = np.zeros((3, 2), object)
+  x[0, 0] = {"foo": "bar"}
+  with pytest.raises(TypeError, match="argument must be a string.* number"):
+    exported.as_series(x, name="X_val")
+
+
+def test_sparse_input_is_refused():
+  sparse = pytest.importorskip("scipy.sparse")
+  with pytest.raises(TypeError, match="sparse"):
+    exported.as_series(sparse.csr_matrix(np.eye(3)))
+
+
+def test_softmax_matches_a_plain_loop():
+  z = np.array([[1.0, 2.0, 3.0], [-1e9, 0.0, 5.0]], np.float32)
+  expected = np.array([[np.exp(v - max(row)) / sum(np.exp(u - max(row)) for u in row)
+                        for v in row] for row in z.astype(np.float64)])
+  np.testing.assert_allclose(exported.softmax(z), expected, rtol=1e-12, atol=0)
+
+
+def test_load_refuses_missing_or_foreign_directories(tmp_path):
+  with pytest.raises(ValueError, match="holds no exported model"):
+    exported.load(tmp_path)
+  (tmp_path / "model.json").write_text(json.dumps({"format": "other", "version": 1}))
+  with pytest.raises(ValueError, match="format 'other'"):
+    exported.load(tmp_path)
+  (tmp_path / "model.json").write_text(json.dumps(
+      {"format": exported.FORMAT, "version": exported.VERSION, "platforms": ["cpu"],
+       "tasks": [{"name": "t", "file": "task_0.jaxexport"}]}))
+  with pytest.raises(ValueError, match="'task_0.jaxexport' of task 't', which is missing"):
+    exported.load(tmp_path)
