@@ -1,29 +1,41 @@
 """Dynamic time warping (DTW) and soft-DTW in JAX: values, gradients, paths, pairwise matrices.
 
 All functions take one pair (or one cost matrix) and compose with `jax.jit`, `jax.vmap` and (for
-the soft versions) `jax.grad`. Internally the recursion of Algorithm 1 of the paper is a
-`lax.scan` over anti-diagonals (see `mtl2d._dtw_kernels`), so `jax.vmap(dtw)` over a batch of
-pairs runs one scan whose steps are vector operations over all pairs' diagonals.
+the soft versions) `jax.grad` to any order. Internally the recursion of Algorithm 1 of the paper
+is a `lax.scan` over anti-diagonals (see `mtl2d._dtw_kernels`), so `jax.vmap(dtw)` over a batch
+of pairs runs one scan whose steps are vector operations over all pairs' diagonals. Soft-DTW of
+float32 series runs, on the CPU, in a native kernel (`mtl2d._soft_dtw`) with the same values.
 
-Local cost: squared Euclidean distance `||x_i - y_j||^2`; the result is the accumulated cost of
-the best path, without a square root.
+Conventions (and how they differ from other libraries):
+- Local cost: squared Euclidean distance `||x_i - y_j||^2`; the result is the accumulated cost
+  of the best path *without* a final square root. tslearn's and dtaidistance's `dtw` return
+  the square root of this value; aeon's `dtw_distance` returns it as is.
+- Window (Sakoe-Chiba band) as a *radius in time steps*: `window=None` allows every cell; an
+  integer `window >= 0` allows cell `(i, j)` of equal-length series iff `|i - j| <= window`
+  (tslearn's `sakoe_chiba_radius`, dtaidistance's `window - 1`... see the README). aeon's
+  `window` is a fraction of the length; convert with `window_from_fraction`, which floors as
+  the UCR suite and aeon do.
+- Unequal lengths `n != m`: the band follows the straight line from `(0, 0)` to
+  `(n - 1, m - 1)`: `(i, j)` is allowed iff `|j - i * s| <= r` (with `s = (m - 1) / (n - 1)`,
+  measured along the longer series; symmetric when `m < n`), where `r = max(window, slope / 2)`
+  and `slope = (max(n, m) - 1) / (min(n, m) - 1) >= 1`. The `slope / 2` floor makes consecutive
+  rows of the band overlap, so a finite path always exists (no silent `inf`). A series of
+  length 1 is aligned to every step of the other.
 
-Window (Sakoe-Chiba band). `window=None` allows every cell. An integer `window >= 0` is a
-radius in time steps: for equal lengths, cell `(i, j)` is allowed iff `|i - j| <= window`. For
-unequal lengths `n != m` the band follows the straight line from `(0, 0)` to `(n - 1, m - 1)`:
-`(i, j)` is allowed iff `|j - i * s| <= r` (with `s = (m - 1) / (n - 1)`, measured along the
-longer series; symmetric when `m < n`), where `r = max(window, slope / 2)` and
-`slope = (max(n, m) - 1) / (min(n, m) - 1) >= 1`. The `slope / 2` floor makes consecutive rows of
-the band overlap, so a finite path always exists (no silent `inf`). A series of length 1 is
-aligned to every step of the other.
+Per-pair lengths (ragged batches): `x_len` / `y_len` (int scalars, traced or not) say that only
+the first `x_len` steps of `x` are the series; values and gradients equal those of the unpadded
+series, and the band follows each pair's own lengths. Under `vmap`, pairs of different lengths
+share one scan padded to the longest.
 
-Validation. Shapes, `gamma` and `window` are checked at trace time (`ValueError`). NaN and
-infinite values are checked only when the inputs are concrete (called outside `jit`/`vmap`);
-under `jit` a NaN propagates to a NaN result (and NaN gradients) and an infinite value gives an
-infinite or NaN result.
+Validation. Shapes, `gamma`, `window` and dtypes are checked at trace time (`ValueError`). NaN
+and infinite values, and lengths out of range, are checked only when the inputs are concrete
+(called outside `jit`/`vmap`); under `jit` a NaN propagates to a NaN result (and NaN gradients),
+an infinite value gives an infinite or NaN result, and a length is clipped to `[1, size]`.
 """
 
 import functools
+import math
+import re
 
 import jax
 from jax import lax
@@ -32,6 +44,7 @@ from jax.typing import ArrayLike
 import numpy as np
 
 from mtl2d import _dtw_kernels as K
+from mtl2d import _soft_dtw
 
 __all__ = [
     "band_mask",
@@ -43,6 +56,7 @@ __all__ = [
     "soft_dtw",
     "soft_dtw_from_cost",
     "window_from_fraction",
+    "window_from_name",
 ]
 
 
@@ -56,14 +70,21 @@ def _is_concrete(a) -> bool:
 
 def _check_window(window) -> None:
   if not K.window_radius_ok(window):
-    raise ValueError(f"window must be None or a non-negative int, got {window!r}")
+    raise ValueError(f"window must be None or a non-negative int (a radius in steps; see "
+                     f"window_from_fraction), got {window!r}")
 
 
 def _check_gamma(gamma) -> None:
-  if not isinstance(gamma, (int, float, np.floating, np.integer)):
-    raise ValueError(f"gamma must be a Python float (static), got {type(gamma).__name__}")
-  if not gamma > 0:
-    raise ValueError(f"gamma must be > 0, got {gamma}")
+  if (isinstance(gamma, (bool, np.bool_))
+      or not isinstance(gamma, (int, float, np.floating, np.integer))):
+    raise ValueError(f"gamma must be a real Python/NumPy number (static), got {gamma!r}")
+  if not (math.isfinite(gamma) and gamma > 0):
+    raise ValueError(f"gamma must be a finite number > 0, got {gamma}")
+
+
+def _check_checkpoint(checkpoint) -> None:
+  if checkpoint is not None and not isinstance(checkpoint, bool):
+    raise ValueError(f"checkpoint must be None, True or False, got {checkpoint!r}")
 
 
 def _check_finite(name: str, a) -> None:
@@ -73,6 +94,11 @@ def _check_finite(name: str, a) -> None:
       raise ValueError(f"{name} contains NaN")
     if np.isinf(arr).any():
       raise ValueError(f"{name} contains inf")
+
+
+def _check_real(name: str, a: jax.Array) -> None:
+  if not (jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)):
+    raise ValueError(f"{name} must be real (float or int), got dtype {a.dtype}")
 
 
 def _float_dtype(*arrays) -> jnp.dtype:
@@ -88,6 +114,7 @@ def _prepare_series(x: ArrayLike, y: ArrayLike):
       raise ValueError(f"{name} must have shape [length] or [length, dim], got {a.shape}")
     if a.shape[0] == 0:
       raise ValueError(f"{name} is an empty series (shape {a.shape})")
+    _check_real(name, a)
   dx = 1 if x.ndim == 1 else x.shape[1]
   dy = 1 if y.ndim == 1 else y.shape[1]
   if dx != dy:
@@ -111,8 +138,31 @@ def _prepare_cost(cost: ArrayLike) -> jax.Array:
     raise ValueError(f"cost must have shape [n, m], got {cost.shape}")
   if cost.shape[0] == 0 or cost.shape[1] == 0:
     raise ValueError(f"cost is empty (shape {cost.shape})")
+  _check_real("cost", cost)
   _check_finite("cost", cost)
   return cost.astype(_float_dtype(cost))
+
+
+def _length(name: str, length, size: int) -> jax.Array:
+  """A valid-prefix length as an int32 scalar in `[1, size]` (checked when concrete)."""
+  concrete = _is_concrete(length)
+  a = np.asarray(length) if concrete else length
+  if (a.ndim != 0 or not jnp.issubdtype(a.dtype, jnp.integer)
+      or isinstance(length, (bool, np.bool_))):
+    raise ValueError(f"{name} must be an integer scalar (per pair; vmap over batches), got "
+                     f"{length!r}")
+  if concrete and not 1 <= int(a) <= size:
+    raise ValueError(f"{name}={int(a)} is outside [1, {size}] (the series' padded length)")
+  return jnp.clip(jnp.asarray(a), 1, size).astype(jnp.int32)
+
+
+def _lengths(x_len, y_len, n: int, m: int):
+  """`(xl, yl, ragged)`: int32 lengths; ragged is False when neither is given."""
+  if x_len is None and y_len is None:
+    return jnp.int32(n), jnp.int32(m), False
+  xl = jnp.int32(n) if x_len is None else _length("x_len", x_len, n)
+  yl = jnp.int32(m) if y_len is None else _length("y_len", y_len, m)
+  return xl, yl, True
 
 
 def band_mask(n: int, m: int, *, window: int | None = None) -> np.ndarray:
@@ -133,7 +183,14 @@ def band_mask(n: int, m: int, *, window: int | None = None) -> np.ndarray:
 
 
 def window_from_fraction(fraction: float, n: int, m: int | None = None) -> int | None:
-  """Window radius for a fraction of the series length (e.g. 0.1 for the paper's "10%").
+  """Window radius in steps for a fraction of the series length (0.1 for the paper's "10%").
+
+  The one conversion used throughout mtl2d (`window_from_name`, the synthetic DTW targets, the
+  1NN-DTW baseline). It *floors*: `floor(fraction * length)`, as the UCR suite
+  (`r = floor(R * m)` in `UCR_DTW.cpp`) and aeon (`int(window * size)` in its Sakoe-Chiba
+  bounding matrix) do, so a radius never exceeds the requested share of the series; "10%" of 128
+  is 12. aeon measures the fraction on the shorter series; mtl2d measures radii along the longer
+  one (see the module docstring), so it uses the longer length.
 
   Args:
     fraction: in `[0, 1]`; `>= 1` means no constraint.
@@ -143,12 +200,35 @@ def window_from_fraction(fraction: float, n: int, m: int | None = None) -> int |
   Returns:
     `floor(fraction * max(n, m))`, or None when `fraction >= 1`.
   """
-  if not 0 <= fraction:
-    raise ValueError(f"fraction must be >= 0, got {fraction}")
+  if isinstance(fraction, (bool, np.bool_)) or not isinstance(
+      fraction, (int, float, np.integer, np.floating)):
+    raise ValueError(f"fraction must be a real number, got {fraction!r}")
+  if not (math.isfinite(fraction) and fraction >= 0):
+    raise ValueError(f"fraction must be a finite number >= 0, got {fraction}")
   length = max(n, n if m is None else m)
   if length < 1:
     raise ValueError(f"series length must be >= 1, got {length}")
   return K.fraction_to_window(float(fraction), int(length))
+
+
+def window_from_name(name: str, n: int, m: int | None = None) -> int | None:
+  """Window radius for a name: "full" or "none" -> None, "P%" -> `window_from_fraction(P/100)`.
+
+  Args:
+    name: "full", "none", or a percentage such as "10%" or "2.5%".
+    n: length of the first series.
+    m: length of the second series (defaults to `n`).
+
+  Returns:
+    The radius in steps, or None for no constraint.
+  """
+  if name in ("full", "none"):
+    return None
+  match = re.fullmatch(r"(\d+(?:\.\d+)?)%", str(name))
+  if not match:
+    raise ValueError(f"windows: unknown window {name!r}; expected 'full' or a percentage "
+                     "such as '10%'")
+  return window_from_fraction(float(match.group(1)) / 100.0, n, m)
 
 
 def _norm_window(window):
@@ -160,33 +240,40 @@ def _norm_window(window):
 # Hard DTW
 
 
-def _dtw_series(x: jax.Array, y: jax.Array, window) -> jax.Array:
-  lay = K.layout(x.shape[0], y.shape[0], window)
-  xp, yp, xs = K.series_inputs(x, y, lay)
-  value, _ = K.forward(K.series_cost_rows(xp, yp, lay.width), xs, lay, K.hardmin, x.dtype,
-                       keep=False)
+def _dtw_series(x: jax.Array, y: jax.Array, window, xl=None, yl=None, ragged=False):
+  lay = K.layout(x.shape[0], y.shape[0])
+  rag = K.Ragged(xl, yl, window) if ragged else None
+  source = K.mask_source(lay, window, rag)
+  xp, yp = K.pad_series(x, y, lay)
+  value, _, _ = K.forward(K.series_cost_rows(xp, yp, lay, source), K.series_steps(lay, source),
+                          lay, K.hardmin, x.dtype, keep=False,
+                          final=K.final_cell(lay, rag) if ragged else None)
   return value
 
 
-def _skewed_rows(cost: jax.Array, lay: K.Layout):
-  skew = K.skew_cost(cost, lay).reshape(lay.steps, 2, lay.width)
-  return skew, lambda r: (r[0], r[1])
-
-
-def dtw(x: ArrayLike, y: ArrayLike, *, window: int | None = None) -> jax.Array:
+def dtw(x: ArrayLike, y: ArrayLike, *, window: int | None = None, x_len: ArrayLike | None = None,
+        y_len: ArrayLike | None = None) -> jax.Array:
   """DTW between two series (Algorithm 1 of the paper), squared Euclidean local cost.
 
   Args:
     x: `[n]` or `[n, d]` series.
     y: `[m]` or `[m, d]` series.
     window: Sakoe-Chiba radius in time steps, or None (see the module docstring).
+    x_len: valid length of `x` (int scalar in `[1, n]`), or None for all of it.
+    y_len: valid length of `y`, or None.
 
   Returns:
     Scalar: accumulated cost of the optimal warping path (no square root).
   """
   window = _norm_window(window)
   x, y = _prepare_series(x, y)
-  return _dtw_series(x, y, window)
+  xl, yl, ragged = _lengths(x_len, y_len, x.shape[0], y.shape[0])
+  return _dtw_series(x, y, window, xl, yl, ragged)
+
+
+def _skewed_rows(cost: jax.Array, lay: K.Layout, window):
+  skew = K.skew_cost(cost, lay, window)
+  return (skew, np.arange(lay.steps, dtype=np.int32)), lambda r: (r[0][0], r[0][1])
 
 
 def dtw_from_cost(cost: ArrayLike, *, window: int | None = None) -> jax.Array:
@@ -201,14 +288,14 @@ def dtw_from_cost(cost: ArrayLike, *, window: int | None = None) -> jax.Array:
   """
   window = _norm_window(window)
   cost = _prepare_cost(cost)
-  lay = K.layout(cost.shape[0], cost.shape[1], window)
-  skew, rows = _skewed_rows(cost, lay)
-  value, _ = K.forward(rows, skew, lay, K.hardmin, cost.dtype, keep=False)
+  lay = K.layout(cost.shape[0], cost.shape[1])
+  xs, rows = _skewed_rows(cost, lay, window)
+  value, _, _ = K.forward(rows, xs, lay, K.hardmin, cost.dtype, keep=False)
   return value
 
 
 # ---------------------------------------------------------------------------------------------
-# Soft-DTW with the backward recursion of Cuturi & Blondel (2017) as a custom VJP
+# Soft-DTW
 
 
 # `static` = (gamma, window, n, m): hashable settings, not differentiated.
@@ -219,73 +306,61 @@ def _soft_from_cost(cost: jax.Array, static) -> jax.Array:
 
 def _soft_from_cost_fwd(cost, static):
   gamma, window, n, m = static
-  lay = K.layout(n, m, window)
-  skew, rows = _skewed_rows(cost, lay)
-  value, (_, weights) = K.forward(rows, skew, lay, K.make_softmin(gamma), cost.dtype,
-                                  keep=True)
+  lay = K.layout(n, m)
+  xs, rows = _skewed_rows(cost, lay, window)
+  value, (_, weights), _ = K.forward(rows, xs, lay, K.make_softmin(gamma), cost.dtype,
+                                     keep=True)
   return value, weights
 
 
 def _soft_from_cost_bwd(static, weights, g):
-  _, window, n, m = static
-  lay = K.layout(n, m, window)
+  _, _, n, m = static
+  lay = K.layout(n, m)
   return (K.unskew(K.backward(weights, g, lay), lay),)
 
 
 _soft_from_cost.defvjp(_soft_from_cost_fwd, _soft_from_cost_bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _soft_series(x: jax.Array, y: jax.Array, static) -> jax.Array:
-  return _soft_series_fwd(x, y, static)[0]
+def _soft_static(gamma, window, ragged, checkpoint, n, m) -> _soft_dtw.Static:
+  if checkpoint is None:
+    checkpoint = _soft_dtw.auto_checkpoint(n, m)
+  return _soft_dtw.Static(float(gamma), window, ragged, checkpoint)
 
 
-def _soft_series_fwd(x, y, static):
-  gamma, window = static
-  lay = K.layout(x.shape[0], y.shape[0], window)
-  xp, yp, xs = K.series_inputs(x, y, lay)
-  value, (_, weights) = K.forward(K.series_cost_rows(xp, yp, lay.width), xs, lay,
-                                  K.make_softmin(gamma), x.dtype, keep=True)
-  return value, (weights, x, y)
-
-
-def _soft_series_bwd(static, res, g):
-  _, window = static
-  weights, x, y = res
-  lay = K.layout(x.shape[0], y.shape[0], window)
-  xp, yp, _ = K.series_inputs(x, y, lay)
-  gxp, gyp = K.backward_series(weights, g, lay, xp, yp)
-  # Cut the padding; y was reversed before padding.
-  gx = gxp[lay.x_pad[0]:lay.x_pad[0] + x.shape[0]]
-  gy = gyp[lay.y_pad[0]:lay.y_pad[0] + y.shape[0]][::-1]
-  return gx, gy
-
-
-_soft_series.defvjp(_soft_series_fwd, _soft_series_bwd)
-
-
-def soft_dtw(x: ArrayLike, y: ArrayLike, *, gamma: float = 1.0,
-             window: int | None = None) -> jax.Array:
+def soft_dtw(x: ArrayLike, y: ArrayLike, *, gamma: float = 1.0, window: int | None = None,
+             x_len: ArrayLike | None = None, y_len: ArrayLike | None = None,
+             checkpoint: bool | None = None) -> jax.Array:
   """Soft-DTW (Cuturi & Blondel 2017) between two series, squared Euclidean local cost.
 
   The hard minimum of `dtw` is replaced by `-gamma * log(sum(exp(-a / gamma)))`; the value tends
   to `dtw(x, y)` as gamma -> 0 (it is at most `dtw`, and at least `dtw - gamma * log(3) * L`
   for paths of length L). Gradients w.r.t. `x` and `y` come from the paper's backward
-  recursion (a custom VJP), finite for small gamma (tested down to 1e-3).
+  recursion, finite for small gamma (tested down to 1e-3); second derivatives (`jax.hessian`,
+  grad of grad) are finite and exact too.
 
   Args:
     x: `[n]` or `[n, d]` series.
     y: `[m]` or `[m, d]` series.
-    gamma: smoothing > 0 (a static Python float).
+    gamma: smoothing, a finite real number > 0 (static).
     window: Sakoe-Chiba radius in time steps, or None.
+    x_len: valid length of `x` (int scalar in `[1, n]`), or None for all of it.
+    y_len: valid length of `y`, or None.
+    checkpoint: memory-lean backward: keep the two diagonals before every K-th one (K about
+      the square root of the number of diagonals) and recompute the rest during the backward
+      pass, for one extra forward pass. None (default) chooses it above 2^24 cells (4096 x
+      4096); True/False force it.
 
   Returns:
     Scalar soft-DTW value.
   """
   _check_gamma(gamma)
+  _check_checkpoint(checkpoint)
   window = _norm_window(window)
   x, y = _prepare_series(x, y)
-  return _soft_series(x, y, (float(gamma), window))
+  xl, yl, ragged = _lengths(x_len, y_len, x.shape[0], y.shape[0])
+  st = _soft_static(gamma, window, ragged, checkpoint, x.shape[0], y.shape[0])
+  return _soft_dtw.soft_series(x, y, xl, yl, st)
 
 
 def soft_dtw_from_cost(cost: ArrayLike, *, gamma: float = 1.0,
@@ -296,7 +371,7 @@ def soft_dtw_from_cost(cost: ArrayLike, *, gamma: float = 1.0,
 
   Args:
     cost: `[n, m]` local costs.
-    gamma: smoothing > 0 (a static Python float).
+    gamma: smoothing, a finite real number > 0 (static).
     window: Sakoe-Chiba radius in time steps, or None.
 
   Returns:
@@ -313,38 +388,43 @@ def soft_dtw_from_cost(cost: ArrayLike, *, gamma: float = 1.0,
 # Optimal path
 
 
-def dtw_path(x: ArrayLike, y: ArrayLike, *,
-             window: int | None = None) -> tuple[jax.Array, jax.Array]:
+def dtw_path(x: ArrayLike, y: ArrayLike, *, window: int | None = None,
+             x_len: ArrayLike | None = None,
+             y_len: ArrayLike | None = None) -> tuple[jax.Array, jax.Array]:
   """Optimal DTW alignment between two series.
 
-  Backtracks from `(n - 1, m - 1)` to `(0, 0)`, preferring the diagonal step on ties, then
-  `(i - 1, j)`, then `(i, j - 1)`. The output has a fixed shape so the function works under
-  `jit`; the path occupies the first `length` rows.
+  Backtracks from `(x_len - 1, y_len - 1)` to `(0, 0)`, preferring the diagonal step on ties,
+  then `(i - 1, j)`, then `(i, j - 1)`. The output has a fixed shape so the function works
+  under `jit`; the path occupies the first `length` rows.
 
   Args:
     x: `[n]` or `[n, d]` series.
     y: `[m]` or `[m, d]` series.
     window: Sakoe-Chiba radius in time steps, or None.
+    x_len: valid length of `x` (int scalar in `[1, n]`), or None for all of it.
+    y_len: valid length of `y`, or None.
 
   Returns:
     `(path, length)`: `path` is `[n + m - 1, 2]` int32 index pairs `(i, j)` in increasing
-    order from `(0, 0)` to `(n - 1, m - 1)`, padded with -1 after `length` (int32 scalar) rows.
-    The sum of `||x_i - y_j||^2` over the path equals `dtw(x, y, window=window)`.
+    order from `(0, 0)` to `(x_len - 1, y_len - 1)`, padded with -1 after `length` (int32
+    scalar) rows. The sum of `||x_i - y_j||^2` over the path equals `dtw(x, y, ...)`.
   """
   window = _norm_window(window)
   x, y = _prepare_series(x, y)
   n, m = x.shape[0], y.shape[0]
-  lay = K.layout(n, m, window)
-  xp, yp, xs = K.series_inputs(x, y, lay)
-  _, (diags, _) = K.forward(K.series_cost_rows(xp, yp, lay.width), xs, lay, K.hardmin,
-                            x.dtype, keep=True)
+  xl, yl, ragged = _lengths(x_len, y_len, n, m)
+  lay = K.layout(n, m)
+  rag = K.Ragged(xl, yl, window) if ragged else None
+  source = K.mask_source(lay, window, rag)
+  xp, yp = K.pad_series(x, y, lay)
+  _, (diags, _), _ = K.forward(K.series_cost_rows(xp, yp, lay, source),
+                               K.series_steps(lay, source), lay, K.hardmin, x.dtype, keep=True)
   flat = diags.reshape(-1)
-  pos = jnp.asarray(lay.cell_pos)
   inf = jnp.asarray(jnp.inf, x.dtype)
 
   def r(i, j):
     ok = (i >= 0) & (j >= 0)
-    return jnp.where(ok, flat[pos[jnp.maximum(i, 0), jnp.maximum(j, 0)]], inf)
+    return jnp.where(ok, flat[K.cell_index(lay, jnp.maximum(i, 0), jnp.maximum(j, 0))], inf)
 
   max_len = n + m - 1
 
@@ -360,7 +440,7 @@ def dtw_path(x: ArrayLike, y: ArrayLike, *,
     new_done = done | at_start
     return (jnp.where(new_done, i, ni), jnp.where(new_done, j, nj), new_done), out
 
-  start = (jnp.int32(n - 1), jnp.int32(m - 1), jnp.bool_(False))
+  start = (xl - 1, yl - 1, jnp.bool_(False))
   _, rev = lax.scan(step, start, jnp.arange(max_len))
   length = jnp.sum(rev[:, 0] >= 0).astype(jnp.int32)
   # rev holds the path from the end backwards followed by -1 padding; roll it into order.
@@ -380,24 +460,47 @@ def _prepare_collection(name: str, a: ArrayLike) -> jax.Array:
                      f"got {a.shape}")
   if a.shape[0] == 0 or a.shape[1] == 0:
     raise ValueError(f"{name} is empty (shape {a.shape})")
+  _check_real(name, a)
   _check_finite(name, a)
   return a
 
 
-@functools.partial(jax.jit, static_argnames=("gamma", "window", "chunk_size"))
-def _cdist(xs: jax.Array, ys: jax.Array, gamma: float | None, window: int | None,
-           chunk_size: int) -> jax.Array:
+def _collection_lengths(name: str, lengths, count: int, size: int):
+  if lengths is None:
+    return None
+  concrete = _is_concrete(lengths)
+  a = np.asarray(lengths) if concrete else lengths
+  if a.shape != (count,) or not jnp.issubdtype(a.dtype, jnp.integer):
+    raise ValueError(f"{name} must be an integer array of shape [{count}], got "
+                     f"{getattr(lengths, 'shape', lengths)!r}")
+  if concrete and (a.min() < 1 or a.max() > size):
+    raise ValueError(f"{name} must lie in [1, {size}] (the padded length), got "
+                     f"[{a.min()}, {a.max()}]")
+  return jnp.clip(jnp.asarray(a), 1, size).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("gamma", "window", "chunk_size", "checkpoint"))
+def _cdist(xs: jax.Array, ys: jax.Array, xs_len, ys_len, gamma: float | None,
+           window: int | None, chunk_size: int, checkpoint: bool | None) -> jax.Array:
   """Pairwise hard (gamma None) or soft DTW; static settings so each shape compiles once."""
+  n, m = xs.shape[1], ys.shape[1]
+  ragged = xs_len is not None or ys_len is not None
+  xs_len = jnp.full((xs.shape[0],), n, jnp.int32) if xs_len is None else xs_len
+  ys_len = jnp.full((ys.shape[0],), m, jnp.int32) if ys_len is None else ys_len
   if gamma is None:
-    pair_fn = functools.partial(_dtw_series, window=window)
+    def pair_fn(a, b, la, lb):
+      return _dtw_series(a, b, window, la, lb, ragged)
   else:
-    pair_fn = functools.partial(_soft_series, static=(gamma, window))
+    st = _soft_static(gamma, window, ragged, checkpoint, n, m)
+
+    def pair_fn(a, b, la, lb):
+      return _soft_dtw.soft_series(a, b, la, lb, st)
   num_x, num_y = xs.shape[0], ys.shape[0]
   ii, jj = jnp.meshgrid(jnp.arange(num_x), jnp.arange(num_y), indexing="ij")
   # lax.map over chunks bounds the memory to chunk_size pairs' diagonals (soft-DTW keeps all
   # of them for the backward pass) while vmap within a chunk vectorises the scan.
-  out = lax.map(lambda ij: pair_fn(xs[ij[0]], ys[ij[1]]), (ii.reshape(-1), jj.reshape(-1)),
-                batch_size=min(chunk_size, num_x * num_y))
+  out = lax.map(lambda ij: pair_fn(xs[ij[0]], ys[ij[1]], xs_len[ij[0]], ys_len[ij[1]]),
+                (ii.reshape(-1), jj.reshape(-1)), batch_size=min(chunk_size, num_x * num_y))
   return out.reshape(num_x, num_y)
 
 
@@ -406,13 +509,15 @@ def _check_collections(xs, ys, chunk_size):
   ys = _prepare_collection("ys", ys)
   if xs.ndim != ys.ndim or (xs.ndim == 3 and xs.shape[2] != ys.shape[2]):
     raise ValueError(f"xs and ys have different feature dimensions: {xs.shape} vs {ys.shape}")
-  if not (isinstance(chunk_size, (int, np.integer)) and chunk_size >= 1):
+  if not (isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool)
+          and chunk_size >= 1):
     raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
   dtype = _float_dtype(xs, ys)
   return xs.astype(dtype), ys.astype(dtype)
 
 
 def cdist_dtw(xs: ArrayLike, ys: ArrayLike, *, window: int | None = None,
+              xs_len: ArrayLike | None = None, ys_len: ArrayLike | None = None,
               chunk_size: int = 512) -> jax.Array:
   """DTW between every series of `xs` and every series of `ys`.
 
@@ -420,6 +525,8 @@ def cdist_dtw(xs: ArrayLike, ys: ArrayLike, *, window: int | None = None,
     xs: `[N, n]` or `[N, n, d]` series.
     ys: `[M, m]` or `[M, m, d]` series.
     window: Sakoe-Chiba radius in time steps, or None.
+    xs_len: `[N]` valid lengths of `xs` (ragged collections padded to `n`), or None.
+    ys_len: `[M]` valid lengths of `ys`, or None.
     chunk_size: pairs processed together (one vectorised scan); memory grows linearly in it.
       The default keeps a chunk's diagonals in cache: measured ~1.0-1.2 Gcells/s at length
       128 for 256-1024 pairs on 2 CPU cores, 0.4-0.55 at 4096 (see `mtl2d.bench.dtw`).
@@ -429,25 +536,34 @@ def cdist_dtw(xs: ArrayLike, ys: ArrayLike, *, window: int | None = None,
   """
   window = _norm_window(window)
   xs, ys = _check_collections(xs, ys, chunk_size)
-  return _cdist(xs, ys, None, window, int(chunk_size))
+  xs_len = _collection_lengths("xs_len", xs_len, xs.shape[0], xs.shape[1])
+  ys_len = _collection_lengths("ys_len", ys_len, ys.shape[0], ys.shape[1])
+  return _cdist(xs, ys, xs_len, ys_len, None, window, int(chunk_size), None)
 
 
 def cdist_soft_dtw(xs: ArrayLike, ys: ArrayLike, *, gamma: float = 1.0,
-                   window: int | None = None, chunk_size: int = 256) -> jax.Array:
+                   window: int | None = None, xs_len: ArrayLike | None = None,
+                   ys_len: ArrayLike | None = None, chunk_size: int = 256,
+                   checkpoint: bool | None = None) -> jax.Array:
   """Soft-DTW between every series of `xs` and every series of `ys` (differentiable).
 
   Args:
     xs: `[N, n]` or `[N, n, d]` series.
     ys: `[M, m]` or `[M, m, d]` series.
-    gamma: smoothing > 0.
+    gamma: smoothing, a finite real number > 0.
     window: Sakoe-Chiba radius in time steps, or None.
-    chunk_size: pairs processed together; soft-DTW keeps every diagonal for the gradient,
-      about `2 * n * m` floats per pair.
+    xs_len: `[N]` valid lengths of `xs`, or None.
+    ys_len: `[M]` valid lengths of `ys`, or None.
+    chunk_size: pairs processed together.
+    checkpoint: memory-lean backward (see `soft_dtw`).
 
   Returns:
     `[N, M]` soft-DTW values.
   """
   _check_gamma(gamma)
+  _check_checkpoint(checkpoint)
   window = _norm_window(window)
   xs, ys = _check_collections(xs, ys, chunk_size)
-  return _cdist(xs, ys, float(gamma), window, int(chunk_size))
+  xs_len = _collection_lengths("xs_len", xs_len, xs.shape[0], xs.shape[1])
+  ys_len = _collection_lengths("ys_len", ys_len, ys.shape[0], ys.shape[1])
+  return _cdist(xs, ys, xs_len, ys_len, float(gamma), window, int(chunk_size), checkpoint)

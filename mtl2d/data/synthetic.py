@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import pathlib
-import re
 
 import numpy as np
 
@@ -23,7 +22,8 @@ from mtl2d.data.types import PairSplit
 from mtl2d.data.types import Task
 
 PathLike = str | os.PathLike
-_CACHE_VERSION = 1
+# 2: window radii floor (mtl2d.dtw.window_from_fraction) instead of rounding.
+_CACHE_VERSION = 2
 _DTW_CHUNK = 1024
 
 
@@ -32,14 +32,15 @@ _DTW_CHUNK = 1024
 
 
 def window_radius(window: str, length: int) -> int | None:
-  """Sakoe-Chiba radius in steps of a window name: "full"/"none" -> None, "P%" -> round(P% * n)."""
-  if window in ("full", "none"):
-    return None
-  match = re.fullmatch(r"(\d+(?:\.\d+)?)%", window)
-  if not match:
-    raise ValueError(f"windows: unknown window {window!r}; expected 'full' or a percentage "
-                     "such as '10%'")
-  return int(round(float(match.group(1)) / 100.0 * length))
+  """Sakoe-Chiba radius in steps of a window name ("full", "10%"): `mtl2d.dtw.window_from_name`.
+
+  The one conversion of window names lives in `mtl2d.dtw` (it floors, as the UCR suite and aeon
+  do); this alias keeps `mtl2d.data.window_radius` for the data configs.
+  """
+  # Imported here so that loading UCR files never pays JAX's start-up.
+  from mtl2d import dtw as dtw_lib
+
+  return dtw_lib.window_from_name(window, length)
 
 
 @functools.lru_cache(maxsize=None)
@@ -120,7 +121,8 @@ def random_walk_pairs(
   Args:
     num_pairs: number of pairs N.
     length: series length n.
-    windows: window names: "full" (no constraint) or "P%" (Sakoe-Chiba radius round(P/100 * n)).
+    windows: window names: "full" (no constraint) or "P%" (Sakoe-Chiba radius
+      floor(P/100 * n), `mtl2d.dtw.window_from_name`).
     seed: generator seed.
     znorm: z-normalise each walk.
     cache_dir: if given, the result is stored there as an `.npz` keyed by every argument and read

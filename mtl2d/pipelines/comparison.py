@@ -37,6 +37,7 @@ import ml_collections
 import numpy as np
 
 from mtl2d import data as data_lib
+from mtl2d import dtw
 from mtl2d import knn
 from mtl2d.data import types
 from mtl2d.report import paper
@@ -98,7 +99,7 @@ def load_groups(data_config: ml_collections.ConfigDict) -> dict[str, list[types.
 def _window_candidates(names: Sequence[str], length: int) -> dict[str, int | None]:
   out = {}
   for name in names:
-    out.setdefault(name, data_lib.window_radius(name, length))
+    out.setdefault(name, dtw.window_from_name(name, length))
   return out
 
 

@@ -82,7 +82,7 @@ def run_importance(config: ml_collections.ConfigDict,
   count = min(int(config.num_pairs), len(test))
   if count < 1:
     raise ValueError(f"num_pairs must be >= 1, got {config.num_pairs}")
-  radius = data_lib.window_radius(window, test.x1.shape[1])
+  radius = dtw.window_from_name(window, test.x1.shape[1])
 
   score = jax.jit(lambda d: model.apply(variables, d, method=distance.DistanceResNet2D.score_matrix,
                                         train=False))

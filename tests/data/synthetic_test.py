@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from mtl2d import data
+from mtl2d import dtw
 from mtl2d.data import synthetic
 
 
@@ -39,6 +40,9 @@ def test_window_radius():
   assert synthetic.window_radius("none", 100) is None
   assert synthetic.window_radius("10%", 64) == 6
   assert synthetic.window_radius("5%", 64) == 3
+  # One conversion everywhere (it floors): "10%" of 128 was 13 here and 12 in mtl2d.dtw.
+  for name, radius in (("10%", 12), ("20%", 25), ("2.5%", 3), ("full", None)):
+    assert synthetic.window_radius(name, 128) == radius == dtw.window_from_name(name, 128)
   with pytest.raises(ValueError, match="windows: unknown window 'ten'"):
     synthetic.window_radius("ten", 64)
 
