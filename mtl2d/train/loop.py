@@ -77,6 +77,9 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
   identity = workdir_lib.config_to_dict(config)
   for field in config_lib.RESUMABLE_FIELDS + ("data", "resolved"):
     identity.pop(field, None)
+  if config.optim.get("schedule", "constant") != "constant":
+    # The schedule decays over the run's steps: more epochs change every step's rate.
+    identity["num_epochs"] = int(config.num_epochs)
   model = dict(identity["model"])
   overrides = model.pop("overrides", None) or {}
   fields = factory.preset_config(config.model.encoder, model.pop("preset"), **overrides)

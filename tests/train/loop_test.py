@@ -430,3 +430,13 @@ def test_equal_runs_in_one_process_reuse_traces_and_compilations(tmp_path):
   # refitted, cross-validation), so nothing is traced or compiled again.
   assert again["train_step_compilations"] == 0 == again["eval_step_compilations"]
   assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+
+
+def test_other_num_epochs_under_a_schedule_is_a_different_run(tmp_path):
+  # A cosine schedule decays over the run's steps, so more epochs would change past steps' rates.
+  tasks = helpers.make_tasks()[:2]
+  train.train_and_evaluate(helpers.tiny_config(num_epochs=1, **{"optim.schedule": "cosine"}),
+                           tmp_path, tasks=tasks)
+  with pytest.raises(ValueError, match=r"different run .*num_epochs: 1 -> 2"):
+    train.train_and_evaluate(helpers.tiny_config(num_epochs=2, **{"optim.schedule": "cosine"}),
+                             tmp_path, tasks=tasks)
