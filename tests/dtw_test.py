@@ -192,13 +192,90 @@ def test_bad_input_raises(call, match):
     call()
 
 
-def test_nan_under_jit_propagates():
-  out = jax.jit(D.dtw)(jnp.array([1.0, jnp.nan, 2.0]), jnp.ones(4))
-  assert np.isnan(out)
+_X4, _X5 = np.ones(4), np.ones(5)
 
 
-def test_window_from_fraction():
-  assert D.window_from_fraction(0.1, 128) == 12
-  assert D.window_from_fraction(0.29, 100) == 29
-  assert D.window_from_fraction(0.05, 60, 100) == 5
-  assert D.window_from_fraction(1.0, 50) is None
+@pytest.mark.parametrize("call,match", [
+    (lambda: D.soft_dtw(_X4, _X5, gamma=float("inf")), "gamma must be a finite number > 0"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma=float("nan")), "gamma must be a finite number > 0"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma=0), "gamma must be a finite number > 0, got 0"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma=-0.5), "gamma must be a finite number > 0"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma=True), "gamma must be a real"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma=np.bool_(True)), "gamma must be a real"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma=jnp.float32(0.5)), "gamma must be a real"),
+    (lambda: D.soft_dtw_from_cost(np.ones((3, 3)), gamma=float("inf")), "gamma must be a finite"),
+    (lambda: D.cdist_soft_dtw(np.ones((2, 4)), np.ones((2, 4)), gamma=True),
+     "gamma must be a real"),
+    (lambda: D.dtw(_X4, _X5, window=True), "window must be None or a non-negative int"),
+    (lambda: D.soft_dtw(_X4, _X5, window=np.bool_(True)), "window must be None or a non-negative"),
+    (lambda: D.cdist_dtw(np.ones((2, 4)), np.ones((2, 4)), window=False), "window must be None"),
+    (lambda: D.dtw(_X4, _X5, window=1.0), "window must be None or a non-negative int"),
+    (lambda: D.dtw(_X4 + 1j, _X5), "x must be real"),
+    (lambda: D.soft_dtw(_X4, _X5.astype(np.complex64)), "y must be real"),
+    (lambda: D.soft_dtw_from_cost(np.ones((3, 3)) * 1j), "cost must be real"),
+    (lambda: D.cdist_dtw(np.ones((2, 4)) + 0j, np.ones((2, 4))), "xs must be real"),
+    (lambda: D.soft_dtw(_X4, _X5, checkpoint=1), "checkpoint must be None, True or False"),
+    (lambda: D.dtw(_X4, _X5, x_len=True), "x_len must be an integer scalar"),
+    (lambda: D.dtw(_X4, _X5, y_len=6), r"y_len=6 is outside \[1, 5\]"),
+    (lambda: D.cdist_dtw(np.ones((2, 4)), np.ones((2, 4)), ys_len=np.array([0, 4])),
+     "ys_len must lie in"),
+])
+def test_bad_settings_raise(call, match):
+  """gamma finite real > 0 (bool rejected), window a non-bool int, real inputs, lengths."""
+  with pytest.raises(ValueError, match=match):
+    call()
+
+
+# Second order. (6, 9) with window 0 leaves +inf cells off the band (the old NaN cause: the
+# derivatives of a softmin over +inf predecessors met inf - inf). To bound the compilations,
+# each window runs jax.hessian (forward over reverse) of one function and grad of grad (reverse
+# over reverse) of the other, so both functions get both with and without a window.
+@pytest.mark.parametrize("window,hessian_of", [(None, "cost"), (0, "series")])
+def test_soft_dtw_second_order_matches_finite_differences(window, hessian_of):
+  n, m = 6, 9
+  assert window is None or not D.band_mask(n, m, window=window).all()
+  x, y = make_pair(n, m, None, seed=7)
+  rng = np.random.default_rng(8)
+  u, w = rng.normal(size=n), rng.normal(size=(n, m))
+  eps = 1e-5
+  with jax.enable_x64(True):
+    x, y, u, w = map(jnp.asarray, (x, y, u, w))
+    cost = jnp.asarray(sq_cost(np.asarray(x), np.asarray(y)))
+    f = lambda a: D.soft_dtw(a, y, gamma=0.5, window=window)  # noqa: E731
+    fc = lambda c: D.soft_dtw_from_cost(c, gamma=0.5, window=window)  # noqa: E731
+
+    @jax.jit
+    def second(a, c):
+      """(H_f u, H_fc w) from jax.hessian for one function and grad of grad for the other."""
+      if hessian_of == "series":
+        hess = jax.hessian(f)(a)
+        assert hess.shape == (n, n)
+        return hess, hess @ u, jax.grad(lambda c: jnp.vdot(jax.grad(fc)(c), w))(c)
+      hess = jax.hessian(fc)(c)
+      assert hess.shape == (n, m, n, m)
+      return (hess, jax.grad(lambda a: jnp.vdot(jax.grad(f)(a), u))(a),
+              jnp.einsum("ijkl,kl->ij", hess, w))
+
+    # Gradients at the points +-eps along u (resp. w), in one compilation.
+    grads = jax.jit(jax.vmap(lambda a, c: (jax.grad(f)(a), jax.grad(fc)(c))))
+    hess, hvp, hvp_c = second(x, cost)
+    (gp, gm), (gcp, gcm) = grads(jnp.stack([x + eps * u, x - eps * u]),
+                                 jnp.stack([cost + eps * w, cost - eps * w]))
+    assert hess.dtype == jnp.float64 and np.all(np.isfinite(hess))
+    np.testing.assert_allclose(hvp, (gp - gm) / (2 * eps), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(hvp_c, (gcp - gcm) / (2 * eps), rtol=1e-5, atol=1e-7)
+    if hessian_of == "series":
+      np.testing.assert_allclose(hess, hess.T, rtol=1e-9, atol=1e-10)
+    if window is not None:
+      # Off the band the gradient w.r.t. the cost, and its derivative, are exactly zero.
+      off = ~D.band_mask(n, m, window=window)
+      assert np.all(np.asarray(gcp)[off] == 0) and np.all(np.asarray(hvp_c)[off] == 0)
+    want32 = np.asarray(hvp)
+  if window is not None:
+    # float32 takes the native kernel (when built) for the value and gradient and the JAX
+    # kernel for the second derivatives: the same Hessian-vector product to float32 rounding.
+    y32, u32 = np.asarray(y, np.float32), np.asarray(u, np.float32)
+    g32 = jax.grad(lambda a: D.soft_dtw(a, y32, gamma=0.5, window=window))
+    hvp32 = jax.jit(lambda a: jax.jvp(g32, (a,), (u32,))[1])(np.asarray(x, np.float32))
+    assert hvp32.dtype == jnp.float32
+    np.testing.assert_allclose(hvp32, want32, rtol=2e-3, atol=2e-3 * np.abs(want32).max())
