@@ -1,6 +1,7 @@
 r"""Table I: 1NN-DTW, ResNet1D, ResNet2D, each with and without multitask learning.
 
-  python -m experiments.ucr_mtl --workdir=runs/table1_quick            # synthetic, no download
+  python -m experiments.ucr_mtl --workdir=runs/table1_quick            # embedded Cricket
+  python -m experiments.ucr_mtl --workdir=runs/synthetic --config.data.source=synthetic
   python -m experiments.ucr_mtl --workdir=runs/ucr --groups=ECG,Cricket \
       --config.data.data_dir=/path/to/UCRArchive_2018
   python -m experiments.ucr_mtl --workdir=runs/table1 \

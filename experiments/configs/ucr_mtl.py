@@ -6,7 +6,7 @@ Presets (the part after the colon):
          stages, per-task batch-norm statistics, cosine learning rate from 1e-3, 40 epochs;
          window-slicing augmentation for ResNet2D, which validation accuracy rejects for
          ResNet1D): about 15 minutes on a 2-core CPU. --config.data.source=synthetic runs the
-         embedded synthetic set instead; --groups/--tasks with --config.data.source=ucr run
+         embedded synthetic set instead; --groups/--tasks (with --config.data.data_dir) run
          downloaded UCR groups with the same recipe.
   paper  the paper's settings for GPU/TPU: all 25 tasks in 7 groups, k=64 templates of length
          512, batch 40, AdamW lr 1e-4, 400 epochs, best checkpoint by validation accuracy.
@@ -14,7 +14,7 @@ Presets (the part after the colon):
 Run:
   python -m experiments.ucr_mtl --workdir=runs/table1_quick
   python -m experiments.ucr_mtl --workdir=runs/synthetic --config.data.source=synthetic
-  python -m experiments.ucr_mtl --workdir=runs/ecg --groups=ECG --config.data.source=ucr \
+  python -m experiments.ucr_mtl --workdir=runs/ecg --groups=ECG \
       --config.data.data_dir=~/.cache/mtl2d/ucr
   python -m experiments.ucr_mtl --workdir=runs/table1 --config=experiments/configs/ucr_mtl.py:paper
 """

@@ -396,6 +396,9 @@ class Checkpointer:
     has_extra = (step_dir / "extra").exists()
     if has_extra:
       items["extra"] = ocp.args.StandardRestore()
+    # Installed before the read: the first stragglers of a failed read can report before the
+    # exception reaches this frame (seen on a loaded machine). The filter stays until `close`.
+    self._noise.install()
     try:
       out = self.manager.restore(epoch, args=ocp.args.Composite(**items))
     except OSError:

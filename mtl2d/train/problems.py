@@ -134,6 +134,13 @@ def _padded_chunks(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.nda
     yield rows, mask, len(idx)
 
 
+@functools.lru_cache(maxsize=16)
+def _classification_train_step(augmentation: augment_lib.Augmentation) -> Callable[..., Any]:
+  # One step function per augmentation: jit caches by function identity, so equal runs in one
+  # process (an estimator refitted, tests) reuse the trace and compilation.
+  return functools.partial(steps_lib.classification_train_step, augmentation=augmentation)
+
+
 class ClassificationProblem:
   """Tasks trained jointly with Algorithm 2 (one task: ordinary shuffled mini-batches)."""
 
@@ -155,8 +162,7 @@ class ClassificationProblem:
     augment = config.get("augment", None)
     self.augmentation = augment_lib.Augmentation(
         **(augment.to_dict() if augment is not None else {}))
-    self.train_step = functools.partial(steps_lib.classification_train_step,
-                                        augmentation=self.augmentation)
+    self.train_step = _classification_train_step(self.augmentation)
     self.task_ids = {t.name: np.int32(i) for i, t in enumerate(self.tasks)}
     self.by_name = {t.name: t for t in self.tasks}
     self.eval_splits = ("val", "test") if config.get("evaluate_test", True) else ("val",)

@@ -1,5 +1,6 @@
 """The estimators end to end: fit/predict on tiny data, labels, errors, params, workdirs."""
 
+import copy
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from mtl2d import estimators
 from mtl2d import exported
 from mtl2d import pipelines
 from mtl2d.pipelines import comparison
+from mtl2d.train import config as train_config
 from mtl2d.train import workdir as workdir_lib
 from tests.estimators import helpers
 
@@ -209,8 +211,13 @@ def test_estimators_match_the_launcher(tmp_path):
   config.train.num_epochs = 2
   config.train.batch_size = 16
   config.train.fast_compile = True
+  # ResNet2D's own recipe fields, sized for the tiny model (it has one stage).
+  config.encoder_train.resnet2d.model.overrides.downsample = 1
   pipelines.run_comparison(config, tmp_path)
-  params = _estimator_params(config.train)
+  # The launcher's ResNet2D runs: the shared recipe plus ResNet2D's own fields (encoder_train).
+  train = copy.deepcopy(config.train)
+  train_config.apply_overrides(train, comparison.encoder_overrides(config, "resnet2d"), "test")
+  params = _estimator_params(train)
   for group, tasks in comparison.load_groups(config.data).items():
     single = workdir_lib.read_json(tmp_path / "resnet2d" / workdir_lib.sanitize(group)
                                    / "results.json")["tasks"]

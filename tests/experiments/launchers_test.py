@@ -40,8 +40,8 @@ def _finite_csv(path, columns):
 
 @pytest.mark.slow
 def test_ucr_mtl_all_methods_on_synthetic(tmp_path):
-  out = _run("ucr_mtl", tmp_path, *TINY, "--config.data.scale=0.15",
-             "--config.knn.windows=('0%','full')")
+  out = _run("ucr_mtl", tmp_path, *TINY, "--config.data.source=synthetic",
+             "--config.data.scale=0.15", "--config.knn.windows=('0%','full')")
   assert "average rank" in out and "Synthetic data" in out
   rows = _finite_csv(tmp_path / "table.csv", ["1nn_dtw", "resnet1d", "resnet2d",
                                               "resnet1d_mtl", "resnet2d_mtl"])
@@ -54,10 +54,11 @@ def test_ucr_mtl_all_methods_on_synthetic(tmp_path):
   split = json.loads((tmp_path / "splits" / "synthetic_gender.json").read_text())
   assert set(split) == {"train", "val", "test"}
   # Methods run separately merge into the same table; a different data config is refused.
-  _run("ucr_mtl", tmp_path, *TINY, "--config.data.scale=0.15", "--methods=1nn_dtw",
-       "--config.knn.windows=('0%','full')")
+  _run("ucr_mtl", tmp_path, *TINY, "--config.data.source=synthetic", "--config.data.scale=0.15",
+       "--methods=1nn_dtw", "--config.knn.windows=('0%','full')")
   with pytest.raises(AssertionError, match=r"different run \(data.json differs"):
-    _run("ucr_mtl", tmp_path, *TINY, "--config.data.scale=0.2", "--methods=1nn_dtw")
+    _run("ucr_mtl", tmp_path, *TINY, "--config.data.source=synthetic", "--config.data.scale=0.2",
+         "--methods=1nn_dtw")
 
 
 @pytest.mark.slow

@@ -409,8 +409,8 @@ def test_without_test_evaluation_nothing_about_a_test_split_is_recorded(tmp_path
     results = train.train_and_evaluate(
         helpers.tiny_config(evaluate_test=False, multitask=multitask, num_epochs=1), workdir,
         tasks=[no_test])
-    assert set(results["tasks"]["alpha"]) == {"best_epoch", "val_accuracy", "num_classes",
-                                              "synthetic"}
+    assert set(results["tasks"]["alpha"]) == {"best_epoch", "val_accuracy", "train_accuracy",
+                                              "num_classes", "synthetic"}
     assert "mean_test_accuracy" not in results
     (record,) = _metrics(workdir)
     assert "test" not in record and set(record["val"]) == {"alpha"}
