@@ -287,8 +287,11 @@ def _write_table(workdir: pathlib.Path, table: ranks.RankedTable,
                                   ref.rows, ref.accuracy, ref.ranks, ref.average_rank,
                                   ref.decimals)
   (workdir / "table.csv").write_text(table.to_csv())
+  if reference is not None:
+    note = (note + " Cells: ours / paper, accuracy (rank among the five methods); the paper's "
+            "ranks are recomputed on the same tasks.").strip()
   (workdir / "table.md").write_text(titled.to_markdown(
-      title=config.get("title", "Accuracy and rank per task"), note=note, reference=reference))
+      title=config.get("title", "Accuracy and rank per task"), note=note, beside=reference))
   workdir_lib.write_json(workdir / "results.json", {
       "methods": list(table.methods),
       "test_accuracy": {m: {t: (None if np.isnan(a) else float(a))

@@ -56,7 +56,8 @@ class RankedTable:
     return out.getvalue()
 
   def to_markdown(self, *, title: str = "", note: str = "",
-                  reference: "RankedTable | None" = None) -> str:
+                  reference: "RankedTable | None" = None,
+                  beside: "RankedTable | None" = None) -> str:
     """Markdown table in the layout of the paper's Table I: `acc (rank)` per cell.
 
     Args:
@@ -64,16 +65,50 @@ class RankedTable:
       note: paragraph under the heading (e.g. "synthetic data" or "quick preset, CPU").
       reference: optional table (e.g. the paper's numbers) printed as a second table with the
         same rows, for side-by-side reading.
+      beside: optional table with the same methods (the paper's numbers) printed in the same
+        cells, `ours / theirs`, matched by task name, with a last row of the mean absolute
+        accuracy difference over the tasks both have.
     """
     lines = []
     if title:
       lines += [f"## {title}", ""]
     if note:
       lines += [note, ""]
-    lines += self._markdown_body()
+    lines += self._markdown_body() if beside is None else self._beside_body(beside)
     if reference is not None:
       lines += ["", "Reference:", ""] + reference._markdown_body()
     return "\n".join(lines) + "\n"
+
+  def _beside_body(self, other: "RankedTable") -> list[str]:
+    if len(other.methods) != len(self.methods):
+      raise ValueError(f"beside needs the same methods, got {other.methods} for {self.methods}")
+    theirs = {task: i for i, (_, task) in enumerate(other.rows)}
+    header = "| group | task | " + " | ".join(f"{m} (ours / paper)" for m in self.methods) + " |"
+    lines = [header, "|---|---|" + "---|" * len(self.methods)]
+    best = np.nanmin(np.where(np.isnan(self.ranks), np.inf, self.ranks), axis=1)
+    diffs = [[] for _ in self.methods]
+    d = self.decimals
+    for (group, task), acc, rank, b in zip(self.rows, self.accuracy, self.ranks, best):
+      cells = []
+      for j, (a, r) in enumerate(zip(acc, rank)):
+        ours = "—" if math.isnan(a) else f"{a:.{d}f} ({r:.1f})"
+        if not math.isnan(a) and r == b:
+          ours = f"**{ours}**"
+        i = theirs.get(task)
+        if i is None or math.isnan(other.accuracy[i, j]):
+          cells.append(ours)
+          continue
+        cells.append(f"{ours} / {other.accuracy[i, j]:.{d}f} ({other.ranks[i, j]:.1f})")
+        if not math.isnan(a):
+          diffs[j].append(abs(a - other.accuracy[i, j]))
+      lines.append(f"| {group} | {task} | " + " | ".join(cells) + " |")
+    n = int(self.complete_rows.sum())
+    lines.append(f"| **average rank** ({n} tasks) | | " + " | ".join(
+        f"{_fmt(r, 2)} / {_fmt(q, 2)}" for r, q in zip(self.average_rank, other.average_rank))
+                 + " |")
+    lines.append("| mean abs. difference to the paper | | " + " | ".join(
+        _fmt(float(np.mean(v)) if v else float("nan"), 3) for v in diffs) + " |")
+    return lines
 
   def _markdown_body(self) -> list[str]:
     header = "| group | task | " + " | ".join(self.methods) + " |"

@@ -68,7 +68,7 @@ def test_ucr_mtl_on_real_group_when_present(tmp_path):
     pytest.skip("../shared/data/ucr not present")
   out = _run("ucr_mtl", tmp_path, *TINY, "--tasks=ECG200,TwoLeadECG", "--methods=1nn_dtw",
              f"--config.data.data_dir={shared}", "--config.data.length=32")
-  assert "(paper)" in out  # the paper's numbers for the same tasks are printed alongside
+  assert "(ours / paper)" in out  # the paper's numbers for the same tasks, in the same cells
   rows = _finite_csv(tmp_path / "table.csv", ["1nn_dtw"])
   assert {r["task"] for r in rows[:-1]} == {"ECG200", "TwoLeadECG"}
 

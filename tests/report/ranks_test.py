@@ -60,3 +60,19 @@ def test_embedded_paper_table_matches_shared_copy_and_ranks():
     assert shared_rows == rows
     for method, column in zip(paper.TABLE1_METHODS, shared):
       assert results[method] == shared[column]
+
+
+def test_beside_puts_the_reference_in_the_same_cells():
+  ours = ranks.rank_methods({"a": {"t1": 0.90, "t2": 0.50}, "b": {"t1": 0.80, "t2": 0.70}},
+                            ["a", "b"], [("g", "t1"), ("g", "t2")])
+  # The paper lists the tasks in another order: cells are matched by task name.
+  paper = ranks.rank_methods({"a": {"t2": 0.60, "t1": 0.95}, "b": {"t2": 0.65, "t1": 0.85}},
+                             ["a", "b"], [("g", "t2"), ("g", "t1")])
+  text = ours.to_markdown(beside=paper)
+  assert "| g | t1 | **0.90 (1.0)** / 0.95 (1.0) | 0.80 (2.0) / 0.85 (2.0) |" in text
+  assert "| g | t2 | 0.50 (2.0) / 0.60 (2.0) | **0.70 (1.0)** / 0.65 (1.0) |" in text
+  assert "| **average rank** (2 tasks) | | 1.50 / 1.50 | 1.50 / 1.50 |" in text
+  # Mean |ours - paper|: a (0.05 + 0.10) / 2, b (0.05 + 0.05) / 2.
+  assert "| mean abs. difference to the paper | | 0.075 | 0.050 |" in text
+  with pytest.raises(ValueError, match="same methods"):
+    ours.to_markdown(beside=ranks.rank_methods({"a": {"t1": 0.5}}, ["a"], [("g", "t1")]))
