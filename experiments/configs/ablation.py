@@ -58,6 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
            note="30 epochs instead of 40 (cosine over 30)"),
       dict(name="no_crop", method="resnet2d_mtl", overrides={"augment.crop": 0.0},
            note="recipe without augmentation"),
+      dict(name="constant_lr", method="resnet2d_mtl", overrides={"optim.schedule": "constant"},
+           note="recipe with a constant learning rate (no cosine decay)"),
       dict(name="no_task_bn", method="resnet2d_mtl",
            overrides={"model.task_batch_stats": False},
            note="recipe with one set of BN statistics shared by the tasks"),
