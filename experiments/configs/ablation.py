@@ -39,7 +39,9 @@ def get_config() -> ml_collections.ConfigDict:
             "taken at its best validation epoch; 'train (eval)' is evaluation-mode accuracy on "
             "the training split at that epoch, 'train (running)' the accuracy of that epoch's "
             "training steps (augmented, batch statistics). Cells are means over the group's "
-            "tasks; with two seeds, the mean and (seed 0 / seed 1).")
+            "tasks; with two seeds, the mean and (seed 0 / seed 1). Wall time: the run's epochs "
+            "(training and evaluation, the training split included) on a 2-core CPU that other "
+            "jobs shared at times, so compare it between rows only roughly.")
   c.data = table.data
   c.train = table.train
   c.encoder_train = table.encoder_train
