@@ -8,7 +8,7 @@ Run (resumes; `--only` runs some variants, the page covers every finished one):
   python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md
   python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md \
       --groups=GestureMidAir --config.data.source=ucr --config.data.data_dir=../shared/data/ucr \
-      --only=recipe,r1d_recipe,paper_design
+      --only=recipe,r1d_recipe,paper_design,steps1440,r1d_steps1440
 """
 
 import ml_collections
@@ -18,7 +18,8 @@ from experiments.configs import ucr_mtl
 _COMMAND = ("python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md\n"
             "python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md "
             "--groups=GestureMidAir --config.data.source=ucr "
-            "--config.data.data_dir=../shared/data/ucr --only=recipe,r1d_recipe,paper_design")
+            "--config.data.data_dir=../shared/data/ucr "
+            "--only=recipe,r1d_recipe,paper_design,steps1440,r1d_steps1440")
 
 # The recipe's ResNet2D-only fields (ucr_mtl.apply_cpu_recipe), undone one at a time below.
 _PAPER_2D = {"model.overrides.downsample": None, "model.task_batch_stats": False,
@@ -81,6 +82,10 @@ def get_config() -> ml_collections.ConfigDict:
            note="weight decay 0.1 instead of 0.01"),
       dict(name="dropout0.3", method="resnet2d_mtl", overrides={"model.head_dropout": 0.3},
            note="dropout 0.3 on the shared features before the heads"),
+      dict(name="steps1440", method="resnet2d_mtl", overrides={"min_train_steps": 1440},
+           note="at least 1440 train steps (Cricket's 40 epochs): more epochs for small groups"),
+      dict(name="r1d_steps1440", method="resnet1d_mtl", overrides={"min_train_steps": 1440},
+           note="ResNet1D w/ MTL, at least 1440 train steps"),
       dict(name="r1d_constant", method="resnet1d_mtl",
            overrides={"model.task_batch_stats": False, "optim.schedule": "constant"},
            note="ResNet1D w/ MTL without the recipe (constant lr, pooled BN stats)"),
