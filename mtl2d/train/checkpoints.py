@@ -103,41 +103,35 @@ class _ClosedLoopNoise:
   Orbax runs a restore in a fresh event loop and closes it as soon as one array read fails;
   tensorstore's other reads, still in flight, then report back to the closed loop from their
   own threads, and each prints `RuntimeError: Event loop is closed` through
-  `sys.unraisablehook` (dozens of tracebacks for one handled fallback). After a failed restore
-  this hook drops exactly those errors, and nothing else, until `uninstall`, which first waits
-  for the stragglers to finish.
+  `sys.unraisablehook` (dozens of tracebacks for one handled fallback). Those reports can
+  arrive at any time after the failure, also after the checkpointer is closed, so the filter is
+  installed for the rest of the process on the first read and never removed (an earlier
+  version removed it after a quiet period, and late stragglers on a loaded machine still
+  printed). It drops exactly those errors and hands everything else to the hook it wraps. When
+  some other code replaces `sys.unraisablehook` later, the next read wraps the new hook.
   """
 
   def __init__(self):
     self._previous: Callable[..., Any] | None = None
-    self._hook = self._filter  # one bound method, so that uninstall can recognise it
-    self._last = 0.0
+    self._hook = self._filter  # one bound method, so that install can recognise it
     self.dropped = 0
 
   def _filter(self, unraisable: Any) -> None:
     value = unraisable.exc_value
     if isinstance(value, RuntimeError) and str(value) == "Event loop is closed":
       self.dropped += 1
-      self._last = time.monotonic()
       return
-    assert self._previous is not None
-    self._previous(unraisable)
+    previous = self._previous or sys.__unraisablehook__
+    previous(unraisable)
 
   def install(self) -> None:
-    self._last = time.monotonic()
-    if self._previous is None:
+    """Puts the filter in front of the current `sys.unraisablehook` unless it is there."""
+    if sys.unraisablehook is not self._hook:
       self._previous = sys.unraisablehook
       sys.unraisablehook = self._hook
 
-  def uninstall(self, quiet_s: float = 0.25, max_wait_s: float = 3.0) -> None:
-    if self._previous is None:
-      return
-    deadline = time.monotonic() + max_wait_s
-    while time.monotonic() < deadline and time.monotonic() - self._last < quiet_s:
-      time.sleep(0.02)
-    if sys.unraisablehook is self._hook:
-      sys.unraisablehook = self._previous
-    self._previous = None
+
+_CLOSED_LOOP_NOISE = _ClosedLoopNoise()
 
 
 def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
@@ -289,7 +283,6 @@ class Checkpointer:
     self.read_only = read_only
     self.set_aside: dict[int, pathlib.Path] = {}
     self._verified: dict[int, bool] = {}
-    self._noise = _ClosedLoopNoise()
     self.manager: ocp.CheckpointManager | None = None
     _quiet_orbax()
     if not read_only:
@@ -388,6 +381,10 @@ class Checkpointer:
           f"previous model, or use a new workdir for the new one.")
 
   def _read(self, epoch: int, abstract_state: Any) -> Restored:
+    # Installed before anything is read (the metadata read of `_check_tree` runs an event loop
+    # too): the first stragglers of a failed read can report before its exception reaches this
+    # frame, and the last ones long after it (seen on a loaded machine).
+    _CLOSED_LOOP_NOISE.install()
     step_dir = self.directory / str(epoch)
     if epoch not in self._verified:
       self._verified[epoch] = _verify(step_dir)
@@ -396,16 +393,11 @@ class Checkpointer:
     has_extra = (step_dir / "extra").exists()
     if has_extra:
       items["extra"] = ocp.args.StandardRestore()
-    # Installed before the read: the first stragglers of a failed read can report before the
-    # exception reaches this frame (seen on a loaded machine). The filter stays until `close`.
-    self._noise.install()
     try:
       out = self.manager.restore(epoch, args=ocp.args.Composite(**items))
     except OSError:
-      self._noise.install()
       raise
-    except Exception as e:  # pylint: disable=broad-except
-      self._noise.install()
+    except Exception as e:  # any other failure of orbax's read: the checkpoint is unusable
       raise _Unreadable(_first_line(e)) from None
     meta = dict(out["meta"])
     if meta.get("epoch") != epoch:
@@ -484,4 +476,3 @@ class Checkpointer:
     """Waits for pending writes and releases the manager."""
     self.manager.wait_until_finished()
     self.manager.close()
-    self._noise.uninstall()

@@ -7,6 +7,7 @@ import logging
 import pathlib
 import sys
 import time
+import types
 
 import flax
 import jax.numpy as jnp
@@ -146,8 +147,6 @@ def test_transient_io_error_is_retried_and_a_persistent_one_reported(tmp_path, m
   assert _snapshot(root) == before and not checkpoints.unreadable_dir(root).exists()
 
 
-@pytest.mark.xfail(strict=False, reason="race: in the full suite some tensorstore reads can "
-                   "report after Checkpointer.close's quiet period; open in the closing note")
 def test_failed_read_leaves_no_event_loop_tracebacks(tmp_path, monkeypatch):
   # A checkpoint without checksums whose array files are garbage fails inside orbax's event
   # loop, with many tensorstore reads still in flight: each used to print "RuntimeError: Event
@@ -159,10 +158,12 @@ def test_failed_read_leaves_no_event_loop_tracebacks(tmp_path, monkeypatch):
   seen = []
   monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(repr(u.exc_value)))
   restored, ckpt = _restore(root, _state(0.0, num_arrays=100, size=8))
-  time.sleep(0.5)  # stragglers, if any, report by now
+  time.sleep(1.0)  # stragglers report after close too: the filter stays for the process
   assert restored.epoch == 1 and 2 in ckpt.set_aside
   assert not [s for s in seen if "Event loop is closed" in s], seen[:3]
-  assert sys.unraisablehook is not None and seen == []
+  # Everything else still reaches the wrapped hook.
+  sys.unraisablehook(types.SimpleNamespace(exc_value=ValueError("other")))
+  assert seen == [repr(ValueError("other"))]
 
 
 def test_specific_epoch_is_not_moved_and_errors_name_it(tmp_path):
