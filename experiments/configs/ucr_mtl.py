@@ -76,4 +76,5 @@ def apply_cpu_recipe(c: ml_collections.ConfigDict) -> None:
   c.train.optim.learning_rate = 1e-3
   c.train.optim.schedule = "cosine"
   c.train.log_every_steps = 100
-  c.encoder_train.resnet2d = {"model": {"overrides": {"downsample": 3}}, "augment": {"crop": 0.1}}
+  c.encoder_train.resnet2d = {"model": {"overrides": {"downsample": 3, "num_templates": 16}},
+                              "augment": {"crop": 0.1}}
