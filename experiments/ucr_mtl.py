@@ -6,6 +6,8 @@ r"""Table I: 1NN-DTW, ResNet1D, ResNet2D, each with and without multitask learni
       --config.data.data_dir=/path/to/UCRArchive_2018
   python -m experiments.ucr_mtl --workdir=runs/table1 \
       --config=experiments/configs/ucr_mtl.py:paper
+  python -m experiments.ucr_mtl --workdir=runs/table12 \
+      --combine=runs/quick,runs/ecg,runs/dodger                        # one table, ranks over all
 """
 
 import pathlib
@@ -25,11 +27,22 @@ _GROUPS = flags.DEFINE_list("groups", None, "UCR groups of Table I (switches to 
 _TASKS = flags.DEFINE_list("tasks", None, "UCR task names (switches to UCR data).")
 _METHODS = flags.DEFINE_list("methods", None, "Subset of methods: 1nn_dtw, resnet1d, resnet2d, "
                              "resnet1d_mtl, resnet2d_mtl. Runs in one workdir merge.")
+_COMBINE = flags.DEFINE_list("combine", None, "Finished comparison workdirs to combine into one "
+                             "table in --workdir (ranks recomputed over all their tasks); "
+                             "nothing is trained.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _COMBINE.value:
+    if _GROUPS.value or _TASKS.value or _METHODS.value:
+      raise app.UsageError("--combine reads finished comparisons; it takes no --groups, --tasks "
+                           "or --methods")
+    pipelines.combine_comparisons(_COMBINE.value, _WORKDIR.value,
+                                  title="Accuracy and rank per task, combined")
+    print((pathlib.Path(_WORKDIR.value) / "table.md").read_text())
+    return
   config = _CONFIG.value
   if _GROUPS.value or _TASKS.value:
     config.data.source = "ucr"

@@ -10,11 +10,12 @@ embedding        Fig. 5: t-SNE of the shared features of the two MTL models
 from mtl2d.pipelines.ablation import run_ablation
 from mtl2d.pipelines.comparison import METHODS
 from mtl2d.pipelines.comparison import collect_table
+from mtl2d.pipelines.comparison import combine_comparisons
 from mtl2d.pipelines.comparison import run_comparison
 from mtl2d.pipelines.comparison import run_nn_dtw
 from mtl2d.pipelines.distance_approx import run_distance_approx
 from mtl2d.pipelines.embedding import run_tsne
 from mtl2d.pipelines.importance import run_importance
 
-__all__ = ["METHODS", "collect_table", "run_ablation", "run_comparison",
+__all__ = ["METHODS", "collect_table", "combine_comparisons", "run_ablation", "run_comparison",
            "run_distance_approx", "run_importance", "run_nn_dtw", "run_tsne"]

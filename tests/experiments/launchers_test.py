@@ -73,6 +73,19 @@ def test_ucr_mtl_on_real_group_when_present(tmp_path):
   assert {r["task"] for r in rows[:-1]} == {"ECG200", "TwoLeadECG"}
 
 
+def test_ucr_mtl_combines_finished_comparisons(tmp_path):
+  for name, task, accuracy in (("a", "CricketX", "0.7000"), ("b", "ECG200", "0.9000")):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "table.csv").write_text(
+        f"group,task,1nn_dtw,1nn_dtw_rank\n{task[:3]},{task},{accuracy},1.0\n")
+  out = _run("ucr_mtl", tmp_path / "all", f"--combine={tmp_path / 'a'},{tmp_path / 'b'}")
+  assert "**0.90 (1.0)** / 0.82 (1.0)" in out  # ECG200: ours / the paper's 1NN-DTW
+  rows = _finite_csv(tmp_path / "all" / "table.csv", ["1nn_dtw"])
+  assert [r["task"] for r in rows[:-1]] == ["CricketX", "ECG200"]
+  with pytest.raises(AssertionError, match="takes no --groups"):
+    _run("ucr_mtl", tmp_path / "all", f"--combine={tmp_path / 'a'}", "--groups=ECG")
+
+
 @pytest.mark.slow
 def test_transactions(tmp_path):
   out = _run("transactions", tmp_path, *TINY, "--config.data.num_merchants=150",

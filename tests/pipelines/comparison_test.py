@@ -3,11 +3,13 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from experiments.configs import ucr_mtl
 from mtl2d.data import ucr
 from mtl2d.pipelines import comparison
+from mtl2d.report import ranks
 from mtl2d.train import workdir as workdir_lib
 from tests.data.conftest import make_tiny_archive
 
@@ -90,3 +92,58 @@ def test_results_of_an_older_layout_are_adopted(archive, tmp_path):
   assert "groups" in json.loads((workdir / "data.json").read_text())
   with pytest.raises(ValueError, match="windows"):
     comparison.run_comparison(_config(archive, windows=("full",)), workdir)
+
+
+def _write_table(workdir, results, rows):
+  # A finished comparison's table, as run_comparison writes it.
+  workdir.mkdir(parents=True)
+  table = ranks.rank_methods(results, list(results), rows)
+  (workdir / "table.csv").write_text(table.to_csv())
+
+
+def test_combined_comparisons_rank_all_tasks_together(tmp_path):
+  first = {"1nn_dtw": {"CricketX": 0.70, "CricketY": 0.80}, "resnet1d": {"CricketX": 0.90,
+                                                                          "CricketY": 0.60}}
+  second = {"1nn_dtw": {"ECG200": 0.88}, "resnet1d": {"ECG200": 0.91}}
+  _write_table(tmp_path / "a", first, [("Cricket", "CricketX"), ("Cricket", "CricketY")])
+  _write_table(tmp_path / "b", second, [("ECG", "ECG200")])
+  table = comparison.combine_comparisons([tmp_path / "a", tmp_path / "b"], tmp_path / "all",
+                                         title="Twelve tasks")
+  assert table.rows == (("Cricket", "CricketX"), ("Cricket", "CricketY"), ("ECG", "ECG200"))
+  # Ranks over the three tasks: 1NN-DTW 2, 1, 2 -> 5/3; ResNet1D 1, 2, 1 -> 4/3.
+  np.testing.assert_allclose(table.average_rank, [5 / 3, 4 / 3])
+  np.testing.assert_allclose(table.accuracy, [[0.70, 0.90], [0.80, 0.60], [0.88, 0.91]])
+  md = (tmp_path / "all" / "table.md").read_text()
+  assert "Twelve tasks" in md
+  assert "0.88 (2.0) / 0.82" in md  # ECG200: ours / the paper's 1NN-DTW
+  summary = json.loads((tmp_path / "all" / "results.json").read_text())
+  assert summary["average_rank"] == pytest.approx({"1nn_dtw": 5 / 3, "resnet1d": 4 / 3})
+
+
+def test_combining_refuses_overlaps_and_unfinished_dirs(tmp_path):
+  rows = [("Cricket", "CricketX")]
+  _write_table(tmp_path / "a", {"1nn_dtw": {"CricketX": 0.7}}, rows)
+  _write_table(tmp_path / "b", {"1nn_dtw": {"CricketX": 0.8}}, rows)
+  _write_table(tmp_path / "c", {"resnet1d": {"ECG200": 0.8}}, [("ECG", "ECG200")])
+  (tmp_path / "empty").mkdir()
+  out = tmp_path / "out"
+  with pytest.raises(ValueError, match=r"CricketX is in both .*a and .*b"):
+    comparison.combine_comparisons([tmp_path / "a", tmp_path / "b"], out)
+  with pytest.raises(ValueError, match=r"empty/table.csv: no table"):
+    comparison.combine_comparisons([tmp_path / "a", tmp_path / "empty"], out)
+  with pytest.raises(ValueError, match=r"methods \['resnet1d'\] differ"):
+    comparison.combine_comparisons([tmp_path / "a", tmp_path / "c"], out)
+  with pytest.raises(ValueError, match="is one of the inputs"):
+    comparison.combine_comparisons([tmp_path / "a"], tmp_path / "a")
+  with pytest.raises(ValueError, match="no workdirs"):
+    comparison.combine_comparisons([], out)
+  assert not out.exists()
+
+
+def test_combining_two_runs_equals_one_run_over_both(archive, tmp_path):
+  comparison.run_comparison(_config(archive, tasks=("CricketX",)), tmp_path / "x")
+  comparison.run_comparison(_config(archive, tasks=("CricketY",)), tmp_path / "y")
+  both = comparison.run_comparison(_config(archive), tmp_path / "both")
+  combined = comparison.combine_comparisons([tmp_path / "x", tmp_path / "y"], tmp_path / "xy")
+  assert combined.rows == both.rows
+  np.testing.assert_allclose(combined.accuracy, both.accuracy, atol=5e-5)  # CSV: 4 decimals
