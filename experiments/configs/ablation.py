@@ -8,7 +8,7 @@ Run (resumes; `--only` runs some variants, the page covers every finished one):
   python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md
   python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md \
       --groups=GestureMidAir --config.data.source=ucr --config.data.data_dir=../shared/data/ucr \
-      --only=recipe,r1d_recipe,paper_design,steps1440,r1d_steps1440
+      --only=recipe,k8,r1d_recipe,paper_design,steps1440,r1d_steps1440
 """
 
 import ml_collections
@@ -19,7 +19,7 @@ _COMMAND = ("python -m experiments.ablation --workdir=runs/ablation --output=doc
             "python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md "
             "--groups=GestureMidAir --config.data.source=ucr "
             "--config.data.data_dir=../shared/data/ucr "
-            "--only=recipe,r1d_recipe,paper_design,steps1440,r1d_steps1440")
+            "--only=recipe,k8,r1d_recipe,paper_design,steps1440,r1d_steps1440")
 
 # The recipe's ResNet2D-only fields (ucr_mtl.apply_cpu_recipe), undone one at a time below.
 _PAPER_2D = {"model.overrides.downsample": None, "model.task_batch_stats": False,
