@@ -227,7 +227,7 @@ def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper
       accelerators); parameters stay float32.
     head_dropout: dropout rate on the shared features before the heads.
     task_batch_stats: one set of batch-norm running statistics per task in the encoder
-      (`mtl2d.models.norm.BatchNorm.num_tasks`); scale and bias stay shared.
+      (`mtl2d.models.norm.FoldedBatchNorm.num_tasks`); scale and bias stay shared.
     **overrides: preset fields to replace (see `PRESETS`); not with `fields`.
 
   Returns:
