@@ -44,17 +44,23 @@ def _overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return o.to_dict() if isinstance(o, ml_collections.ConfigDict) else dict(o)
 
 
-def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None):
-  """The model a config describes (`num_classes` per task for classification)."""
+def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None,
+                *, fields: dict[str, Any] | None = None):
+  """The model a config describes (`num_classes` per task for classification).
+
+  `fields`: the model's fields as a run recorded them (`mtl2d.train.inference.recorded_fields`)
+  instead of the config's preset and overrides.
+  """
   from mtl2d.models import factory  # pylint: disable=g-import-not-at-top
+  given = {"fields": fields} if fields is not None else _overrides(config)
   if config.task_type == "distance":
     return factory.distance_model(config.model.encoder, preset=config.model.preset,
-                                  dtype=config.model.dtype, **_overrides(config))
+                                  dtype=config.model.dtype, **given)
   return factory.classifier(config.model.encoder, num_classes, preset=config.model.preset,
                             dtype=config.model.dtype,
                             head_dropout=config.model.get("head_dropout", 0.0),
                             task_batch_stats=config.model.get("task_batch_stats", False),
-                            **_overrides(config))
+                            **given)
 
 
 def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:

@@ -312,7 +312,14 @@ def test_changed_preset_is_a_different_run(reference_run, tmp_path, monkeypatch)
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   before = _snapshot(workdir)
-  # A new architecture field in the code's preset changes what the config resolves to.
+  # A new architecture field in the model's code, set by its preset, changes what the config
+  # resolves to.
+
+  class DilatedResNet1D(models.ResNet1D):
+    dilation: int = 1
+
+  monkeypatch.setitem(factory._REGISTRY, "resnet1d",
+                      factory.ModelEntry("resnet1d", DilatedResNet1D, "encoder"))
   tiny = dict(factory.PRESETS["tiny"]["resnet1d"], dilation=2)
   monkeypatch.setitem(factory.PRESETS["tiny"], "resnet1d", tiny)
   with pytest.raises(ValueError, match=r"different run \(config.json differs: "
@@ -440,3 +447,45 @@ def test_other_num_epochs_under_a_schedule_is_a_different_run(tmp_path):
   with pytest.raises(ValueError, match=r"different run .*num_epochs: 1 -> 2"):
     train.train_and_evaluate(helpers.tiny_config(num_epochs=2, **{"optim.schedule": "cosine"}),
                              tmp_path, tasks=tasks)
+
+
+def test_a_run_restores_as_trained_after_its_preset_changes(tmp_path, monkeypatch):
+  # The kernel sizes come from the preset, not from the config: the run records them.
+  config = helpers.tiny_config(num_epochs=1)
+  config.model.overrides = dict(features=(4,))
+  tasks = helpers.make_tasks()[:1]
+  train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  recorded = json.loads((tmp_path / "config.json").read_text())["resolved"]["model"]["fields"]
+  assert recorded == {"features": [4], "kernel_sizes": [8, 5, 3]}
+  model, variables, _ = train.restore_model(tmp_path)
+  before, _ = train.predict(model, variables, tasks[0].val.x, 0)
+
+  monkeypatch.setitem(factory.PRESETS["tiny"], "resnet1d",
+                      dict(features=(4, 8, 8), kernel_sizes=(3, 3, 3)))
+  model, variables, _ = train.restore_model(tmp_path)
+  assert model.encoder.kernel_sizes == (8, 5, 3) and model.encoder.features == (4,)
+  after, _ = train.predict(model, variables, tasks[0].val.x, 0)
+  np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+  # Resuming the run with the changed preset is another run (see
+  # test_changed_preset_is_a_different_run); with the preset back it resumes.
+  with pytest.raises(ValueError, match=r"model.fields.kernel_sizes: \[8, 5, 3\] -> \[3, 3, 3\]"):
+    train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  monkeypatch.undo()
+  assert train.train_and_evaluate(config, tmp_path, tasks=tasks)["completed_epochs"] == 1
+
+
+def test_a_run_that_records_no_fields_restores_from_its_preset(reference_run, tmp_path):
+  # Runs written before the model fields were recorded hold only model.preset and overrides.
+  reference, _ = reference_run
+  workdir = tmp_path / "old"
+  shutil.copytree(reference, workdir)
+  record = json.loads((workdir / "config.json").read_text())
+  del record["resolved"]
+  (workdir / "config.json").write_text(json.dumps(record))
+  tasks = helpers.make_tasks()
+  old_model, old_vars, _ = train.restore_model(workdir)
+  model, variables, _ = train.restore_model(reference)
+  assert old_model == model
+  np.testing.assert_array_equal(
+      np.asarray(train.predict(old_model, old_vars, tasks[0].val.x, 0)[0]),
+      np.asarray(train.predict(model, variables, tasks[0].val.x, 0)[0]))
