@@ -90,6 +90,13 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
   identity["num_devices"] = int(num_devices)
   if config.task_type != "distance":
     identity.pop("distance", None)
+  train = identity.pop("train", {})
+  if train.get("microbatches", 1) == 1:
+    # No accumulation computes what runs from before the field existed computed: their
+    # workdirs stay resumable.
+    train.pop("microbatches", None)
+  if train:
+    identity["train"] = train
   return identity
 
 
@@ -148,6 +155,8 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   for field in ("eval_batch_size", "stop_after_epochs", "num_devices", "min_train_steps"):
     if int(config[field]) < 0:
       raise ValueError(f"config.{field} must be >= 0, got {config[field]!r}")
+  if "train" in config:
+    steps_lib.check_microbatches(config.train.microbatches, int(config.batch_size))
   if config.task_type == "distance" and not config.get("evaluate_test", True):
     raise ValueError("config.evaluate_test=False is for classification; distance learning "
                      "selects its test predictions by validation MSE and needs the test pairs")
@@ -285,6 +294,12 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
   padded = sharding.padded_batch_size(config.batch_size, dp.num_devices)
   eval_padded = sharding.padded_batch_size(config.eval_batch_size or config.batch_size,
                                            dp.num_devices)
+  if padded != config.batch_size and "train" in config:
+    try:
+      steps_lib.check_microbatches(config.train.microbatches, padded)
+    except ValueError as e:
+      raise ValueError(f"{e}; batch_size={config.batch_size} is padded to {padded} for "
+                       f"{dp.num_devices} devices") from None
   config_record = _config_record(config, dp.num_devices)
   fingerprint = problem.fingerprint()
   # Check everything before writing anything; the claim is written once the state is restored.

@@ -134,11 +134,23 @@ def _padded_chunks(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.nda
     yield rows, mask, len(idx)
 
 
+def _microbatches(config: ml_collections.ConfigDict) -> int:
+  train = config.get("train", None)
+  return int(train.get("microbatches", 1)) if train is not None else 1
+
+
 @functools.lru_cache(maxsize=16)
-def _classification_train_step(augmentation: augment_lib.Augmentation) -> Callable[..., Any]:
-  # One step function per augmentation: jit caches by function identity, so equal runs in one
+def _classification_train_step(augmentation: augment_lib.Augmentation,
+                               microbatches: int) -> Callable[..., Any]:
+  # One step function per setting: jit caches by function identity, so equal runs in one
   # process (an estimator refitted, tests) reuse the trace and compilation.
-  return functools.partial(steps_lib.classification_train_step, augmentation=augmentation)
+  return functools.partial(steps_lib.classification_train_step, augmentation=augmentation,
+                           microbatches=microbatches)
+
+
+@functools.lru_cache(maxsize=16)
+def _distance_train_step(microbatches: int) -> Callable[..., Any]:
+  return functools.partial(steps_lib.distance_train_step, microbatches=microbatches)
 
 
 class ClassificationProblem:
@@ -162,7 +174,7 @@ class ClassificationProblem:
     augment = config.get("augment", None)
     self.augmentation = augment_lib.Augmentation(
         **(augment.to_dict() if augment is not None else {}))
-    self.train_step = _classification_train_step(self.augmentation)
+    self.train_step = _classification_train_step(self.augmentation, _microbatches(config))
     self.task_ids = {t.name: np.int32(i) for i, t in enumerate(self.tasks)}
     self.by_name = {t.name: t for t in self.tasks}
     self.eval_splits = ("val", "test") if config.get("evaluate_test", True) else ("val",)
@@ -302,7 +314,6 @@ class ClassificationProblem:
 class DistanceProblem:
   """Regression of DTW distances of pairs with MSE on ordinary shuffled mini-batches."""
 
-  train_step = staticmethod(steps_lib.distance_train_step)
   eval_step = staticmethod(steps_lib.distance_eval_step)
 
   def __init__(self, config: ml_collections.ConfigDict, pairs: dict[str, types.PairSplit],
@@ -318,6 +329,7 @@ class DistanceProblem:
     self.target = config.distance.target
     self.pairs = pairs
     self.model = model
+    self.train_step = _distance_train_step(_microbatches(config))
     self.best_epoch = 0
     self.best_val_mse = np.inf
     self.best_test_predictions: np.ndarray | None = None
