@@ -243,6 +243,10 @@ def test_bad_input_is_refused_before_training(tmp_path):
   config.distance.target = "5%"
   with pytest.raises(ValueError, match=r"distance.target '5%'.*\['10%', 'full'\]"):
     train.train_and_evaluate(config, tmp_path, pairs=helpers.make_pairs())
+  for k in (0, 3):
+    with pytest.raises(ValueError, match=rf"train\.microbatches.*{k}"):
+      train.train_and_evaluate(helpers.tiny_config(**{"train.microbatches": k}), tmp_path,
+                               tasks=[task])
   assert not any(tmp_path.iterdir())  # nothing written
 
 
@@ -489,3 +493,21 @@ def test_a_run_that_records_no_fields_restores_from_its_preset(reference_run, tm
   np.testing.assert_array_equal(
       np.asarray(train.predict(old_model, old_vars, tasks[0].val.x, 0)[0]),
       np.asarray(train.predict(model, variables, tasks[0].val.x, 0)[0]))
+
+
+def test_gradient_accumulation_end_to_end(reference_run, tmp_path):
+  # Accumulation goes through the engine's step: finite metrics, one train-step compilation per
+  # series length, and the setting is part of the run's identity. Runs without accumulation
+  # record no `train` section, as runs from before the field existed, which stay resumable.
+  reference, _ = reference_run
+  assert "train" not in workdir_lib.read_json(reference / "config.json")["resolved"]
+  config = helpers.tiny_config(**{"train.microbatches": 2, "num_epochs": 1})
+  tasks = helpers.make_tasks()[:2]  # one series length
+  results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  assert results["train_step_compilations"] <= 1
+  for task in tasks:
+    assert 0.0 <= results["tasks"][task.name]["val_accuracy"] <= 1.0
+  record = workdir_lib.read_metrics(tmp_path / "metrics.jsonl")[0]
+  assert all(np.isfinite(v["loss"]) for v in record["train"].values())
+  resolved = workdir_lib.read_json(tmp_path / "config.json")["resolved"]
+  assert resolved["train"] == {"microbatches": 2}
