@@ -1,10 +1,13 @@
 """Train-step throughput and memory of the MTL classifiers (jit benchmark).
 
-`benchmark_train_step` builds a classifier from a preset, jits one train step
-(forward + backward + AdamW, learning rate 1e-4, like Section III-C) and
-reports compile time, steady-state step time, examples/s, FLOPs per step from
-XLA's cost analysis, achieved FLOP/s, peak memory from XLA's memory analysis,
-and the fraction of the machine's peak, where "peak" is the FLOP/s of a plain
+`benchmark_train_step` builds a classifier from a preset, jits the training
+engine's own train step (`mtl2d.train.steps.classification_train_step`:
+forward + backward + the engine's AdamW with per-task heads at the base config's
+learning rate 1e-4, Section III-C; a full batch of real rows, no augmentation;
+`microbatches` is the engine's `train.microbatches`) and reports compile time,
+steady-state step time, examples/s, FLOPs per step from XLA's cost analysis,
+achieved FLOP/s, peak memory from XLA's memory analysis, and the fraction of
+the machine's peak, where "peak" is the FLOP/s of a plain
 convolution of matching size timed in the same run, alternating with the train
 steps so that both see the same machine speed (`reference_conv`): a 3x3
 `width -> width` conv on the first ResNet2D stage's `[batch, n, m, width]`
@@ -25,71 +28,20 @@ import functools
 import time
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from mtl2d.models import conv as conv_lib
 from mtl2d.models import conv_native
 from mtl2d.models import factory
+from mtl2d.train import config as train_config
+from mtl2d.train import loop
+from mtl2d.train import sharding
+from mtl2d.train import state as state_lib
+from mtl2d.train import steps as steps_lib
 
-__all__ = ["benchmark_train_step", "make_train_step", "memory_stats", "reference_conv"]
-
-
-def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation, *,
-                    microbatches: int = 1):
-  """A pure train step `(state, x, y, task_id) -> (state, loss)`, not yet jitted.
-
-  `state` is a dict with `params`, `batch_stats` and `opt_state`; the loss is
-  the mean cross-entropy over the batch (masked classes have zero
-  probability, see `MultiTaskModel`).
-
-  With `microbatches > 1` the batch is split into that many equal parts,
-  processed one after another by `lax.scan` (gradients averaged, batch-norm
-  statistics updated part by part, i.e. "ghost" batch norm over
-  `batch / microbatches` examples) and one optimizer update is applied: the
-  activation memory of one part is live at a time.
-  """
-  if microbatches < 1:
-    raise ValueError(f"microbatches must be >= 1, got {microbatches}")
-
-  def grads_of(params, batch_stats, x, y, task_id):
-    def loss_fn(params):
-      (logits, _), updates = model.apply(
-          {"params": params, "batch_stats": batch_stats}, x, task_id, train=True,
-          mutable=["batch_stats"])
-      return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), updates
-
-    (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    return loss, updates["batch_stats"], grads
-
-  def step(state, x, y, task_id):
-    params = state["params"]
-    if microbatches == 1:
-      loss, batch_stats, grads = grads_of(params, state["batch_stats"], x, y, task_id)
-    else:
-      if x.shape[0] % microbatches:
-        raise ValueError(f"batch size {x.shape[0]} is not divisible by microbatches="
-                         f"{microbatches}")
-      split = lambda a: a.reshape((microbatches, -1) + a.shape[1:])  # noqa: E731
-
-      def body(carry, xy):
-        grads_sum, batch_stats, loss_sum = carry
-        loss, batch_stats, grads = grads_of(params, batch_stats, *xy, task_id)
-        return (jax.tree.map(jnp.add, grads_sum, grads), batch_stats, loss_sum + loss), None
-
-      zeros = jax.tree.map(jnp.zeros_like, params)
-      (grads, batch_stats, loss), _ = jax.lax.scan(
-          body, (zeros, state["batch_stats"], jnp.zeros((), jnp.float32)), (split(x), split(y)))
-      grads = jax.tree.map(lambda g: g / microbatches, grads)
-      loss = loss / microbatches
-    steps, opt_state = optimizer.update(grads, state["opt_state"], params)
-    return {"params": optax.apply_updates(params, steps), "batch_stats": batch_stats,
-            "opt_state": opt_state}, loss
-
-  return step
+__all__ = ["benchmark_train_step", "memory_stats", "reference_conv"]
 
 
 def memory_stats(compiled: Any) -> dict[str, int]:
@@ -184,8 +136,9 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
     dtype: computation dtype name (`"float32"` or `"bfloat16"`).
     remat: per-stage rematerialisation (ResNet2D only).
     num_classes: class counts of the tasks (heads).
-    microbatches: split each step's batch into this many sequential parts
-      (see `make_train_step`); bounds activation memory.
+    microbatches: the engine's `train.microbatches`: gradient accumulation over
+      this many sequential parts of each batch (see `mtl2d.train.steps`); bounds
+      activation memory.
     steps: timed steps after the first (compiling) call; >= 1.
     compile_only: only compile and report cost and memory analyses.
     seed: PRNG seed of parameters and data.
@@ -199,34 +152,36 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
   if batch_size < 1 or length < 1 or steps < 1:
     raise ValueError(f"batch_size, length and steps must be >= 1, got {batch_size}, {length}, "
                      f"{steps}")
-  if microbatches < 1 or batch_size % microbatches:
-    raise ValueError(f"microbatches must be >= 1 and divide batch_size={batch_size}, got "
-                     f"{microbatches}")
+  steps_lib.check_microbatches(microbatches, batch_size)
   if remat:
     if model != "resnet2d":
       raise ValueError("remat is only available for model='resnet2d'")
     overrides["remat"] = True
   net = factory.classifier(model, tuple(num_classes), preset=preset, dtype=dtype, **overrides)
   config = factory.preset_config(model, preset, **overrides)
-  optimizer = optax.adamw(1e-4)
+  # The engine's optimizer and jitted step (state donated), on one device.
+  tx = loop.make_optimizer(train_config.base_config(), steps_per_epoch=1)
+  jit_step = functools.partial(steps_lib.jit_train_step, dp=sharding.DataParallel(1))
+  step_fn = functools.partial(steps_lib.classification_train_step, microbatches=microbatches)
   x_spec = jax.ShapeDtypeStruct((batch_size, length), jnp.float32)
-  y_spec = jax.ShapeDtypeStruct((batch_size,), jnp.int32)
-  task_spec = jax.ShapeDtypeStruct((), jnp.int32)
+  batch_spec = {"x": x_spec, "y": jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+                "mask": jax.ShapeDtypeStruct((batch_size,), jnp.float32),
+                "task_id": jax.ShapeDtypeStruct((), jnp.int32)}
 
-  def init(key, x):
-    variables = net.init(key, x, jnp.int32(0), train=False)
-    return {"params": variables["params"], "batch_stats": variables["batch_stats"],
-            "opt_state": optimizer.init(variables["params"])}
+  def init_fn(net):
+    return lambda key, x: state_lib.create_train_state(key, net, (x, jnp.int32(0)), tx)
+
+  def compile_step(net):
+    state_spec = jax.eval_shape(init_fn(net), key, x_spec)
+    return state_spec, jit_step(step_fn).lower(state_spec, batch_spec).compile()
 
   # "rbg" keys: threefry initialisers take many seconds to compile on CPU and
   # the measured step does not depend on how the parameters were drawn.
   key = jax.random.key(seed, impl="rbg")
-  state_spec = jax.eval_shape(init, key, x_spec)
-  num_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(state_spec["params"]))
-  step = jax.jit(make_train_step(net, optimizer, microbatches=microbatches), donate_argnums=0)
   start = time.perf_counter()
-  compiled = step.lower(state_spec, x_spec, y_spec, task_spec).compile()
+  state_spec, compiled = compile_step(net)
   compile_s = time.perf_counter() - start
+  num_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(state_spec.params))
   # XLA's cost analysis counts a loop body once: scale the scanned microbatch
   # part (the optimizer update outside it is negligible next to the convs).
   flops = _flops(compiled) * microbatches
@@ -235,8 +190,7 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
     # the FLOPs of the same math are counted on the twin step with XLA's convolutions.
     twin = factory.classifier(model, tuple(num_classes), preset=preset, dtype=dtype,
                               **{**overrides, "conv_impl": "xla"})
-    twin_step = jax.jit(make_train_step(twin, optimizer, microbatches=microbatches))
-    flops = _flops(twin_step.lower(state_spec, x_spec, y_spec, task_spec).compile()) * microbatches
+    flops = _flops(compile_step(twin)[1]) * microbatches
   result: dict[str, Any] = {
       "model": model, "preset": preset, "dtype": jnp.dtype(dtype).name, "remat": remat,
       "microbatches": microbatches,
@@ -254,12 +208,12 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
 
   rng = np.random.default_rng(seed)
   x = jnp.asarray(rng.standard_normal(x_spec.shape, np.float32))
-  y = jnp.asarray(rng.integers(0, min(num_classes), y_spec.shape), jnp.int32)
-  task_id = jnp.int32(0)
-  state = jax.jit(init)(key, x)
+  batch = {"x": x, "y": jnp.asarray(rng.integers(0, min(num_classes), batch_size), jnp.int32),
+           "mask": jnp.ones(batch_size, jnp.float32), "task_id": jnp.int32(0)}
+  state = jax.jit(init_fn(net))(key, x)
   start = time.perf_counter()
-  state, loss = compiled(state, x, y, task_id)  # first call: allocation, warm-up
-  jax.block_until_ready(loss)
+  state, metrics = compiled(state, batch)  # first call: allocation, warm-up
+  jax.block_until_ready(metrics)
   result["first_step_s"] = time.perf_counter() - start
   if model == "resnet2d":
     ref_shape, kernel = (batch_size, length, config["template_length"], config["widths"][0]), 3
@@ -274,13 +228,14 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
   times, ref_times = [], []
   for _ in range(steps):
     start = time.perf_counter()
-    state, loss = compiled(state, x, y, task_id)
-    jax.block_until_ready(loss)
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
     ref_times += _time_steps(ref_call, ref_args, ref_repeats)
   step_s = float(np.median(times))
   result.update(step_s=step_s, step_s_all=times, examples_per_s=batch_size / step_s,
-                flops_per_s=flops / step_s, loss=float(loss))
+                flops_per_s=flops / step_s,
+                loss=float(metrics["loss_sum"]) / float(metrics["count"]))
   ref_s = float(np.median(ref_times))
   result["reference_conv"] = {"shape": list(ref_shape), "kernel_size": kernel, "flops": ref_flops,
                               "seconds": ref_s, "flops_per_s": ref_flops / ref_s,

@@ -36,7 +36,6 @@ from sklearn.utils import validation
 from mtl2d import exported
 from mtl2d.estimators import fitting
 from mtl2d.estimators import persistence
-from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["MultiTaskClassifier", "ResNet1DClassifier", "ResNet2DClassifier", "load"]
 
@@ -100,8 +99,8 @@ class _Estimator(base.BaseEstimator):
         name, x, y, validation_data=val, length=self.length, znorm=bool(self.znormalize),
         validation_fraction=float(self.validation_fraction), seed=seed, where=where)
         for name, x, y, val, where in data]
-    tasks, history = fitting.train(config, prepared, self.workdir)
-    self._set_fitted(tasks, workdir_lib.config_to_dict(config), history)
+    tasks, history, record = fitting.train(config, prepared, self.workdir)
+    self._set_fitted(tasks, record, history)
 
   # Fitted state <-> attributes (subclasses name them).
   def _set_fitted(self, tasks: list[fitting.FittedTask], config: dict[str, Any],
@@ -267,7 +266,8 @@ class ResNet1DClassifier(_SingleTaskClassifier):
 
   Fitted attributes: `classes_` (the labels, sorted), `length_` (series length of the model),
   `best_epoch_` (the restored checkpoint's epoch), `variables_` (parameters and batch-norm
-  statistics), `config_` (the engine config), `history_` (per-epoch records of the run).
+  statistics), `config_` (the engine config with the run's `resolved` section, which records
+  the model fields), `history_` (per-epoch records of the run).
   """
 
   _encoder = "resnet1d"

@@ -260,7 +260,8 @@ def check_model_options(encoder: str, preset: str, model_options: Any) -> None:
 
 
 def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
-          workdir: str | pathlib.Path | None) -> tuple[list[FittedTask], list[dict[str, Any]]]:
+          workdir: str | pathlib.Path | None
+          ) -> tuple[list[FittedTask], list[dict[str, Any]], dict[str, Any]]:
   """Runs the engine on the prepared tasks and restores each task's best checkpoint.
 
   Args:
@@ -270,7 +271,9 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
       different run there is refused); None trains in a temporary directory, removed after.
 
   Returns:
-    `(fitted tasks, epoch records of metrics.jsonl)`.
+    `(fitted tasks, epoch records of metrics.jsonl, the run's config.json)`; the last is
+    `config` with the run's `resolved` section, which records the model's fields (so a
+    saved estimator is rebuilt as it was trained, see `inference.rebuild_model`).
   """
   tmp = None
   if workdir is None:
@@ -290,10 +293,11 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
         restored[run_dir, epoch] = jax.tree.map(np.asarray, jax.device_get(variables))
       fitted.append(FittedTask(name, p.classes, p.length, epoch, restored[run_dir, epoch]))
     history = workdir_lib.read_metrics(run / "metrics.jsonl")
+    record = workdir_lib.read_json(run / "config.json")
   finally:
     if tmp is not None:
       shutil.rmtree(tmp, ignore_errors=True)
-  return fitted, history
+  return fitted, history, record
 
 
 @functools.lru_cache(maxsize=16)
@@ -312,7 +316,7 @@ def predict_logits(config: Mapping[str, Any], num_classes: tuple[int, ...], task
   last one is padded (`steps.pad_rows`), so each series length compiles once.
   """
   config = ml_collections.ConfigDict(dict(config))
-  model = loop.build_model(config, num_classes)
+  model = inference.rebuild_model(config, num_classes)
   fn = _logits_fn(model, bool(config.get("fast_compile", False)))
   batch_size = int(config.eval_batch_size or config.batch_size)
   out = []

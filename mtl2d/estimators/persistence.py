@@ -9,7 +9,8 @@ A saved estimator is a directory:
   variables_epoch<E>.msgpack  `{"params", "batch_stats"}` of epoch E (flax msgpack), one file per
                               distinct best epoch
 
-Loading it needs mtl2d (the model is rebuilt from the config). An export (`export`) needs only
+Loading it needs mtl2d (the model is rebuilt from the model fields the config records, see
+`mtl2d.train.inference.rebuild_model`). An export (`export`) needs only
 JAX and NumPy to run: see `mtl2d.exported`.
 """
 
@@ -34,7 +35,7 @@ from mtl2d import exported
 from mtl2d.estimators import fitting
 from mtl2d.models import conv_native
 from mtl2d.models import factory
-from mtl2d.train import loop
+from mtl2d.train import inference
 
 __all__ = ["PLATFORMS", "export", "read", "write"]
 
@@ -138,12 +139,9 @@ def export(directory: str | os.PathLike, *, class_name: str,
     The path of `model.json`.
   """
   config = ml_collections.ConfigDict(dict(config))
-  if "conv_impl" in factory.preset_config(config.model.encoder, config.model.preset):
-    overrides = dict(config.model.overrides or {})
-    overrides["conv_impl"] = "xla"
-    config.model.overrides = ml_collections.ConfigDict(overrides)
+  xla = {"conv_impl": "xla"} if "conv_impl" in factory.lookup(config.model.encoder).fields else {}
   num_classes = tuple(len(t.classes) for t in tasks)
-  model = loop.build_model(config, num_classes)
+  model = inference.rebuild_model(config, num_classes, **xla)
   batch = jax_export.symbolic_shape("batch")[0]
   entries = []
   for task_id, t in enumerate(tasks):

@@ -7,7 +7,8 @@ TemplateResNet2D    TemplateDistance + ResNet2D, the shared encoder of Figure 3d
 SiameseResNet1D     Figure 2c distance model, symmetric.
 DistanceResNet2D    Figure 3c distance model (`score_matrix` scores a matrix).
 MultiTaskModel      shared encoder + stacked masked task heads (Figures 2d, 3d).
-BatchNorm           ResNet2D's batch norm (Flax-compatible variables, folded scale/shift).
+FoldedBatchNorm     the batch norm of ResNet1D/2D (Flax-compatible variables, one scale and
+                    shift per channel, float32 arithmetic).
 classifier, distance_model   presets "paper", "quick", "tiny".
 """
 
@@ -23,7 +24,7 @@ from mtl2d.models.factory import preset_config
 from mtl2d.models.multitask import MASKED_LOGIT
 from mtl2d.models.multitask import MultiTaskModel
 from mtl2d.models.multitask import StackedHeads
-from mtl2d.models.norm import BatchNorm
+from mtl2d.models.norm import FoldedBatchNorm
 from mtl2d.models.resnet1d import ResidualBlock1D
 from mtl2d.models.resnet1d import ResNet1D
 from mtl2d.models.resnet2d import DEFAULT_WIDTHS
@@ -40,11 +41,11 @@ from mtl2d.models.templates import templates_from_series
 
 __all__ = [
     "BasicBlock2D",
-    "BatchNorm",
     "CLASSIFIER_ENCODERS",
     "DEFAULT_WIDTHS",
     "DISTANCE_MODELS",
     "DistanceResNet2D",
+    "FoldedBatchNorm",
     "MASKED_LOGIT",
     "MultiTaskModel",
     "PRESETS",

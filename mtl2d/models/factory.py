@@ -1,4 +1,12 @@
-"""Model presets: "paper" (Section III sizes), "quick" (CPU runs), "tiny" (tests).
+"""Model registry and presets: "paper" (Section III sizes), "quick" (CPU runs), "tiny" (tests).
+
+Models are chosen by name from a registry (`register`, `lookup`): each entry is a flax module
+class and its kind, "encoder" (the shared encoder of a classifier, `[B, L] -> [B, F]`) or
+"distance" (a distance-learning model of a pair of series). A model's *fields* are its
+constructor fields less those the engine sets (`dtype`, `num_tasks`); a preset names a value
+for each of them, and a trained run records the fields it was built with, so that it can be
+rebuilt whatever the presets say later (`classifier(..., fields=...)`). Adding a model is one
+module and one `register` line (plus its preset fields).
 
 `classifier("resnet2d", num_classes=(3, 5))` builds ResNet2D w/ MTL
 (Figure 3d); `distance_model("distance_resnet2d")` the Figure 3c model.
@@ -15,7 +23,9 @@ Sizes:
   tiny: for tests; each step takes milliseconds.
 """
 
+from collections.abc import Mapping
 from collections.abc import Sequence
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -26,13 +36,110 @@ from mtl2d.models import multitask
 from mtl2d.models import resnet1d
 from mtl2d.models import resnet2d
 
-__all__ = ["CLASSIFIER_ENCODERS", "DISTANCE_MODELS", "PRESETS", "classifier", "distance_model",
-           "preset_config"]
+__all__ = ["CLASSIFIER_ENCODERS", "DISTANCE_MODELS", "KINDS", "ModelEntry", "PRESETS",
+           "classifier", "distance_model", "lookup", "preset_config", "register", "registered"]
 
-CLASSIFIER_ENCODERS = ("resnet1d", "resnet2d")
-DISTANCE_MODELS = ("siamese_resnet1d", "distance_resnet2d")
+KINDS = ("encoder", "distance")
+# Constructor fields set by the builders below, not by presets or recorded fields (flax's
+# `parent` and `name` included).
+_ENGINE_FIELDS = frozenset({"dtype", "num_tasks", "parent", "name"})
 
-# Fields per model family; overrides may set exactly these.
+
+def _frozen(value: Any) -> Any:
+  # Recorded fields come back from JSON with lists; flax modules are hashed (jit caches), so
+  # sequences become tuples.
+  if isinstance(value, (list, tuple)):
+    return tuple(_frozen(v) for v in value)
+  return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+  """A registered model.
+
+  Attributes:
+    name: the registry name (`config.model.encoder`).
+    module: the flax module class; built as `module(**fields, dtype=..., [num_tasks=...])`.
+    kind: `"encoder"` or `"distance"`.
+  """
+
+  name: str
+  module: type[nn.Module]
+  kind: str
+
+  @property
+  def fields(self) -> tuple[str, ...]:
+    """The constructor fields a preset or a recorded run sets, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(self.module)
+                 if f.init and f.name not in _ENGINE_FIELDS)
+
+  def build(self, fields: Mapping[str, Any], **engine: Any) -> nn.Module:
+    """The module with `fields` (missing ones take the constructor's defaults) and `engine`.
+
+    Raises:
+      ValueError: a field the module does not have, naming the valid ones.
+    """
+    unknown = sorted(set(fields) - set(self.fields))
+    if unknown:
+      raise ValueError(f"unknown field(s) {unknown} for model {self.name!r}; valid fields: "
+                       f"{list(self.fields)}")
+    return self.module(**{k: _frozen(v) for k, v in fields.items()}, **engine)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(name: str, module: type[nn.Module], *, kind: str) -> ModelEntry:
+  """Adds `module` to the registry under `name` and returns its entry.
+
+  Args:
+    name: the name configs use (`config.model.encoder`).
+    module: a flax module class with a `dtype` field; encoders also take `num_tasks` (sets of
+      batch-norm statistics) and map `[B, L]` series to `[B, F]` features, optionally with
+      `mask=`, like `ResNet1D`.
+    kind: `"encoder"` or `"distance"`.
+
+  Raises:
+    ValueError: an unknown kind, or `name` already taken by another module.
+  """
+  if kind not in KINDS:
+    raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+  old = _REGISTRY.get(name)
+  if old is not None and (old.module is not module or old.kind != kind):
+    raise ValueError(f"model name {name!r} is already registered for {old.module.__name__} "
+                     f"({old.kind})")
+  _REGISTRY[name] = ModelEntry(name, module, kind)
+  return _REGISTRY[name]
+
+
+def registered(kind: str | None = None) -> tuple[str, ...]:
+  """Names of the registered models (of `kind` when given), in registration order."""
+  return tuple(n for n, e in _REGISTRY.items() if kind is None or e.kind == kind)
+
+
+def lookup(name: str, kind: str | None = None) -> ModelEntry:
+  """The registry entry of `name`.
+
+  Raises:
+    ValueError: no model of that name (and kind), naming it and listing the choices.
+  """
+  entry = _REGISTRY.get(name)
+  if entry is None or (kind is not None and entry.kind != kind):
+    what = "model" if kind is None else f"{kind} model"
+    raise ValueError(f"unknown {what} {name!r}; choices: {list(registered(kind))}")
+  return entry
+
+
+register("resnet1d", resnet1d.ResNet1D, kind="encoder")
+register("resnet2d", resnet2d.TemplateResNet2D, kind="encoder")
+register("siamese_resnet1d", distance.SiameseResNet1D, kind="distance")
+register("distance_resnet2d", distance.DistanceResNet2D, kind="distance")
+
+# The built-in models (`registered()` also lists models registered later).
+CLASSIFIER_ENCODERS = registered("encoder")
+DISTANCE_MODELS = registered("distance")
+
+# Fields per model; overrides may set exactly these.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {
         "resnet1d": dict(features=(64, 128, 128), kernel_sizes=(8, 5, 3)),
@@ -62,28 +169,39 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def preset_config(name: str, preset: str = "paper", **overrides: Any) -> dict[str, Any]:
-  """Fields of model family `name` in `preset`, with `overrides` applied.
+  """Fields of model `name` in `preset`, with `overrides` applied.
 
   Args:
-    name: one of `CLASSIFIER_ENCODERS + DISTANCE_MODELS`.
+    name: a registered model (`registered()`).
     preset: `"paper"`, `"quick"` or `"tiny"`.
     **overrides: replacements for single fields.
 
   Returns:
     A new dict of fields.
   """
+  lookup(name)
   if preset not in PRESETS:
     raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
-  fields = PRESETS[preset]
-  if name not in fields:
-    raise ValueError(f"model name must be one of {sorted(fields)}, got {name!r}")
-  config = dict(fields[name])
+  if name not in PRESETS[preset]:
+    raise ValueError(f"preset {preset!r} has no fields for model {name!r}; it has "
+                     f"{sorted(PRESETS[preset])}")
+  config = dict(PRESETS[preset][name])
   unknown = sorted(set(overrides) - set(config))
   if unknown:
     raise ValueError(
         f"unknown override(s) {unknown} for {name!r}; valid keys: {sorted(config)} and dtype")
   config.update(overrides)
   return config
+
+
+def _fields(name: str, preset: str, fields: Mapping[str, Any] | None,
+            overrides: dict[str, Any]) -> dict[str, Any]:
+  if fields is None:
+    return preset_config(name, preset, **overrides)
+  if overrides:
+    raise ValueError(f"pass recorded fields or preset overrides, not both (got fields and "
+                     f"overrides {sorted(overrides)})")
+  return dict(fields)
 
 
 def _dtype(dtype: Any) -> Any:
@@ -94,66 +212,53 @@ def _dtype(dtype: Any) -> Any:
 
 
 def classifier(encoder: str, num_classes: Sequence[int], *, preset: str = "paper",
-               dtype: Any = jnp.float32, head_dropout: float = 0.0,
-               task_batch_stats: bool = False,
+               fields: Mapping[str, Any] | None = None, dtype: Any = jnp.float32,
+               head_dropout: float = 0.0, task_batch_stats: bool = False,
                **overrides: Any) -> multitask.MultiTaskModel:
   """Builds ResNet1D / ResNet2D with stacked task heads (Figures 2d and 3d).
 
   Args:
-    encoder: `"resnet1d"` or `"resnet2d"` (templates + ResNet2D).
+    encoder: a registered encoder, `"resnet1d"` or `"resnet2d"` (templates + ResNet2D).
     num_classes: class count per task; one entry gives the single-task model.
     preset: `"paper"`, `"quick"` or `"tiny"`.
+    fields: the encoder's fields as recorded by a run (see `ModelEntry.fields`); when given,
+      `preset` is not read, so a run is rebuilt as it was trained.
     dtype: computation dtype (`jnp.bfloat16` or `"bfloat16"` on
       accelerators); parameters stay float32.
     head_dropout: dropout rate on the shared features before the heads.
     task_batch_stats: one set of batch-norm running statistics per task in the encoder
-      (`mtl2d.models.norm.BatchNorm.num_tasks`); scale and bias stay shared.
-    **overrides: preset fields to replace (see `PRESETS`).
+      (`mtl2d.models.norm.FoldedBatchNorm.num_tasks`); scale and bias stay shared.
+    **overrides: preset fields to replace (see `PRESETS`); not with `fields`.
 
   Returns:
     An unbound `MultiTaskModel`.
   """
-  if encoder not in CLASSIFIER_ENCODERS:
-    raise ValueError(f"encoder must be one of {list(CLASSIFIER_ENCODERS)}, got {encoder!r}")
+  entry = lookup(encoder, "encoder")
   num_classes = tuple(num_classes)
   if not num_classes or any(int(c) != c or c < 1 for c in num_classes):
     raise ValueError(f"num_classes must be a non-empty sequence of ints >= 1, got {num_classes!r}")
-  config = preset_config(encoder, preset, **overrides)
+  config = _fields(encoder, preset, fields, overrides)
   dtype = _dtype(dtype)
   num_tasks = len(num_classes) if task_batch_stats else 1
-  enc: nn.Module
-  if encoder == "resnet1d":
-    enc = resnet1d.ResNet1D(tuple(config["features"]), tuple(config["kernel_sizes"]), dtype=dtype,
-                            num_tasks=num_tasks)
-  else:
-    enc = resnet2d.TemplateResNet2D(
-        num_templates=config["num_templates"], template_length=config["template_length"],
-        widths=tuple(config["widths"]), dtype=dtype, remat=config["remat"],
-        template_init=config["template_init"], recompute_distance=config["recompute_distance"],
-        conv_impl=config["conv_impl"], downsample=config["downsample"], num_tasks=num_tasks)
+  enc = entry.build(config, dtype=dtype, num_tasks=num_tasks)
   return multitask.MultiTaskModel(enc, tuple(int(c) for c in num_classes), dtype=dtype,
                                  dropout=float(head_dropout))
 
 
-def distance_model(name: str, *, preset: str = "paper", dtype: Any = jnp.float32,
-                   **overrides: Any) -> nn.Module:
+def distance_model(name: str, *, preset: str = "paper", fields: Mapping[str, Any] | None = None,
+                   dtype: Any = jnp.float32, **overrides: Any) -> nn.Module:
   """Builds a distance-learning model (Figures 2c and 3c).
 
   Args:
-    name: `"siamese_resnet1d"` or `"distance_resnet2d"`.
+    name: a registered distance model, `"siamese_resnet1d"` or `"distance_resnet2d"`.
     preset: `"paper"`, `"quick"` or `"tiny"`.
+    fields: the model's fields as recorded by a run; when given, `preset` is not read.
     dtype: computation dtype.
-    **overrides: preset fields to replace (see `PRESETS`).
+    **overrides: preset fields to replace (see `PRESETS`); not with `fields`.
 
   Returns:
     An unbound `SiameseResNet1D` or `DistanceResNet2D`.
   """
-  if name not in DISTANCE_MODELS:
-    raise ValueError(f"name must be one of {list(DISTANCE_MODELS)}, got {name!r}")
-  config = preset_config(name, preset, **overrides)
-  dtype = _dtype(dtype)
-  if name == "siamese_resnet1d":
-    return distance.SiameseResNet1D(tuple(config["features"]), tuple(config["kernel_sizes"]),
-                                    embed_dim=config["embed_dim"], dtype=dtype)
-  return distance.DistanceResNet2D(tuple(config["widths"]), dtype=dtype, remat=config["remat"],
-                                   conv_impl=config["conv_impl"])
+  entry = lookup(name, "distance")
+  config = _fields(name, preset, fields, overrides)
+  return entry.build(config, dtype=_dtype(dtype))

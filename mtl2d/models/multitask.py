@@ -110,7 +110,7 @@ class MultiTaskModel(nn.Module):
                        f"{task_id.dtype}")
     kwargs = {} if mask is None else {"mask": mask}
     if getattr(self.encoder, "num_tasks", 1) > 1:
-      # Per-task batch-norm statistics (`norm.BatchNorm`): the encoder needs the batch's task.
+      # Per-task batch-norm statistics (`norm.FoldedBatchNorm`): the encoder needs the batch's task.
       kwargs["task_id"] = task_id
     features = self.encoder(x, train=train, **kwargs)
     if features.ndim != 2:

@@ -27,7 +27,7 @@ class ResidualBlock1D(nn.Module):
     features: output channels of every convolution in the block.
     kernel_sizes: filter sizes of the block's convolutions, in order.
     dtype: computation dtype (parameters stay float32).
-    num_tasks: sets of batch-norm running statistics (`norm.BatchNorm.num_tasks`).
+    num_tasks: sets of batch-norm running statistics (`norm.FoldedBatchNorm.num_tasks`).
   """
 
   features: int
@@ -54,10 +54,10 @@ class ResidualBlock1D(nn.Module):
     conv = lambda k, name: nn.Conv(  # noqa: E731
         self.features, (k,), padding="SAME", use_bias=False, dtype=self.dtype, name=name)
     rows = norm_lib.row_mask(mask, x)
-    # mtl2d's BatchNorm: flax.linen.BatchNorm's variables and values, a padding mask that costs
+    # FoldedBatchNorm: flax.linen.BatchNorm's variables and values, a padding mask that costs
     # no extra pass over the activations (flax's masked statistics cost ~15% more bytes per
     # train step), and per-task statistics; with one task it is plain batch normalization.
-    norm = lambda name, y: norm_lib.BatchNorm(  # noqa: E731
+    norm = lambda name, y: norm_lib.FoldedBatchNorm(  # noqa: E731
         use_running_average=not train, momentum=0.9, dtype=self.dtype,
         num_tasks=self.num_tasks, name=name)(y, task_id, mask=rows)
     y = x
@@ -83,7 +83,7 @@ class ResNet1D(nn.Module):
       and batch-norm statistics stay float32, the features are returned as
       float32.
     num_tasks: sets of batch-norm running statistics, one per task
-      (`norm.BatchNorm`); 1 for shared statistics.
+      (`norm.FoldedBatchNorm`); 1 for shared statistics.
   """
 
   features: Sequence[int] = (64, 128, 128)

@@ -10,12 +10,14 @@ workdir       config.json / data.json / metrics.jsonl / results.json
 problems      classification (Table I) and distance (Fig. 1) problems
 loop          train_and_evaluate(config, workdir)
 curves        TensorBoard event files and curves.png of a run
-inference     restore_model, predict, predict_distance
+inference     restore_model, rebuild_model (from the run's recorded model fields), predict,
+              predict_distance
 """
 
 from mtl2d.train.config import base_config
 from mtl2d.train.inference import predict
 from mtl2d.train.inference import predict_distance
+from mtl2d.train.inference import rebuild_model
 from mtl2d.train.inference import restore_model
 from mtl2d.train.loop import train_and_evaluate
 from mtl2d.train.scheduler import epoch_batches
@@ -30,6 +32,7 @@ __all__ = [
     "epoch_batches",
     "predict",
     "predict_distance",
+    "rebuild_model",
     "restore_model",
     "single_task_batches",
     "train_and_evaluate",

@@ -55,6 +55,11 @@ def base_config() -> ml_collections.ConfigDict:
       (0 disables it).
     augment.scale: each training series is multiplied by exp(N(0, scale^2)) (0 disables it).
     augment.jitter: N(0, jitter^2) noise added to every training point (0 disables it).
+    train.microbatches: gradient accumulation: each train step splits its batch into this many
+      equal microbatches run one after another, then makes one update (1: off). Lowers the
+      step's activation memory about k-fold; the update equals the full batch's except for
+      batch-norm statistics, computed per microbatch (see `mtl2d.train.steps`). Must divide the
+      batch size padded for the devices.
     batch_size: training mini-batch size (paper: 40). Batches are padded to a multiple of the
       device count; padding rows get zero weight.
     eval_batch_size: batch size for evaluation/prediction; 0 means `batch_size`.
@@ -117,6 +122,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.augment.crop = 0.0
   c.augment.scale = 0.0
   c.augment.jitter = 0.0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.microbatches = 1
 
   c.batch_size = 40
   c.eval_batch_size = 0

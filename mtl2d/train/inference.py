@@ -11,13 +11,53 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from mtl2d.models import factory
 from mtl2d.train import checkpoints
 from mtl2d.train import loop
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
 from mtl2d.train import workdir as workdir_lib
 
-__all__ = ["predict", "predict_distance", "restore_model"]
+__all__ = ["predict", "predict_distance", "rebuild_model", "recorded_fields", "restore_model"]
+
+
+def recorded_fields(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any] | None:
+  """The model fields a saved run config records, or None for a config that records none.
+
+  The training loop writes them under `resolved.model.fields` of `config.json` (see
+  `loop.run_identity`): every constructor field of the model but `dtype` and `num_tasks`
+  (`mtl2d.models.factory.ModelEntry.fields`). Configs written before that record only
+  `model.preset` and `model.overrides`.
+  """
+  if isinstance(config, ml_collections.ConfigDict):
+    config = config.to_dict()
+  fields = ((config.get("resolved") or {}).get("model") or {}).get("fields")
+  return None if fields is None else dict(fields)
+
+
+def rebuild_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None,
+                  **replace: Any) -> Any:
+  """The model a saved run config was trained with (unbound).
+
+  Built from the fields the run recorded (`recorded_fields`), so a preset changed since then
+  does not change it; from `model.preset` and `model.overrides` for a config that records no
+  fields (runs written before fields were recorded).
+
+  Args:
+    config: the run's config (`config.json`, or an estimator's `config_`).
+    num_classes: class count per task (classification).
+    **replace: fields to replace, e.g. `conv_impl="xla"` (same parameters).
+
+  Returns:
+    A `MultiTaskModel`, or the distance model for `task_type="distance"`.
+  """
+  fields = recorded_fields(config)
+  if fields is None:
+    overrides = config.model.get("overrides") or {}
+    if isinstance(overrides, ml_collections.ConfigDict):
+      overrides = overrides.to_dict()
+    fields = factory.preset_config(config.model.encoder, config.model.preset, **overrides)
+  return loop.build_model(config, num_classes, fields={**fields, **replace})
 
 
 def restore_model(
@@ -50,11 +90,11 @@ def restore_model(
   config = ml_collections.ConfigDict(workdir_lib.read_json(workdir / "config.json"))
   data = workdir_lib.read_json(workdir / "data.json")
   if config.task_type == "distance":
-    model = loop.build_model(config)
+    model = rebuild_model(config)
     length = data["splits"]["train"]["length"]
     inputs = (np.zeros((1, length[0]), np.float32), np.zeros((1, length[1]), np.float32))
   else:
-    model = loop.build_model(config, tuple(t["num_classes"] for t in data["tasks"]))
+    model = rebuild_model(config, tuple(t["num_classes"] for t in data["tasks"]))
     inputs = (np.zeros((1, data["tasks"][0]["length"]), np.float32), np.int32(0))
   # Only the optimizer state's structure matters for restoring, not the schedule's length.
   tx = loop.make_optimizer(config, steps_per_epoch=1)

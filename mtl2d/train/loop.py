@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from mtl2d.data import types
+from mtl2d.models import factory
 from mtl2d.train import checkpoints
 from mtl2d.train import config as config_lib
 from mtl2d.train import curves
@@ -37,24 +38,14 @@ __all__ = ["build_model", "fit", "make_optimizer", "make_problem", "num_epochs_f
            "train_and_evaluate"]
 
 
-def _overrides(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  o = config.model.get("overrides", None)
-  if o is None:
-    return {}
-  return o.to_dict() if isinstance(o, ml_collections.ConfigDict) else dict(o)
+def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None,
+                *, fields: dict[str, Any] | None = None):
+  """The model a config describes (`num_classes` per task for classification).
 
-
-def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None):
-  """The model a config describes (`num_classes` per task for classification)."""
-  from mtl2d.models import factory  # pylint: disable=g-import-not-at-top
-  if config.task_type == "distance":
-    return factory.distance_model(config.model.encoder, preset=config.model.preset,
-                                  dtype=config.model.dtype, **_overrides(config))
-  return factory.classifier(config.model.encoder, num_classes, preset=config.model.preset,
-                            dtype=config.model.dtype,
-                            head_dropout=config.model.get("head_dropout", 0.0),
-                            task_batch_stats=config.model.get("task_batch_stats", False),
-                            **_overrides(config))
+  `fields`: the model's fields as a run recorded them (`mtl2d.train.inference.recorded_fields`)
+  instead of the config's preset and overrides.
+  """
+  return problems.problem_type(config).build_model(config, num_classes, fields=fields)
 
 
 def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:
@@ -73,7 +64,6 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
   Returns:
     A JSON-ready dict.
   """
-  from mtl2d.models import factory  # pylint: disable=g-import-not-at-top
   identity = workdir_lib.config_to_dict(config)
   for field in config_lib.RESUMABLE_FIELDS + ("data", "resolved"):
     identity.pop(field, None)
@@ -88,8 +78,15 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
   identity["model"] = model
   identity["eval_batch_size"] = int(config.eval_batch_size or config.batch_size)
   identity["num_devices"] = int(num_devices)
-  if config.task_type != "distance":
-    identity.pop("distance", None)
+  for section in problems.problem_type(config).unused_config:
+    identity.pop(section, None)
+  train = identity.pop("train", {})
+  if train.get("microbatches", 1) == 1:
+    # No accumulation computes what runs from before the field existed computed: their
+    # workdirs stay resumable.
+    train.pop("microbatches", None)
+  if train:
+    identity["train"] = train
   return identity
 
 
@@ -100,14 +97,12 @@ def _config_record(config: ml_collections.ConfigDict, num_devices: int) -> dict[
   return record
 
 
-def make_problem(config: ml_collections.ConfigDict, *, tasks=None, pairs=None):
-  """The validated problem of a config: `ClassificationProblem` or `DistanceProblem`."""
-  if config.task_type == "classification":
-    problems.check_tasks(tasks, ("train", "val", "test") if config.get("evaluate_test", True)
-                         else ("train", "val"))
-    return problems.ClassificationProblem(config, tasks, lambda nc: build_model(config, nc))
-  problems.check_pairs(pairs, config.distance.target)
-  return problems.DistanceProblem(config, pairs, build_model(config))
+def make_problem(config: ml_collections.ConfigDict, *,
+                 tasks: list[types.Task] | None = None,
+                 pairs: dict[str, types.PairSplit] | None = None) -> problems.Problem:
+  """The validated problem of a config (`problems.problem_type`), its data loaded if None."""
+  return problems.problem_type(config).from_config(
+      config, tasks=tasks, pairs=pairs, model_fn=lambda nc: build_model(config, nc))
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
@@ -134,13 +129,11 @@ def make_optimizer(config: ml_collections.ConfigDict,
   optim = config.optim
   return optimizers.make_optimizer(learning_rate_schedule(config, steps_per_epoch),
                                    optim.weight_decay, b1=optim.b1, b2=optim.b2, eps=optim.eps,
-                                   per_task_heads=config.task_type == "classification")
+                                   per_task_heads=problems.problem_type(config).per_task_heads)
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
-  if config.task_type not in ("classification", "distance"):
-    raise ValueError(f"config.task_type must be 'classification' or 'distance', got "
-                     f"{config.task_type!r}")
+  problems.problem_type(config).check_config(config)
   for field in ("batch_size", "num_epochs", "checkpoint_every_epochs", "keep_checkpoints",
                 "log_every_steps"):
     if int(config[field]) < 1:
@@ -148,9 +141,8 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   for field in ("eval_batch_size", "stop_after_epochs", "num_devices", "min_train_steps"):
     if int(config[field]) < 0:
       raise ValueError(f"config.{field} must be >= 0, got {config[field]!r}")
-  if config.task_type == "distance" and not config.get("evaluate_test", True):
-    raise ValueError("config.evaluate_test=False is for classification; distance learning "
-                     "selects its test predictions by validation MSE and needs the test pairs")
+  if "train" in config:
+    steps_lib.check_microbatches(config.train.microbatches, int(config.batch_size))
 
 
 class _Progress:
@@ -182,7 +174,8 @@ def _check_nonfinite(fetched: dict[str, Any], names: list[str], epoch: int,
         f"the model diverged: lower optim.learning_rate or use float32.")
 
 
-def _train_epoch(problem, state, train_step, dp, config, epoch, padded, first_step):
+def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch, padded,
+                 first_step):
   """Runs one epoch of train steps; returns `(state, per-task summaries, timing)`."""
   total = problem.steps_per_epoch(config.batch_size)
   progress = _Progress(epoch, config.num_epochs, total)
@@ -247,7 +240,8 @@ def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int) -> i
   return epochs
 
 
-def _lost_best(history: list[dict[str, Any]], best: int | None, problem, config,
+def _lost_best(history: list[dict[str, Any]], best: int | None, problem: problems.Problem,
+               config,
                ckpt: checkpoints.Checkpointer) -> dict[str, Any] | None:
   """Describes the best checkpointed epoch when it is not the best checkpoint kept (lost)."""
   saved = [r for r in history
@@ -265,7 +259,8 @@ def _lost_best(history: list[dict[str, Any]], best: int | None, problem, config,
                   f"{best}"}
 
 
-def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem) -> dict:
+def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+        problem: problems.Problem) -> dict:
   """Trains `problem` in `workdir` (resuming if it holds a checkpoint); returns the results.
 
   Raises:
@@ -285,6 +280,12 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
   padded = sharding.padded_batch_size(config.batch_size, dp.num_devices)
   eval_padded = sharding.padded_batch_size(config.eval_batch_size or config.batch_size,
                                            dp.num_devices)
+  if padded != config.batch_size and "train" in config:
+    try:
+      steps_lib.check_microbatches(config.train.microbatches, padded)
+    except ValueError as e:
+      raise ValueError(f"{e}; batch_size={config.batch_size} is padded to {padded} for "
+                       f"{dp.num_devices} devices") from None
   config_record = _config_record(config, dp.num_devices)
   fingerprint = problem.fingerprint()
   # Check everything before writing anything; the claim is written once the state is restored.
@@ -315,8 +316,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
   start = 0
   if restored is not None:
     state, start = restored.state, restored.epoch
-    if config.task_type == "distance":
-      problem.load_extra(restored.extra)
+    problem.load_extra(restored.extra)
     logging.info("resuming %s from the checkpoint of epoch %d", workdir, start)
   metrics_path = workdir / "metrics.jsonl"
   history = workdir_lib.truncate_metrics(metrics_path, start, write=is_main)
@@ -343,8 +343,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
       t1 = time.perf_counter()
       record = {"epoch": epoch, "step": global_step, "train": train, "train_loss": loss}
       record.update(problem.evaluate(state, eval_step, dp, eval_padded))
-      if config.task_type == "classification":
-        record["mean_val_accuracy"] = problem.score(record)
+      record.update(problem.epoch_summary(record))
       timing["eval_time_s"] = time.perf_counter() - t1
       timing["epoch_time_s"] = time.perf_counter() - t0
       record["timing"] = timing
@@ -376,8 +375,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
   timings = [r["timing"] for r in history]
   best = ckpt.best_epoch()
   results.update({
-      "task_type": config.task_type,
-      "multitask": bool(config.multitask) if config.task_type == "classification" else False,
+      "task_type": problem.task_type,
+      "multitask": problem.multitask,
       "encoder": config.model.encoder,
       "completed_epochs": len(history),
       "num_epochs": int(config.num_epochs),
@@ -396,8 +395,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, problem)
     logging.warning("%s: %s", workdir, lost["note"])
   ckpt.close()
   if is_main:
-    if config.task_type == "distance":
-      problem.save_predictions(workdir / "test_predictions.npz")
+    problem.write_outputs(workdir)
     workdir_lib.write_json(workdir / "results.json", results)
   return results
 
@@ -483,14 +481,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   _check_config(config)
   sharding.initialize_distributed()
   workdir = pathlib.Path(workdir)
-  if config.task_type == "classification" and tasks is None:
-    from mtl2d.data import config as data_config  # pylint: disable=g-import-not-at-top
-    tasks = data_config.load_tasks(config.data)
-  if config.task_type == "distance" and pairs is None:
-    from mtl2d.data import config as data_config  # pylint: disable=g-import-not-at-top
-    pairs = data_config.load_pairs(config.data)
   problem = make_problem(config, tasks=tasks, pairs=pairs)
-  if config.task_type == "distance" or config.multitask:
+  per_task = problem.per_task_problems()
+  if per_task is None:
     return fit(config, workdir, problem)
 
   # One model per task: the top level (which sees every task's epochs) is checked before any
@@ -499,11 +492,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   workdir_lib.claim(workdir, _config_record(config, num_devices), problem.fingerprint(),
                     write=jax.process_index() == 0)
   runs, subdirs = {}, {}
-  for task in tasks:
-    subdirs[task.name] = workdir / "tasks" / workdir_lib.sanitize(task.name)
-    logging.info("single-task run %r in %s", task.name, subdirs[task.name])
-    runs[task.name] = fit(config, subdirs[task.name],
-                          problems.ClassificationProblem(config, [task], problem.model_fn))
+  for name, task_problem in per_task.items():
+    subdirs[name] = workdir / "tasks" / workdir_lib.sanitize(name)
+    logging.info("single-task run %r in %s", name, subdirs[name])
+    runs[name] = fit(config, subdirs[name], task_problem)
   results = _merge_single_task(workdir, runs, subdirs)
   if jax.process_index() == 0:
     workdir_lib.write_json(workdir / "results.json", results)

@@ -4,6 +4,10 @@ A problem validates its data once up front, builds its model, yields the padded 
 an epoch, evaluates the validation and test splits, and turns the per-epoch records into
 results with the paper's model selection (best validation accuracy per task, ties -> earliest
 epoch; lowest validation MSE for distance learning).
+
+`Problem` is the interface the training loop (`mtl2d.train.loop`) uses, and the only one:
+everything that depends on `config.task_type` lives in the two problem classes, and
+`problem_type(config)` picks the class once (`PROBLEM_TYPES`).
 """
 
 from __future__ import annotations
@@ -12,15 +16,21 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 import functools
 import os
+import pathlib
 from typing import Any
 from typing import Callable
+from typing import ClassVar
+from typing import Protocol
+from typing import runtime_checkable
 
 from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
+from mtl2d.data import config as data_config
 from mtl2d.data import types
+from mtl2d.models import factory
 from mtl2d.models import templates as templates_lib
 from mtl2d.train import augment as augment_lib
 from mtl2d.train import scheduler
@@ -28,10 +38,110 @@ from mtl2d.train import sharding as sharding_lib
 from mtl2d.train import steps as steps_lib
 from mtl2d.train import workdir as workdir_lib
 
-__all__ = ["ClassificationProblem", "DistanceProblem", "check_pairs", "check_tasks",
-           "tasks_fingerprint"]
+__all__ = ["PROBLEM_TYPES", "ClassificationProblem", "DistanceProblem", "Problem", "check_pairs",
+           "check_tasks", "problem_type", "tasks_fingerprint"]
 
 HostBatch = dict[str, np.ndarray]
+Record = dict[str, Any]
+
+
+@runtime_checkable
+class Problem(Protocol):
+  """What the training loop needs of a problem (`ClassificationProblem`, `DistanceProblem`).
+
+  Class-level members (read from the class, before any data is loaded):
+    task_type: the `config.task_type` the class serves.
+    per_task_heads: the model has stacked per-task heads, so the optimizer moves only the
+      batch's task head (`optimizers.make_optimizer(per_task_heads=True)`).
+    unused_config: top-level config sections the problem never reads; left out of the run's
+      identity (`loop.run_identity`), so they cannot make two equal runs differ.
+    check_config(config): raises ValueError for settings the problem does not support.
+    build_model(config, num_classes, *, fields=None): the unbound model a config describes
+      (built from `fields`, a run's recorded model fields, instead of the config's preset and
+      overrides when given).
+    from_config(config, *, tasks, pairs, model_fn): the validated problem, its data loaded
+      from `config.data` when not passed.
+
+  Instance members:
+    model: the unbound flax module trained.
+    multitask: whether one model is trained on several tasks jointly (recorded in results).
+    train_step: pure `(state, batch) -> (state, metrics)` (`mtl2d.train.steps`), not jitted.
+    eval_step: pure `(state, batch) -> metrics or predictions`, not jitted.
+    task_score_names: names whose own best checkpoint is kept besides the overall best.
+  """
+
+  task_type: ClassVar[str]
+  per_task_heads: ClassVar[bool]
+  unused_config: ClassVar[tuple[str, ...]]
+  model: Any
+  multitask: bool
+  train_step: Callable[..., Any]
+  eval_step: Callable[..., Any]
+  task_score_names: tuple[str, ...]
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError for settings this problem does not support."""
+
+  @staticmethod
+  def build_model(config: ml_collections.ConfigDict,
+                  num_classes: tuple[int, ...] | None = None) -> Any:
+    """The unbound model a config describes (`num_classes` per task for classification)."""
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, *, tasks: Any = None,
+                  pairs: Any = None, model_fn: Callable[..., Any]) -> "Problem":
+    """The validated problem; data from `config.data` when `tasks`/`pairs` are None."""
+
+  def fingerprint(self) -> dict[str, Any]:
+    """JSON description of the data by content (compared when a workdir is reused)."""
+
+  def init_inputs(self) -> tuple[Any, ...]:
+    """Example model inputs for parameter initialisation (only shapes matter)."""
+
+  def init_params(self, params: Any) -> Any:
+    """Data-dependent initialisation of freshly initialised parameters."""
+
+  def steps_per_epoch(self, batch_size: int) -> int:
+    """Train steps in one epoch."""
+
+  def batches(self, epoch: int, batch_size: int,
+              padded_size: int) -> Iterator[tuple[str, HostBatch]]:
+    """Host batches of one epoch, `(task name, batch padded to padded_size)`."""
+
+  def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
+               batch_size: int) -> Record:
+    """Evaluation metrics of one epoch by split (`val`, `test`, ...), merged into its record."""
+
+  def epoch_summary(self, record: Record) -> Record:
+    """Further fields of an epoch record, from its train and evaluation metrics."""
+
+  def score(self, record: Record) -> float:
+    """Checkpoint ranking of an epoch record (higher is better)."""
+
+  def task_scores(self, record: Record) -> dict[str, float]:
+    """Score of each of `task_score_names` in an epoch record."""
+
+  def observe(self, epoch: int, record: Record, history: list[Record]) -> None:
+    """Sees each epoch's record once it is complete."""
+
+  def extra(self) -> dict[str, np.ndarray] | None:
+    """Arrays saved with a checkpoint (None: nothing)."""
+
+  def load_extra(self, extra: dict[str, Any] | None) -> None:
+    """Restores what `extra` saved, from a restored checkpoint."""
+
+  def epoch_line(self, record: Record) -> str:
+    """Per-epoch log text."""
+
+  def results(self, history: list[Record]) -> Record:
+    """Results with the paper's model selection over the epoch records."""
+
+  def write_outputs(self, workdir: Any) -> None:
+    """Writes the problem's own files into the run directory at the end of a run."""
+
+  def per_task_problems(self) -> dict[str, "Problem"] | None:
+    """One problem per task when each task is an independent run, else None."""
 
 
 def _check_finite(what: str, x: np.ndarray) -> None:
@@ -134,17 +244,87 @@ def _padded_chunks(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.nda
     yield rows, mask, len(idx)
 
 
+PROBLEM_TYPES: dict[str, type[Problem]] = {}  # filled below the classes
+
+
+def problem_type(config: ml_collections.ConfigDict) -> type[Problem]:
+  """The problem class of `config.task_type` (`PROBLEM_TYPES`).
+
+  Raises:
+    ValueError: an unknown task type.
+  """
+  try:
+    return PROBLEM_TYPES[config.task_type]
+  except KeyError:
+    names = " or ".join(repr(name) for name in PROBLEM_TYPES)
+    raise ValueError(f"config.task_type must be {names}, got {config.task_type!r}") from None
+
+
+def _model_fields(config: ml_collections.ConfigDict,
+                  fields: dict[str, Any] | None) -> dict[str, Any]:
+  # The factory's keyword arguments: recorded fields, or the config's overrides of its preset.
+  if fields is not None:
+    return {"fields": fields}
+  o = config.model.get("overrides", None)
+  if o is None:
+    return {}
+  return o.to_dict() if isinstance(o, ml_collections.ConfigDict) else dict(o)
+
+
+def _microbatches(config: ml_collections.ConfigDict) -> int:
+  train = config.get("train", None)
+  return int(train.get("microbatches", 1)) if train is not None else 1
+
+
 @functools.lru_cache(maxsize=16)
-def _classification_train_step(augmentation: augment_lib.Augmentation) -> Callable[..., Any]:
-  # One step function per augmentation: jit caches by function identity, so equal runs in one
+def _classification_train_step(augmentation: augment_lib.Augmentation,
+                               microbatches: int) -> Callable[..., Any]:
+  # One step function per setting: jit caches by function identity, so equal runs in one
   # process (an estimator refitted, tests) reuse the trace and compilation.
-  return functools.partial(steps_lib.classification_train_step, augmentation=augmentation)
+  return functools.partial(steps_lib.classification_train_step, augmentation=augmentation,
+                           microbatches=microbatches)
+
+
+@functools.lru_cache(maxsize=16)
+def _distance_train_step(microbatches: int) -> Callable[..., Any]:
+  return functools.partial(steps_lib.distance_train_step, microbatches=microbatches)
 
 
 class ClassificationProblem:
   """Tasks trained jointly with Algorithm 2 (one task: ordinary shuffled mini-batches)."""
 
+  task_type: ClassVar[str] = "classification"
+  per_task_heads: ClassVar[bool] = True
+  unused_config: ClassVar[tuple[str, ...]] = ("distance",)
   eval_step = staticmethod(steps_lib.classification_eval_step)
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict) -> None:
+    """Every engine setting applies to classification."""
+    del config
+
+  @staticmethod
+  def build_model(config: ml_collections.ConfigDict,
+                  num_classes: tuple[int, ...] | None = None, *,
+                  fields: dict[str, Any] | None = None) -> Any:
+    """A `MultiTaskModel` with one head per entry of `num_classes`."""
+    return factory.classifier(config.model.encoder, num_classes, preset=config.model.preset,
+                              dtype=config.model.dtype,
+                              head_dropout=config.model.get("head_dropout", 0.0),
+                              task_batch_stats=config.model.get("task_batch_stats", False),
+                              **_model_fields(config, fields))
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, *,
+                  tasks: Sequence[types.Task] | None = None, pairs: Any = None,
+                  model_fn: Callable[[Sequence[int]], Any]) -> "ClassificationProblem":
+    """The validated tasks (`mtl2d.data.config.load_tasks(config.data)` when None)."""
+    del pairs
+    if tasks is None:
+      tasks = data_config.load_tasks(config.data)
+    check_tasks(tasks, ("train", "val", "test") if config.get("evaluate_test", True)
+                else ("train", "val"))
+    return cls(config, tasks, model_fn)
 
   def __init__(self, config: ml_collections.ConfigDict, tasks: Sequence[types.Task],
                model_fn: Callable[[Sequence[int]], Any]):
@@ -162,10 +342,17 @@ class ClassificationProblem:
     augment = config.get("augment", None)
     self.augmentation = augment_lib.Augmentation(
         **(augment.to_dict() if augment is not None else {}))
-    self.train_step = _classification_train_step(self.augmentation)
+    self.train_step = _classification_train_step(self.augmentation, _microbatches(config))
     self.task_ids = {t.name: np.int32(i) for i, t in enumerate(self.tasks)}
     self.by_name = {t.name: t for t in self.tasks}
     self.eval_splits = ("val", "test") if config.get("evaluate_test", True) else ("val",)
+    self.multitask = bool(config.multitask)
+
+  def per_task_problems(self) -> dict[str, "ClassificationProblem"] | None:
+    """With `multitask=False`, one single-task problem per task (independent runs)."""
+    if self.multitask:
+      return None
+    return {t.name: ClassificationProblem(self.config, [t], self.model_fn) for t in self.tasks}
 
   def fingerprint(self) -> dict[str, Any]:
     """JSON description of the data (compared when a workdir is reused)."""
@@ -257,6 +444,14 @@ class ClassificationProblem:
     """Validation accuracy of each task of `task_score_names`."""
     return {name: float(record["val"][name]["accuracy"]) for name in self.task_score_names}
 
+  def epoch_summary(self, record: dict[str, Any]) -> dict[str, Any]:
+    """`mean_val_accuracy` (the checkpoint score)."""
+    return {"mean_val_accuracy": self.score(record)}
+
+  def write_outputs(self, workdir: Any) -> None:
+    """Nothing beyond the loop's files."""
+    del workdir
+
   def extra(self) -> dict[str, np.ndarray] | None:
     """Arrays saved with a checkpoint (none for classification)."""
     return None
@@ -302,8 +497,51 @@ class ClassificationProblem:
 class DistanceProblem:
   """Regression of DTW distances of pairs with MSE on ordinary shuffled mini-batches."""
 
-  train_step = staticmethod(steps_lib.distance_train_step)
+  task_type: ClassVar[str] = "distance"
+  per_task_heads: ClassVar[bool] = False
+  unused_config: ClassVar[tuple[str, ...]] = ()
+  multitask = False
   eval_step = staticmethod(steps_lib.distance_eval_step)
+
+  @classmethod
+  def check_config(cls, config: ml_collections.ConfigDict) -> None:
+    """Distance learning selects its test predictions by validation MSE: it needs the tests."""
+    if not config.get("evaluate_test", True):
+      raise ValueError("config.evaluate_test=False is for classification; distance learning "
+                       "selects its test predictions by validation MSE and needs the test pairs")
+
+  @staticmethod
+  def build_model(config: ml_collections.ConfigDict,
+                  num_classes: tuple[int, ...] | None = None, *,
+                  fields: dict[str, Any] | None = None) -> Any:
+    """A distance model `(x1, x2, *, train) -> [B]` (`num_classes` is not used)."""
+    del num_classes
+    return factory.distance_model(config.model.encoder, preset=config.model.preset,
+                                  dtype=config.model.dtype, **_model_fields(config, fields))
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict, *, tasks: Any = None,
+                  pairs: dict[str, types.PairSplit] | None = None,
+                  model_fn: Callable[..., Any]) -> "DistanceProblem":
+    """The validated pairs (`mtl2d.data.config.load_pairs(config.data)` when None)."""
+    del tasks
+    if pairs is None:
+      pairs = data_config.load_pairs(config.data)
+    check_pairs(pairs, config.distance.target)
+    return cls(config, pairs, model_fn(None))
+
+  def per_task_problems(self) -> None:
+    """One regression target: always one run."""
+    return None
+
+  def epoch_summary(self, record: dict[str, Any]) -> dict[str, Any]:
+    """Nothing beyond the validation and test errors."""
+    del record
+    return {}
+
+  def write_outputs(self, workdir: Any) -> None:
+    """`test_predictions.npz` (see `save_predictions`)."""
+    self.save_predictions(pathlib.Path(workdir) / "test_predictions.npz")
 
   def __init__(self, config: ml_collections.ConfigDict, pairs: dict[str, types.PairSplit],
                model: Any):
@@ -318,6 +556,7 @@ class DistanceProblem:
     self.target = config.distance.target
     self.pairs = pairs
     self.model = model
+    self.train_step = _distance_train_step(_microbatches(config))
     self.best_epoch = 0
     self.best_val_mse = np.inf
     self.best_test_predictions: np.ndarray | None = None
@@ -437,3 +676,6 @@ class DistanceProblem:
              errors=self.best_test_predictions - targets, best_epoch=self.best_epoch,
              target=np.asarray(self.target))
     os.replace(tmp, path)
+
+
+PROBLEM_TYPES.update({cls.task_type: cls for cls in (ClassificationProblem, DistanceProblem)})

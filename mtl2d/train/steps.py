@@ -8,6 +8,23 @@ model, whose batch norms compute their training statistics over the real rows on
 computes the same function however much it is padded, and results do not depend on the number
 of devices the batch is padded for (up to floating-point reduction order).
 
+Gradient accumulation (`train.microbatches = k`): the train steps split the padded batch into
+`k` microbatches and run them one after another in a `lax.scan`, so only one microbatch's
+activations are live at a time (the memory that lets the paper preset onto a smaller
+accelerator); one optimizer update follows. Microbatch `j` holds rows `j, j + k, j + 2k, ...`
+(an interleaved split: real rows, which come first, spread over all microbatches, and a batch
+sharded over devices stays sharded inside each microbatch). Each microbatch contributes the
+gradient of its masked loss *sum* divided by the whole batch's real-row count, so the
+accumulated gradient is that of the full batch's masked mean loss: without batch norm (and
+without dropout, whose keys differ per microbatch) the update equals the full-batch update up
+to floating-point summation order. Batch norm: each microbatch normalises with its own batch
+statistics (over its real rows), and the running averages take one momentum update per step
+with the real-row-weighted mean of the microbatches' statistics, i.e. `ra <- ra + sum_j (n_j /
+n) * (ra_j - ra)` where `ra_j` is the running average microbatch `j` alone would write. The
+running mean is then exactly the full batch's; the running variance is the mean
+within-microbatch variance (it misses the spread between microbatch means). A microbatch without
+real rows (fewer real rows than `k`) is skipped (`lax.cond`): no gradient, no statistics.
+
 Step metrics are sums (`loss_sum`, `correct`, `count`, ...) so they can be added on device
 across steps with `accumulate` and fetched every N steps; `first_nonfinite_step` (-1 if none)
 records the first step whose loss was NaN or infinite.
@@ -30,6 +47,7 @@ from mtl2d.train import state as state_lib
 __all__ = [
     "FAST_COMPILE",
     "accumulate",
+    "check_microbatches",
     "classification_eval_step",
     "classification_train_step",
     "classifier_predict",
@@ -79,9 +97,82 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Arr
   return total / jnp.maximum(count, 1.0), total, count
 
 
+def check_microbatches(microbatches: int, batch_size: int) -> None:
+  """Raises ValueError unless `microbatches >= 1` divides `batch_size` (`train.microbatches`)."""
+  if not isinstance(microbatches, (int, np.integer)) or microbatches < 1:
+    raise ValueError(f"train.microbatches must be an integer >= 1, got {microbatches!r}")
+  if batch_size % microbatches:
+    raise ValueError(f"train.microbatches={microbatches} must divide the batch size "
+                     f"{batch_size} (the batch is split into equal microbatches)")
+
+
+# `(params, microbatch, rng) -> (loss_sum, (batch_stats, sums))`: masked sums of one microbatch.
+SumsFn = Callable[[Any, Batch, jax.Array], tuple[jax.Array, tuple[Any, Metrics]]]
+
+
+def _split_rows(batch: Batch, microbatches: int) -> tuple[Batch, Batch]:
+  """`([k, B/k, ...] per-row arrays, per-batch scalars)`; microbatch j holds rows j, j+k, ..."""
+  rows, scalars = {}, {}
+  for key, value in batch.items():
+    if jnp.ndim(value) == 0:
+      scalars[key] = value
+    else:
+      value = jnp.asarray(value)
+      rows[key] = value.reshape((-1, microbatches) + value.shape[1:]).swapaxes(0, 1)
+  return rows, scalars
+
+
+def _accumulated_grads(sums_fn: SumsFn, state: state_lib.TrainState, batch: Batch,
+                       rng: jax.Array, microbatches: int) -> tuple[Any, Any, Metrics]:
+  """`(grads, batch_stats, sums)` of the batch's masked mean loss (see the module docstring).
+
+  `rng` is the step's key for the model (dropout); microbatch `j` of several uses
+  `fold_in(rng, j)`. `sums` holds `loss_sum` and the sums `sums_fn` returns, over all rows.
+  """
+  batch_size = jnp.shape(batch["mask"])[0]
+  check_microbatches(microbatches, batch_size)
+  denom = jnp.maximum(jnp.sum(batch["mask"]), 1.0)
+
+  def grads_of(part: Batch, key: jax.Array):
+    def loss_fn(params):
+      loss_sum, aux = sums_fn(params, part, key)
+      return loss_sum / denom, (loss_sum, aux)
+
+    grads, (loss_sum, (stats, sums)) = jax.grad(loss_fn, has_aux=True)(state.params)
+    return grads, stats, dict(sums, loss_sum=loss_sum)
+
+  if microbatches == 1:
+    return grads_of(batch, rng)
+
+  rows, scalars = _split_rows(batch, microbatches)
+  # Accumulators shaped like one microbatch's outputs.
+  first = {**scalars, **jax.tree.map(lambda a: a[0], rows)}
+  zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                       jax.eval_shape(grads_of, first, rng))
+
+  def body(carry, xs):
+    j, part = xs
+    part = {**scalars, **part}
+    n = jnp.sum(part["mask"])
+
+    def run(_):
+      grads, stats, sums = grads_of(part, jax.random.fold_in(rng, j))
+      # This microbatch's share of one momentum update of the running averages.
+      delta = jax.tree.map(lambda new, old: (new - old) * (n / denom), stats, state.batch_stats)
+      return grads, delta, sums
+
+    out = jax.lax.cond(n > 0, run, lambda _: zeros, None)
+    return jax.tree.map(jnp.add, carry, out), None
+
+  (grads, delta, sums), _ = jax.lax.scan(body, zeros, (jnp.arange(microbatches), rows))
+  stats = jax.tree.map(jnp.add, state.batch_stats, delta)
+  return grads, stats, sums
+
+
 def classification_train_step(
     state: state_lib.TrainState, batch: Batch, *,
     augmentation: augment_lib.Augmentation = augment_lib.Augmentation(),
+    microbatches: int = 1,
 ) -> tuple[state_lib.TrainState, Metrics]:
   """One AdamW step on cross-entropy of the batch's task head.
 
@@ -92,63 +183,75 @@ def classification_train_step(
   Args:
     state: train state of a `MultiTaskModel` (called as `(x, task_id, *, train, mask)`).
     batch: `x [B, n]` float, `y [B]` int32, `mask [B]` float32, `task_id` int32 scalar.
-    augmentation: training-time augmentation of `x` (static; default none).
+    augmentation: training-time augmentation of `x` (static; default none), drawn for the
+      whole batch before it is split into microbatches.
+    microbatches: gradient accumulation over this many sequential parts of the batch (static,
+      `train.microbatches`; must divide `B`); see the module docstring for what equals the
+      full-batch step and how batch-norm statistics are combined.
 
   Returns:
     `(new_state, metrics)`, metrics: `loss_sum`, `correct`, `count` (sums over real rows) and
     `first_nonfinite_step`.
+
+  Raises:
+    ValueError: `microbatches` < 1 or not dividing `B`.
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
   dropout_rng, augment_rng = jax.random.split(step_rng)
   x = augment_lib.augment_batch(batch["x"], augment_rng, augmentation)
 
-  def loss_fn(params):
+  def sums_fn(params, part, key):
     (logits, _), updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, x, batch["task_id"],
-        train=True, mask=batch["mask"], mutable=["batch_stats"], rngs={"dropout": dropout_rng})
+        {"params": params, "batch_stats": state.batch_stats}, part["x"], part["task_id"],
+        train=True, mask=part["mask"], mutable=["batch_stats"], rngs={"dropout": key})
     # Classes the task lacks carry a large negative logit (zero probability), so plain
     # cross-entropy over all heads' classes is the task's own cross-entropy.
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
-    loss, loss_sum, count = _masked_mean(ce, batch["mask"])
-    return loss, (updates, logits, loss_sum, count)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, part["y"])
+    _, loss_sum, count = _masked_mean(ce, part["mask"])
+    correct = jnp.sum((jnp.argmax(logits, -1) == part["y"]) * part["mask"])
+    return loss_sum, (updates.get("batch_stats", {}), dict(correct=correct, count=count))
 
-  grads, (updates, logits, loss_sum, count) = jax.grad(loss_fn, has_aux=True)(state.params)
-  loss = loss_sum / jnp.maximum(count, 1.0)
+  grads, batch_stats, sums = _accumulated_grads(sums_fn, state, dict(batch, x=x), dropout_rng,
+                                                microbatches)
+  loss = sums["loss_sum"] / jnp.maximum(sums["count"], 1.0)
   new_state = state.apply_gradients(grads=grads, task_id=batch["task_id"],
-                                    batch_stats=updates.get("batch_stats", {}))
-  correct = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["mask"])
-  return new_state, _step_metrics(state, loss, dict(loss_sum=loss_sum, correct=correct,
-                                                    count=count))
+                                    batch_stats=batch_stats)
+  return new_state, _step_metrics(state, loss, sums)
 
 
-def distance_train_step(state: state_lib.TrainState,
-                        batch: Batch) -> tuple[state_lib.TrainState, Metrics]:
+def distance_train_step(state: state_lib.TrainState, batch: Batch, *,
+                        microbatches: int = 1) -> tuple[state_lib.TrainState, Metrics]:
   """One AdamW step on the mean squared error of predicted DTW distances (Section III-C).
 
   Args:
     state: train state of a distance model (called as `(x1, x2, *, train, mask) -> [B]`).
     batch: `x1 [B, n]`, `x2 [B, m]`, `y [B]` float32 targets, `mask [B]` float32.
+    microbatches: gradient accumulation over this many sequential parts of the batch (static,
+      `train.microbatches`; must divide `B`), as in `classification_train_step`.
 
   Returns:
     `(new_state, metrics)`, metrics: `loss_sum` (squared errors), `abs_sum`, `count` and
     `first_nonfinite_step`.
+
+  Raises:
+    ValueError: `microbatches` < 1 or not dividing `B`.
   """
   dropout_rng = jax.random.fold_in(state.rng, state.step)
 
-  def loss_fn(params):
+  def sums_fn(params, part, key):
     pred, updates = state.apply_fn(
-        {"params": params, "batch_stats": state.batch_stats}, batch["x1"], batch["x2"],
-        train=True, mask=batch["mask"], mutable=["batch_stats"], rngs={"dropout": dropout_rng})
+        {"params": params, "batch_stats": state.batch_stats}, part["x1"], part["x2"],
+        train=True, mask=part["mask"], mutable=["batch_stats"], rngs={"dropout": key})
     pred = pred.astype(jnp.float32)
-    loss, loss_sum, count = _masked_mean(jnp.square(pred - batch["y"]), batch["mask"])
-    return loss, (updates, pred, loss_sum, count)
+    _, loss_sum, count = _masked_mean(jnp.square(pred - part["y"]), part["mask"])
+    abs_sum = jnp.sum(jnp.abs(pred - part["y"]) * part["mask"])
+    return loss_sum, (updates.get("batch_stats", {}), dict(abs_sum=abs_sum, count=count))
 
-  grads, (updates, pred, loss_sum, count) = jax.grad(loss_fn, has_aux=True)(state.params)
-  loss = loss_sum / jnp.maximum(count, 1.0)
-  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
-  abs_sum = jnp.sum(jnp.abs(pred - batch["y"]) * batch["mask"])
-  return new_state, _step_metrics(state, loss, dict(loss_sum=loss_sum, abs_sum=abs_sum,
-                                                    count=count))
+  grads, batch_stats, sums = _accumulated_grads(sums_fn, state, batch, dropout_rng,
+                                                microbatches)
+  loss = sums["loss_sum"] / jnp.maximum(sums["count"], 1.0)
+  new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  return new_state, _step_metrics(state, loss, sums)
 
 
 def _variables(state: Any) -> dict[str, Any]:

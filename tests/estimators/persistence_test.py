@@ -13,6 +13,7 @@ import pytest
 from mtl2d import estimators
 from mtl2d import exported
 from mtl2d.models import conv_native
+from mtl2d.models import factory
 from tests.estimators import helpers
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -94,6 +95,30 @@ def test_save_and_load_reproduce_the_estimator(resnet2d_fit, multitask_fit, tmp_
     estimators.load(tmp_path / "nothing")
   files = sorted(p.name for p in (tmp_path / "single").iterdir())
   assert files == ["estimator.json", f"variables_epoch{clf.best_epoch_}.msgpack"]
+
+
+def test_a_saved_estimator_loads_as_trained_after_its_preset_changes(resnet2d_fit, tmp_path,
+                                                                      monkeypatch):
+  clf, x, _ = resnet2d_fit
+  expected = clf.predict_proba(x)
+  clf.save(tmp_path / "saved")
+  # An estimator saved before the model fields were recorded: only preset and overrides.
+  meta = json.loads((tmp_path / "saved" / "estimator.json").read_text())
+  assert meta["config"]["resolved"]["model"]["fields"]["downsample"] is None
+  del meta["config"]["resolved"]
+  (tmp_path / "old").mkdir()
+  for p in (tmp_path / "saved").iterdir():
+    (tmp_path / "old" / p.name).write_bytes(p.read_bytes())
+  (tmp_path / "old" / "estimator.json").write_text(json.dumps(meta))
+  np.testing.assert_array_equal(estimators.load(tmp_path / "old").predict_proba(x), expected)
+
+  # The preset's stride-2 stages change (same parameter shapes, other outputs).
+  monkeypatch.setitem(factory.PRESETS["tiny"], "resnet2d",
+                      dict(factory.PRESETS["tiny"]["resnet2d"], downsample=0))
+  np.testing.assert_array_equal(clf.predict_proba(x), expected)
+  np.testing.assert_array_equal(estimators.load(tmp_path / "saved").predict_proba(x), expected)
+  # Without recorded fields the preset decides (the old behaviour).
+  assert not np.allclose(estimators.load(tmp_path / "old").predict_proba(x), expected)
 
 
 def test_unfitted_estimator_cannot_be_saved(tmp_path):

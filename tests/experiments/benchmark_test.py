@@ -54,45 +54,13 @@ def test_flops_do_not_depend_on_the_conv_gradient_implementation():
   assert flops["matmul"] == flops["xla"] > 0
 
 
-def test_microbatched_step_matches_sequential_halves():
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-  import optax
-
-  from mtl2d import models
-
-  model = models.classifier("resnet1d", (3,), preset="tiny")
-  optimizer = optax.adamw(1e-4)
-  rng = np.random.default_rng(0)
-  x = jnp.asarray(rng.standard_normal((4, 10), np.float32))
-  y = jnp.asarray([0, 1, 2, 1], jnp.int32)
-  variables = jax.jit(lambda x: model.init(jax.random.key(0, impl="rbg"), x, 0, train=False))(x)
-  state = {"params": variables["params"], "batch_stats": variables["batch_stats"],
-           "opt_state": optimizer.init(variables["params"])}
-  step = jax.jit(bench_models.make_train_step(model, optimizer, microbatches=2))
-  new_state, loss = step(state, x, y, jnp.int32(0))
-
-  # Reference: two separate halves, batch statistics threaded through.
-  @jax.jit
-  def reference(variables, opt_state):
-    stats, grads, losses = variables["batch_stats"], [], []
-    for part in (slice(0, 2), slice(2, 4)):
-      def loss_fn(p, stats=stats, part=part):
-        (logits, _), upd = model.apply({"params": p, "batch_stats": stats}, x[part], 0,
-                                       train=True, mutable=["batch_stats"])
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y[part]).mean(), upd
-      (part_loss, upd), g = jax.value_and_grad(loss_fn, has_aux=True)(variables["params"])
-      stats = upd["batch_stats"]
-      grads.append(g)
-      losses.append(part_loss)
-    mean_grads = jax.tree.map(lambda a, b: (a + b) / 2, *grads)
-    updates, _ = optimizer.update(mean_grads, opt_state, variables["params"])
-    return optax.apply_updates(variables["params"], updates), stats, losses
-
-  ref_params, stats, losses = reference(variables, state["opt_state"])
-  np.testing.assert_allclose(loss, (losses[0] + losses[1]) / 2, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               new_state["params"], ref_params)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               new_state["batch_stats"], stats)
+def test_microbatches_go_through_the_engine_step():
+  # The benchmark compiles mtl2d.train.steps' step: `microbatches` is `train.microbatches`
+  # (gradient accumulation in a scan, so fewer activations are live at a time) and its errors.
+  kwargs = dict(preset="tiny", batch_size=8, length=32, compile_only=True)
+  mem = {k: bench_models.benchmark_train_step("resnet1d", microbatches=k, **kwargs)["memory"]
+         for k in (1, 4)}
+  assert mem[4]["temp_bytes"] < mem[1]["temp_bytes"]
+  assert mem[4]["argument_bytes"] == mem[1]["argument_bytes"]
+  with pytest.raises(ValueError, match=r"train\.microbatches=3 must divide the batch size 8"):
+    bench_models.benchmark_train_step("resnet1d", microbatches=3, **kwargs)

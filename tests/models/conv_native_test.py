@@ -13,8 +13,16 @@ import pytest
 from mtl2d.models import conv
 from mtl2d.models import conv_native
 
-needs_native = pytest.mark.skipif(not conv_native.available(),
-                                  reason="native kernel unavailable (no C++ compiler?)")
+
+@pytest.fixture(scope="module")
+def native():
+  # Built when the first test that needs it runs, not at collection (a skipif condition is
+  # evaluated while collecting, so `pytest --collect-only` or `-k other` compiled C++).
+  if not conv_native.available():
+    pytest.skip("native kernel unavailable (no C++ compiler?)")
+
+
+needs_native = pytest.mark.usefixtures("native")
 
 
 def _numpy_weight_grad(x, dy, kernel_size, strides, padding):

@@ -1,9 +1,13 @@
+import dataclasses
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from mtl2d import models
+from mtl2d.models import factory
 
 
 def _count(tree):
@@ -47,3 +51,77 @@ def test_presets_and_overrides():
 def test_bad_names_list_valid_ones(call, match):
   with pytest.raises(ValueError, match=match):
     call()
+
+
+@pytest.mark.parametrize("kind,name,call", [
+    ("encoder", "resnet3d", lambda: models.classifier("resnet3d", (2,))),
+    ("distance", "dtw", lambda: models.distance_model("dtw")),
+    (None, "transformer", lambda: factory.lookup("transformer")),
+    (None, "transformer", lambda: models.preset_config("transformer", "tiny")),
+])
+def test_unknown_model_names_itself_and_the_choices(kind, name, call):
+  with pytest.raises(ValueError) as e:
+    call()
+  choices = factory.registered(kind)
+  assert f"{name!r}; choices: {list(choices)}" in str(e.value)
+  builtin = {"encoder": factory.CLASSIFIER_ENCODERS, "distance": factory.DISTANCE_MODELS,
+             None: factory.CLASSIFIER_ENCODERS + factory.DISTANCE_MODELS}[kind]
+  assert set(builtin) <= set(choices) and builtin
+
+
+def test_encoder_is_not_a_distance_model():
+  with pytest.raises(ValueError, match=r"unknown distance model 'resnet1d'"):
+    models.distance_model("resnet1d")
+
+
+def test_every_preset_sets_every_constructor_field():
+  # A model's fields are its constructor's fields less dtype / num_tasks (set by the builder):
+  # what a run records, and what rebuilds it.
+  for preset, per_model in factory.PRESETS.items():
+    assert set(per_model) == set(factory.registered()), preset
+    for name, fields in per_model.items():
+      entry = factory.lookup(name)
+      expected = {f.name for f in dataclasses.fields(entry.module)} - {
+          "parent", "name", "dtype", "num_tasks"}
+      assert set(fields) == set(entry.fields) == expected, (preset, name)
+
+
+def test_recorded_fields_build_the_same_model_whatever_the_preset(monkeypatch):
+  fields = models.preset_config("resnet2d", "tiny", downsample=2)
+  # As JSON gives them back: lists, not tuples.
+  recorded = json.loads(json.dumps(fields))
+  built = models.classifier("resnet2d", (3,), preset="tiny", downsample=2)
+  monkeypatch.setitem(factory.PRESETS["tiny"], "resnet2d",
+                      dict(factory.PRESETS["tiny"]["resnet2d"], widths=(3,), downsample=0))
+  again = models.classifier("resnet2d", (3,), preset="paper", fields=recorded)
+  assert again == built and hash(again) == hash(built)
+  assert models.classifier("resnet2d", (3,), preset="tiny").encoder.widths == (3,)
+  distance = models.distance_model("distance_resnet2d", fields={"widths": [2, 2]})
+  assert distance.widths == (2, 2) and distance.conv_impl == "auto"  # the constructor default
+
+
+def test_recorded_fields_are_checked():
+  with pytest.raises(ValueError, match=r"unknown field\(s\) \['depth'\] for model 'resnet1d'; "
+                                       r"valid fields: \['features', 'kernel_sizes'\]"):
+    models.classifier("resnet1d", (2,), fields={"features": (4,), "depth": 3})
+  with pytest.raises(ValueError, match="not both"):
+    models.classifier("resnet1d", (2,), fields={"features": (4,)}, kernel_sizes=(3,))
+
+
+def test_register_adds_a_model_by_name(monkeypatch):
+  monkeypatch.setattr(factory, "_REGISTRY", dict(factory._REGISTRY))
+  monkeypatch.setitem(factory.PRESETS["tiny"], "wide_resnet1d", dict(features=(6,),
+                                                                      kernel_sizes=(3,)))
+
+  class WideResNet1D(models.ResNet1D):
+    pass
+
+  entry = factory.register("wide_resnet1d", WideResNet1D, kind="encoder")
+  assert entry.fields == ("features", "kernel_sizes")
+  assert "wide_resnet1d" in factory.registered("encoder")
+  model = models.classifier("wide_resnet1d", (2,), preset="tiny")
+  assert isinstance(model.encoder, WideResNet1D) and model.encoder.features == (6,)
+  with pytest.raises(ValueError, match="already registered"):
+    factory.register("wide_resnet1d", models.ResNet1D, kind="encoder")
+  with pytest.raises(ValueError, match="kind must be one of"):
+    factory.register("other", WideResNet1D, kind="decoder")

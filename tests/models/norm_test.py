@@ -1,4 +1,4 @@
-"""mtl2d's BatchNorm against flax.linen.BatchNorm (the independent reference)."""
+"""mtl2d's FoldedBatchNorm against flax.linen.BatchNorm (the independent reference)."""
 
 import flax.linen as nn
 import jax
@@ -10,7 +10,7 @@ from mtl2d.models import norm
 
 
 def _pair(**kwargs):
-  ours = norm.BatchNorm(use_running_average=False, momentum=0.9, **kwargs)
+  ours = norm.FoldedBatchNorm(use_running_average=False, momentum=0.9, **kwargs)
   ref = nn.BatchNorm(use_running_average=False, momentum=0.9, **kwargs)
   return ours, ref
 
@@ -58,7 +58,7 @@ def test_training_values_statistics_and_gradients_match_flax(shape):
 
 
 def test_gradient_finite_differences():
-  model = norm.BatchNorm(use_running_average=False)
+  model = norm.FoldedBatchNorm(use_running_average=False)
   x, variables = _inputs((4, 3), seed=3)
   x = x.astype(jnp.float32)
   w = jax.random.normal(jax.random.key(9), x.shape)
@@ -76,18 +76,18 @@ def test_gradient_finite_differences():
 
 def test_evaluation_uses_running_statistics():
   x, variables = _inputs()
-  ours = norm.BatchNorm(use_running_average=True)
+  ours = norm.FoldedBatchNorm(use_running_average=True)
   ref = nn.BatchNorm(use_running_average=True)
   y = ours.apply(variables, x)
   np.testing.assert_allclose(y, ref.apply(variables, x), rtol=1e-5, atol=1e-6)
-  _, updates = norm.BatchNorm(use_running_average=False).apply(variables, x,
+  _, updates = norm.FoldedBatchNorm(use_running_average=False).apply(variables, x,
                                                                mutable=["batch_stats"])
   assert not np.allclose(updates["batch_stats"]["mean"], variables["batch_stats"]["mean"])
 
 
 def test_bfloat16_output_and_float32_statistics():
   x, variables = _inputs()
-  model = norm.BatchNorm(use_running_average=False, dtype=jnp.bfloat16)
+  model = norm.FoldedBatchNorm(use_running_average=False, dtype=jnp.bfloat16)
   y, updates = model.apply(variables, x.astype(jnp.bfloat16), mutable=["batch_stats"])
   assert y.dtype == jnp.bfloat16
   assert updates["batch_stats"]["var"].dtype == jnp.float32
@@ -95,12 +95,40 @@ def test_bfloat16_output_and_float32_statistics():
   np.testing.assert_allclose(y.astype(jnp.float32), ref, rtol=5e-2, atol=5e-2)
 
 
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("mean", [0.0, 50.0])
+def test_bfloat16_error_is_within_flaxs(mean, train):
+  # Against a float32 reference (flax in float32 on the float32 input), bfloat16 input and
+  # compute dtype: the error may be that of rounding the input and the output (flax's), not
+  # that of folding in bfloat16, where `x * a` and `c` nearly cancel when |mean| >> std
+  # (0.29 vs flax's 0.11 at mean 50 before the fold moved to float32).
+  c = 8
+  x = jax.random.normal(jax.random.key(0), (16, 12, 10, c)) * 2.0 + mean
+  variables = {
+      "params": {"scale": jax.random.uniform(jax.random.key(1), (c,)) + 0.5,
+                 "bias": jax.random.normal(jax.random.key(2), (c,))},
+      "batch_stats": {"mean": jnp.full((c,), mean), "var": jnp.full((c,), 4.0)},
+  }
+
+  def error(model, dtype):
+    y, _ = model(use_running_average=not train, dtype=dtype).apply(
+        variables, x.astype(dtype), mutable=["batch_stats"])
+    ref, _ = nn.BatchNorm(use_running_average=not train).apply(variables, x,
+                                                                mutable=["batch_stats"])
+    assert y.dtype == dtype
+    return float(jnp.max(jnp.abs(y.astype(jnp.float32) - ref)))
+
+  ours, flax = error(norm.FoldedBatchNorm, jnp.bfloat16), error(nn.BatchNorm, jnp.bfloat16)
+  assert 0 < ours <= 1.05 * flax, (ours, flax)
+  assert error(norm.FoldedBatchNorm, jnp.float32) < 1e-4 * (1 + mean)
+
+
 def test_per_task_statistics_update_and_read_only_the_batch_task():
   x, variables = _inputs((6, 4))
   stacked = {"params": variables["params"],
              "batch_stats": {"mean": jnp.stack([jnp.full(4, v) for v in (0.1, 0.3, -0.2)]),
                              "var": jnp.stack([jnp.full(4, v) for v in (1.0, 1.7, 0.5)])}}
-  model = norm.BatchNorm(use_running_average=False, num_tasks=3)
+  model = norm.FoldedBatchNorm(use_running_average=False, num_tasks=3)
   y, updates = jax.jit(lambda v, x, t: model.apply(v, x, t, mutable=["batch_stats"]))(
       stacked, x, jnp.int32(1))
   # Training mode: the batch's own statistics, exactly as with one set of statistics.
@@ -114,7 +142,7 @@ def test_per_task_statistics_update_and_read_only_the_batch_task():
     np.testing.assert_array_equal(new[[0, 2]], old[[0, 2]])  # other tasks untouched
     np.testing.assert_allclose(new[1], ref_updates["batch_stats"][name], rtol=1e-5, atol=1e-6)
   # Evaluation mode: task 2's own running statistics.
-  evaluate = norm.BatchNorm(use_running_average=True, num_tasks=3)
+  evaluate = norm.FoldedBatchNorm(use_running_average=True, num_tasks=3)
   y2 = evaluate.apply(stacked, x, jnp.int32(2))
   ref2 = nn.BatchNorm(use_running_average=True).apply(
       {"params": variables["params"],
@@ -124,13 +152,13 @@ def test_per_task_statistics_update_and_read_only_the_batch_task():
 
 def test_per_task_statistics_shapes_and_errors():
   x = jnp.ones((2, 5))
-  v = norm.BatchNorm(use_running_average=False, num_tasks=4).init(jax.random.key(0), x,
+  v = norm.FoldedBatchNorm(use_running_average=False, num_tasks=4).init(jax.random.key(0), x,
                                                                    jnp.int32(0))
   assert v["batch_stats"]["mean"].shape == (4, 5) and v["params"]["scale"].shape == (5,)
   with pytest.raises(ValueError, match="task_id"):
-    norm.BatchNorm(use_running_average=False, num_tasks=2).init(jax.random.key(0), x)
+    norm.FoldedBatchNorm(use_running_average=False, num_tasks=2).init(jax.random.key(0), x)
   with pytest.raises(ValueError, match="num_tasks"):
-    norm.BatchNorm(use_running_average=False, num_tasks=0).init(jax.random.key(0), x)
+    norm.FoldedBatchNorm(use_running_average=False, num_tasks=0).init(jax.random.key(0), x)
 
 
 @pytest.mark.parametrize("shape", [(6, 5, 4, 3), (7, 3)])
@@ -140,7 +168,7 @@ def test_masked_statistics_match_flax_and_numpy(shape):
   x = x.at[keep == 0].set(1e3)  # rows left out must not matter, however large
   rows = norm.row_mask(keep, x)
   assert rows.shape == (shape[0],) + (1,) * (len(shape) - 1) and rows.dtype == bool
-  ours = norm.BatchNorm(use_running_average=False, momentum=0.9)
+  ours = norm.FoldedBatchNorm(use_running_average=False, momentum=0.9)
   ref = nn.BatchNorm(use_running_average=False, momentum=0.9)
   y, stats = ours.apply(variables, x, mask=rows, mutable=["batch_stats"])
   y_ref, stats_ref = ref.apply(variables, x, mask=rows, mutable=["batch_stats"])

@@ -243,6 +243,10 @@ def test_bad_input_is_refused_before_training(tmp_path):
   config.distance.target = "5%"
   with pytest.raises(ValueError, match=r"distance.target '5%'.*\['10%', 'full'\]"):
     train.train_and_evaluate(config, tmp_path, pairs=helpers.make_pairs())
+  for k in (0, 3):
+    with pytest.raises(ValueError, match=rf"train\.microbatches.*{k}"):
+      train.train_and_evaluate(helpers.tiny_config(**{"train.microbatches": k}), tmp_path,
+                               tasks=[task])
   assert not any(tmp_path.iterdir())  # nothing written
 
 
@@ -312,7 +316,14 @@ def test_changed_preset_is_a_different_run(reference_run, tmp_path, monkeypatch)
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   before = _snapshot(workdir)
-  # A new architecture field in the code's preset changes what the config resolves to.
+  # A new architecture field in the model's code, set by its preset, changes what the config
+  # resolves to.
+
+  class DilatedResNet1D(models.ResNet1D):
+    dilation: int = 1
+
+  monkeypatch.setitem(factory._REGISTRY, "resnet1d",
+                      factory.ModelEntry("resnet1d", DilatedResNet1D, "encoder"))
   tiny = dict(factory.PRESETS["tiny"]["resnet1d"], dilation=2)
   monkeypatch.setitem(factory.PRESETS["tiny"], "resnet1d", tiny)
   with pytest.raises(ValueError, match=r"different run \(config.json differs: "
@@ -440,3 +451,63 @@ def test_other_num_epochs_under_a_schedule_is_a_different_run(tmp_path):
   with pytest.raises(ValueError, match=r"different run .*num_epochs: 1 -> 2"):
     train.train_and_evaluate(helpers.tiny_config(num_epochs=2, **{"optim.schedule": "cosine"}),
                              tmp_path, tasks=tasks)
+
+
+def test_a_run_restores_as_trained_after_its_preset_changes(tmp_path, monkeypatch):
+  # The kernel sizes come from the preset, not from the config: the run records them.
+  config = helpers.tiny_config(num_epochs=1)
+  config.model.overrides = dict(features=(4,))
+  tasks = helpers.make_tasks()[:1]
+  train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  recorded = json.loads((tmp_path / "config.json").read_text())["resolved"]["model"]["fields"]
+  assert recorded == {"features": [4], "kernel_sizes": [8, 5, 3]}
+  model, variables, _ = train.restore_model(tmp_path)
+  before, _ = train.predict(model, variables, tasks[0].val.x, 0)
+
+  monkeypatch.setitem(factory.PRESETS["tiny"], "resnet1d",
+                      dict(features=(4, 8, 8), kernel_sizes=(3, 3, 3)))
+  model, variables, _ = train.restore_model(tmp_path)
+  assert model.encoder.kernel_sizes == (8, 5, 3) and model.encoder.features == (4,)
+  after, _ = train.predict(model, variables, tasks[0].val.x, 0)
+  np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+  # Resuming the run with the changed preset is another run (see
+  # test_changed_preset_is_a_different_run); with the preset back it resumes.
+  with pytest.raises(ValueError, match=r"model.fields.kernel_sizes: \[8, 5, 3\] -> \[3, 3, 3\]"):
+    train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  monkeypatch.undo()
+  assert train.train_and_evaluate(config, tmp_path, tasks=tasks)["completed_epochs"] == 1
+
+
+def test_a_run_that_records_no_fields_restores_from_its_preset(reference_run, tmp_path):
+  # Runs written before the model fields were recorded hold only model.preset and overrides.
+  reference, _ = reference_run
+  workdir = tmp_path / "old"
+  shutil.copytree(reference, workdir)
+  record = json.loads((workdir / "config.json").read_text())
+  del record["resolved"]
+  (workdir / "config.json").write_text(json.dumps(record))
+  tasks = helpers.make_tasks()
+  old_model, old_vars, _ = train.restore_model(workdir)
+  model, variables, _ = train.restore_model(reference)
+  assert old_model == model
+  np.testing.assert_array_equal(
+      np.asarray(train.predict(old_model, old_vars, tasks[0].val.x, 0)[0]),
+      np.asarray(train.predict(model, variables, tasks[0].val.x, 0)[0]))
+
+
+def test_gradient_accumulation_end_to_end(reference_run, tmp_path):
+  # Accumulation goes through the engine's step: finite metrics, one train-step compilation per
+  # series length, and the setting is part of the run's identity. Runs without accumulation
+  # record no `train` section, as runs from before the field existed, which stay resumable.
+  reference, _ = reference_run
+  assert "train" not in workdir_lib.read_json(reference / "config.json")["resolved"]
+  config = helpers.tiny_config(**{"train.microbatches": 2, "num_epochs": 1})
+  tasks = helpers.make_tasks()[:2]  # one series length
+  results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  assert results["train_step_compilations"] <= 1
+  for task in tasks:
+    assert 0.0 <= results["tasks"][task.name]["val_accuracy"] <= 1.0
+  record = workdir_lib.read_metrics(tmp_path / "metrics.jsonl")[0]
+  assert all(np.isfinite(v["loss"]) for v in record["train"].values())
+  resolved = workdir_lib.read_json(tmp_path / "config.json")["resolved"]
+  assert resolved["train"] == {"microbatches": 2}

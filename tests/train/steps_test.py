@@ -3,7 +3,9 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from mtl2d.train import augment
@@ -271,3 +273,127 @@ def test_padding_rows_never_reach_batch_norm_statistics(name):
   # A first AdamW step moves every parameter by about lr * sign(gradient); the gradients
   # themselves are compared through the optimizer state (first moments 0.1 * gradient).
   helpers.leaves_close(new_a.opt_state, new_b.opt_state, rtol=1e-4, atol=1e-8)
+
+
+# Gradient accumulation (train.microbatches).
+
+
+def _interleaved(a, k):
+  """Microbatch j of the step's split: rows j, j + k, ... (see mtl2d.train.steps)."""
+  return [a[j::k] for j in range(k)]
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_accumulated_classification_step_equals_full_batch(k):
+  # No batch norm, no dropout: the accumulated step is the full-batch step. 5 real rows padded
+  # to 8: with k = 8 three microbatches hold padding only (skipped). Parameters after one
+  # AdamW step move by about lr * sign(gradient), which hides gradient errors, so the
+  # gradients are compared through the first moments (0.1 * gradient) as well.
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  rng = np.random.default_rng(7)
+  batch, x, _ = _batch(rng, 5, 8, 6, task_id=1, num_classes=3)
+  full = jax.jit(steps.classification_train_step)
+  accumulated = jax.jit(functools.partial(steps.classification_train_step, microbatches=k))
+  new_full, m_full = full(_state(model, (x, np.int32(0))), batch)
+  new_acc, m_acc = accumulated(_state(model, (x, np.int32(0))), batch)
+  for key in ("loss_sum", "correct", "count"):
+    np.testing.assert_allclose(float(m_acc[key]), float(m_full[key]), rtol=1e-6)
+  assert int(m_acc["first_nonfinite_step"]) == -1
+  helpers.leaves_close(new_acc.opt_state, new_full.opt_state, rtol=1e-5, atol=1e-8)
+  helpers.leaves_close(new_acc.params, new_full.params, rtol=1e-5, atol=1e-7)
+  assert int(new_acc.step) == 1
+
+
+def test_accumulated_distance_step_equals_full_batch():
+  model = helpers.LinearDistance()
+  rng = np.random.default_rng(8)
+  x1, x2 = rng.normal(size=(2, 6, 5)).astype(np.float32)
+  y = rng.random(6).astype(np.float32)
+  rows, mask = steps.pad_rows(np.arange(6), 8)
+  batch = {"x1": x1[rows], "x2": x2[rows], "y": y[rows], "mask": mask}
+  state = _state(model, (x1, x2), per_task_heads=False)
+  new_full, m_full = jax.jit(steps.distance_train_step)(state, batch)
+  state = _state(model, (x1, x2), per_task_heads=False)
+  step = jax.jit(functools.partial(steps.distance_train_step, microbatches=4))
+  new_acc, m_acc = step(state, batch)
+  for key in ("loss_sum", "abs_sum", "count"):
+    np.testing.assert_allclose(float(m_acc[key]), float(m_full[key]), rtol=1e-6)
+  helpers.leaves_close(new_acc.opt_state, new_full.opt_state, rtol=1e-5, atol=1e-8)
+
+
+def test_accumulated_step_with_batch_norm_matches_per_microbatch_reference():
+  # Batch norm: each microbatch normalises with its own statistics; the gradient is the sum of
+  # the microbatches' masked loss sums over the batch's real rows; the running averages take
+  # one update with the real-row-weighted mean of the microbatches' statistics. The reference
+  # applies the model to each microbatch separately, outside any scan.
+  model, _ = _real_model("resnet1d")
+  rng = np.random.default_rng(9)
+  b, n, k, real = 8, 6, 2, 7
+  x = rng.normal(size=(b, n)).astype(np.float32)
+  y = rng.integers(0, 3, b).astype(np.int32)
+  mask = (np.arange(b) < real).astype(np.float32)
+  batch = {"x": x, "y": y, "mask": mask, "task_id": np.int32(1)}
+  state = _state(model, (x[:1], np.int32(0)), lr=0.01)
+  step = jax.jit(functools.partial(steps.classification_train_step, microbatches=k),
+                 compiler_options=steps.FAST_COMPILE)
+  new, metrics = step(state, batch)
+
+  @functools.partial(jax.jit, compiler_options=steps.FAST_COMPILE)
+  def reference(state):
+    grads, loss, delta = None, 0.0, None
+    for xs, ys, ms in zip(_interleaved(x, k), _interleaved(y, k), _interleaved(mask, k)):
+      def loss_fn(p, xs=xs, ys=ys, ms=ms):
+        (logits, _), upd = model.apply({"params": p, "batch_stats": state.batch_stats}, xs,
+                                       np.int32(1), train=True, mask=ms, mutable=["batch_stats"])
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, ys)
+        return jnp.sum(ce * ms), upd["batch_stats"]
+      (part_loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+      w = ms.sum() / real
+      d = jax.tree.map(lambda s, o, w=w: (s - o) * w, stats, state.batch_stats)
+      grads = g if grads is None else jax.tree.map(jnp.add, grads, g)
+      delta = d if delta is None else jax.tree.map(jnp.add, delta, d)
+      loss = loss + part_loss
+    grads = jax.tree.map(lambda g: g / real, grads)
+    stats = jax.tree.map(jnp.add, state.batch_stats, delta)
+    return state.apply_gradients(grads=grads, task_id=jnp.int32(1), batch_stats=stats), loss
+
+  ref, ref_loss = reference(_state(model, (x[:1], np.int32(0)), lr=0.01))
+  np.testing.assert_allclose(float(metrics["loss_sum"]), float(ref_loss), rtol=1e-5)
+  helpers.leaves_close(new.batch_stats, ref.batch_stats, rtol=1e-5, atol=1e-6)
+  helpers.leaves_close(new.opt_state, ref.opt_state, rtol=1e-4, atol=1e-8)
+  # Layers that read the input directly (block 0's conv and projection) see the same values in
+  # both steps: their running means are exactly the full batch's (the weighted mean of the
+  # microbatch means). Deeper layers read activations normalised per microbatch.
+  full, _ = jax.jit(steps.classification_train_step, compiler_options=steps.FAST_COMPILE)(
+      _state(model, (x[:1], np.int32(0)), lr=0.01), batch)
+  means = [(a, b) for path_a, a in jax.tree_util.tree_leaves_with_path(new.batch_stats)
+           for path_b, b in jax.tree_util.tree_leaves_with_path(full.batch_stats)
+           if path_a == path_b and "block0" in jax.tree_util.keystr(path_a)
+           and "mean" in jax.tree_util.keystr(path_a)]
+  assert len(means) == 2
+  for a, b in means:
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_accumulated_step_compiles_once_across_steps_and_tasks():
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  dp = sharding.DataParallel(1)
+  rng = np.random.default_rng(10)
+  state = dp.replicate(_state(model, (np.zeros((1, 6), np.float32), np.int32(0))))
+  train = steps.jit_train_step(
+      functools.partial(steps.classification_train_step, microbatches=2), dp)
+  for task_id, real in ((0, 8), (1, 3), (2, 1), (0, 5)):
+    batch, _, _ = _batch(rng, real, 8, 6, task_id=task_id, num_classes=NUM_CLASSES[task_id])
+    state, m = train(state, dp.shard_batch(batch))
+    assert float(m["count"]) == real
+  assert train._cache_size() == 1  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize("k", [0, -1, 3])
+def test_bad_microbatches_raise_naming_the_config_field(k):
+  model = helpers.LinearMultiTask(NUM_CLASSES)
+  rng = np.random.default_rng(11)
+  batch, x, _ = _batch(rng, 8, 8, 6, task_id=0, num_classes=2)
+  step = jax.jit(functools.partial(steps.classification_train_step, microbatches=k))
+  with pytest.raises(ValueError, match=r"train\.microbatches"):
+    step(_state(model, (x, np.int32(0))), batch)
