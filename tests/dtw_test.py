@@ -170,10 +170,10 @@ def test_no_recompilation_for_same_shapes():
   assert len(traces) == 1
   xs = rng.normal(size=(3, 10)).astype(np.float32)
   D.cdist_dtw(xs, xs, window=1)
-  before = D._cdist._cache_size()  # pylint: disable=protected-access
+  before = D._cdist._cache_size()
   D.cdist_dtw(xs + 1, xs, window=1)
   D.cdist_dtw(xs, xs - 1, window=1)
-  assert D._cdist._cache_size() == before  # pylint: disable=protected-access
+  assert D._cdist._cache_size() == before
 
 
 @pytest.mark.parametrize("call,match", [

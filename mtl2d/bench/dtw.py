@@ -67,7 +67,7 @@ def bench_length(length: int, batch: int, soft_batch: int, peer_series: int, gam
 
   p = min(peer_series, batch)
   try:
-    from dtaidistance import dtw as dtai_dtw  # pylint: disable=import-outside-toplevel
+    from dtaidistance import dtw as dtai_dtw
     series = np.concatenate([x[:p], y[:p]]).astype(np.float64)
     seconds, mat = _best_time(lambda: dtai_dtw.distance_matrix_fast(
         series, block=((0, p), (p, 2 * p)), parallel=True, compact=False), repeats)
@@ -77,7 +77,7 @@ def bench_length(length: int, batch: int, soft_batch: int, peer_series: int, gam
   except ImportError:
     notes.append("dtaidistance not installed (pip install '.[bench]'): skipped")
   try:
-    from aeon.distances import dtw_pairwise_distance  # pylint: disable=import-outside-toplevel
+    from aeon.distances import dtw_pairwise_distance
     xa, ya = x[:p].astype(np.float64), y[:p].astype(np.float64)
     cores = os.cpu_count() or 1
     seconds, mat = _best_time(lambda: dtw_pairwise_distance(xa, ya, n_jobs=cores), repeats)
@@ -92,7 +92,7 @@ def bench_length(length: int, batch: int, soft_batch: int, peer_series: int, gam
   seconds, (sval, (sgx, _)) = _best_time(lambda: _ready(soft(xs, ys)), repeats)
   row("mtl2d soft_dtw value+grad", "soft", soft_batch, seconds)
   try:
-    from ott.geometry import costs  # pylint: disable=import-outside-toplevel
+    from ott.geometry import costs
     ott_fn = jax.jit(jax.vmap(jax.value_and_grad(
         lambda a, b: costs.SoftDTW(gamma=gamma)(a[:, None], b[:, None]), argnums=(0, 1))))
     seconds, (oval, (ogx, _)) = _best_time(lambda: _ready(ott_fn(xs, ys)), repeats)

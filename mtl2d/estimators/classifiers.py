@@ -447,5 +447,5 @@ def load(path: str | os.PathLike) -> _Estimator:
     raise ValueError(f"{path} holds an estimator of class {class_name!r}, not one of "
                      f"{sorted(_CLASSES)}")
   est = _CLASSES[class_name](**params)
-  est._set_fitted(tasks, config, history)  # pylint: disable=protected-access
+  est._set_fitted(tasks, config, history)
   return est

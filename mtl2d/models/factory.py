@@ -17,7 +17,8 @@ Sizes:
   paper: ResNet1D 64/128/128 with filters 8/5/3 (Figure 2b); k = 64 templates
     of length m = 512 (Section III-B); ResNet2D widths
     `resnet2d.DEFAULT_WIDTHS`; linear 128 for the Siamese model.
-  quick: ResNet1D 32/64/64; k = 8 templates of length 32; ResNet2D widths
+  quick: ResNet1D 32/64/64; k = 8 templates of length 32 (the UCR CPU recipe of
+    experiments/configs/ucr_mtl.py raises k to 16); ResNet2D widths
     16 x 4 then 32 x 4. A ResNet2D MTL train step on batch 40, length 128 runs
     in a fraction of a second on a 2-core CPU (see experiments/benchmark.py).
   tiny: for tests; each step takes milliseconds.

@@ -37,6 +37,7 @@ import numpy as np
 from mtl2d.data import types
 from mtl2d.pipelines import comparison
 from mtl2d.train import config as train_config
+from mtl2d.train import train_and_evaluate
 from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["Variant", "parse_variants", "run_ablation", "summarize"]
@@ -131,8 +132,6 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   Returns:
     One row per (variant, group, seed, task), as written to `results.json`.
   """
-  from mtl2d.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-
   workdir = pathlib.Path(workdir)
   variants = parse_variants(config.variants)
   known = {v.name for v in variants}

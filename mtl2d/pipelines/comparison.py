@@ -44,6 +44,7 @@ from mtl2d.report import paper
 from mtl2d.report import ranks
 from mtl2d.train import config as train_lib_config
 from mtl2d.train import problems
+from mtl2d.train import train_and_evaluate
 from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "combine_comparisons",
@@ -222,8 +223,6 @@ def run_comparison(config: ml_collections.ConfigDict,
     ValueError: the data cannot be loaded (nothing is written then), or `workdir` holds a
       comparison of other data, or a method's results computed with other settings.
   """
-  from mtl2d.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-
   workdir = pathlib.Path(workdir)
   methods = parse_methods(config.methods)
   groups = load_groups(config.data)  # before anything is written: a failed load leaves no trace

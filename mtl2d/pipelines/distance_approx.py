@@ -25,6 +25,7 @@ import numpy as np
 
 from mtl2d import data as data_lib
 from mtl2d.report import plots
+from mtl2d.train import train_and_evaluate
 from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["MODELS", "MODEL_TITLES", "run_distance_approx", "run_dir"]
@@ -62,8 +63,6 @@ def run_distance_approx(config: ml_collections.ConfigDict,
   Returns:
     `{window: {model: {"test_mse", "test_mae", "median_abs_error", "best_epoch"}}}`.
   """
-  from mtl2d.train import train_and_evaluate  # pylint: disable=g-import-not-at-top
-
   workdir = pathlib.Path(workdir)
   if config.data.source != "random_walk":
     raise ValueError(f"data.source must be 'random_walk' for the distance experiment, got "

@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 
 from mtl2d import data as data_lib
+from mtl2d import train
 from mtl2d.analysis import embedding
 from mtl2d.report import plots
 from mtl2d.train import workdir as workdir_lib
@@ -80,8 +81,6 @@ def run_tsne(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
   Returns:
     Per panel: 5-NN agreement in the feature space and in the t-SNE plane.
   """
-  from mtl2d import train  # pylint: disable=g-import-not-at-top
-
   workdir = pathlib.Path(workdir)
   data_config, kind = choose_data(config.data)
   subject_task, gender_task, to_gender = HIERARCHIES[kind]

@@ -28,6 +28,7 @@ import numpy as np
 
 from mtl2d import data as data_lib
 from mtl2d import dtw
+from mtl2d import train
 from mtl2d.analysis import perturbation
 from mtl2d.models import distance
 from mtl2d.report import plots
@@ -37,7 +38,6 @@ __all__ = ["run_importance"]
 
 
 def _trained_model(config: ml_collections.ConfigDict, workdir: pathlib.Path, pairs):
-  from mtl2d import train  # pylint: disable=g-import-not-at-top
 
   model_dir = pathlib.Path(config.model_workdir) if config.model_workdir else workdir / "model"
   if not config.model_workdir:

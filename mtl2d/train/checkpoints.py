@@ -370,7 +370,7 @@ class Checkpointer:
         handler.close()
     except OSError:
       raise
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       raise _Unreadable(f"state metadata: {_first_line(e)}") from None
     expected = _shapes(ocp.tree.serialize_tree(abstract_state, keep_empty_nodes=True))
     if found != expected:

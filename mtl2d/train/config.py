@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-import importlib.util
 from typing import Any
 
 import ml_collections
+
+from mtl2d.data import config as data_config_lib
 
 __all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config"]
 
@@ -17,10 +18,6 @@ RESUMABLE_FIELDS = ("num_epochs", "min_train_steps", "stop_after_epochs", "log_e
 
 
 def _data_config() -> ml_collections.ConfigDict:
-  # Imported lazily: the engine also runs on tasks passed in directly, without a data config.
-  if importlib.util.find_spec("mtl2d.data.config") is None:
-    return ml_collections.ConfigDict()
-  from mtl2d.data import config as data_config_lib  # pylint: disable=g-import-not-at-top
   return data_config_lib.data_config()
 
 

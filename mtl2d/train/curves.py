@@ -63,7 +63,7 @@ class EventWriter:
         this and later epochs written before the interruption are marked purged.
     """
     # Imported here: only runs that write curves need it.
-    import tensorboardX  # pylint: disable=g-import-not-at-top
+    import tensorboardX
     # File names hold the time in whole seconds and the host; a resumed run that starts
     # within the same second would overwrite the earlier file, so the name gets a unique tail.
     self._writer = tensorboardX.SummaryWriter(
@@ -85,6 +85,6 @@ def write_png(workdir: str | pathlib.Path, history: list[dict[str, Any]]) -> pat
   """Draws `workdir/curves.png` from the epoch records (nothing when there are none)."""
   if not history:
     return None
-  from mtl2d.report import plots  # pylint: disable=g-import-not-at-top
+  from mtl2d.report import plots
   workdir = pathlib.Path(workdir)
   return plots.training_curves(history, workdir / PNG_NAME, title=workdir.name)

@@ -218,7 +218,7 @@ def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch
 
 
 def _cache_size(jitted) -> int:
-  return int(jitted._cache_size())  # pylint: disable=protected-access
+  return int(jitted._cache_size())
 
 
 def _steady(values: list[float]) -> float:

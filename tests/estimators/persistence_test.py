@@ -122,7 +122,7 @@ def test_a_saved_estimator_loads_as_trained_after_its_preset_changes(resnet2d_fi
 
 
 def test_unfitted_estimator_cannot_be_saved(tmp_path):
-  from sklearn.exceptions import NotFittedError  # pylint: disable=g-import-not-at-top
+  from sklearn.exceptions import NotFittedError
   with pytest.raises(NotFittedError):
     estimators.ResNet1DClassifier().save(tmp_path)
   assert not any(tmp_path.iterdir())
@@ -147,7 +147,7 @@ def test_export_runs_in_a_fresh_process_without_training_code(resnet2d_fit, mult
       assert conv_native.TARGET.encode() not in program
       # Deserialize here too: the batch dimension is symbolic, and the only custom calls
       # are JAX's own shape checks.
-      from jax import export as jax_export  # pylint: disable=g-import-not-at-top
+      from jax import export as jax_export
       exp = jax_export.deserialize(bytearray(program))
       assert str(exp.in_avals[0].shape[0]) == "batch"
       assert _custom_call_targets(exp.mlir_module()) <= {"shape_assertion"}

@@ -203,8 +203,8 @@ def test_steps_compile_once_per_series_length():
       evaluate(state, dp.shard_batch({"x": x[rows], "y": y[rows], "mask": mask,
                                       "task_id": ids[name]}))
   assert len(seen_sizes) > 1  # the real batch sizes did vary
-  assert train._cache_size() == 2  # pylint: disable=protected-access
-  assert evaluate._cache_size() == 2  # pylint: disable=protected-access
+  assert train._cache_size() == 2
+  assert evaluate._cache_size() == 2
 
 
 def test_eval_step_accuracy_matches_numpy():
@@ -228,7 +228,7 @@ def test_padded_batch_size():
 
 
 def _real_model(name):
-  from mtl2d.models import factory  # pylint: disable=g-import-not-at-top
+  from mtl2d.models import factory
   if name == "resnet1d":
     return factory.classifier("resnet1d", (2, 3), preset="tiny", features=(4, 4),
                               kernel_sizes=(3,)), "classification"
@@ -386,7 +386,7 @@ def test_accumulated_step_compiles_once_across_steps_and_tasks():
     batch, _, _ = _batch(rng, real, 8, 6, task_id=task_id, num_classes=NUM_CLASSES[task_id])
     state, m = train(state, dp.shard_batch(batch))
     assert float(m["count"]) == real
-  assert train._cache_size() == 1  # pylint: disable=protected-access
+  assert train._cache_size() == 1
 
 
 @pytest.mark.parametrize("k", [0, -1, 3])
