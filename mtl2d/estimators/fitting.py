@@ -36,8 +36,8 @@ from mtl2d.models import factory
 from mtl2d.train import config as config_lib
 from mtl2d.train import inference
 from mtl2d.train import loop
+from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import steps as steps_lib
-from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["FittedTask", "PreparedTask", "engine_config", "predict_logits", "prepare_task",
            "train"]
@@ -286,14 +286,14 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
     fitted, restored = [], {}
     for p in prepared:
       name = p.task.name
-      run_dir = run if config.multitask else run / "tasks" / workdir_lib.sanitize(name)
+      run_dir = run if config.multitask else run / "tasks" / rundir_lib.sanitize(name)
       epoch = int(results["tasks"][name]["best_epoch"])
       if (run_dir, epoch) not in restored:
         _, variables, _ = inference.restore_model(run_dir, which=epoch)
         restored[run_dir, epoch] = jax.tree.map(np.asarray, jax.device_get(variables))
       fitted.append(FittedTask(name, p.classes, p.length, epoch, restored[run_dir, epoch]))
-    history = workdir_lib.read_metrics(run / "metrics.jsonl")
-    record = workdir_lib.read_json(run / "config.json")
+    history = rundir_lib.read_metrics(run / "metrics.jsonl")
+    record = rundir_lib.read_json(run / "config.json")
   finally:
     if tmp is not None:
       shutil.rmtree(tmp, ignore_errors=True)

@@ -37,8 +37,8 @@ import numpy as np
 from mtl2d.data import types
 from mtl2d.pipelines import comparison
 from mtl2d.train import config as train_config
+from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import train_and_evaluate
-from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["Variant", "parse_variants", "run_ablation", "summarize"]
 
@@ -59,7 +59,7 @@ class Variant:
   def __init__(self, name: str, method: str, overrides: Mapping[str, Any] | None = None, *,
                seeds: Sequence[int] = (0,), note: str = ""):
     """Validates and stores the fields above."""
-    if not name or workdir_lib.sanitize(name) != name:
+    if not name or rundir_lib.sanitize(name) != name:
       raise ValueError(f"variant name {name!r} must be non-empty and use only letters, digits, "
                        "'.', '_' and '-'")
     if method not in comparison.TRAINED_METHODS:
@@ -111,7 +111,7 @@ def _configs(config: ml_collections.ConfigDict, variant: Variant, seed: int):
 
 
 def _wall_time(run_dir: pathlib.Path) -> float:
-  records = workdir_lib.read_metrics(run_dir / "metrics.jsonl")
+  records = rundir_lib.read_metrics(run_dir / "metrics.jsonl")
   return float(sum(r["timing"]["epoch_time_s"] for r in records))
 
 
@@ -144,11 +144,11 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
       continue
     for seed in variant.seeds:
       train, data = _configs(config, variant, seed)
-      key = json.dumps(workdir_lib.config_to_dict(data), sort_keys=True)
+      key = json.dumps(rundir_lib.config_to_dict(data), sort_keys=True)
       if key not in groups_cache:
         groups_cache[key] = comparison.load_groups(data)
       for group, tasks in groups_cache[key].items():
-        run_dir = workdir / variant.name / workdir_lib.sanitize(group) / f"seed{seed}"
+        run_dir = workdir / variant.name / rundir_lib.sanitize(group) / f"seed{seed}"
         logging.info("== ablation %s on %s, seed %d -> %s", variant.name, group, seed, run_dir)
         t0 = time.perf_counter()
         with train.unlocked():
@@ -162,7 +162,7 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / "ablation.md").write_text(page)
   (workdir / "ablation.csv").write_text(_csv(rows))
-  workdir_lib.write_json(workdir / "results.json", rows)
+  rundir_lib.write_json(workdir / "results.json", rows)
   if output:
     pathlib.Path(output).write_text(page)
   return rows
@@ -176,7 +176,7 @@ def collect_rows(workdir: str | pathlib.Path, variants: Sequence[Variant]) -> li
     for seed in variant.seeds:
       for path in sorted((workdir / variant.name).glob(f"*/seed{seed}/results.json")):
         run_dir = path.parent
-        results = workdir_lib.read_json(path)
+        results = rundir_lib.read_json(path)
         wall = _wall_time(run_dir)  # single-task runs: the merged, summed epoch times
         for task, r in results.get("tasks", {}).items():
           rows.append({

@@ -16,7 +16,7 @@ A comparison's identity is the content of its data (`data.json`: task names, siz
 digests), so the same archive reached through another spelling of `data_dir` or through
 `$MTL2D_DATA_DIR` continues the same comparison, and a different one is refused. Nothing is
 written before the data have loaded. Every method's run directory is claimed like a training
-run (`mtl2d.train.workdir.claim`): a rerun with other settings (for 1NN-DTW, other
+run (`mtl2d.train.rundir.record_or_verify`): a rerun with other settings (for 1NN-DTW, other
 `knn.windows`) is refused instead of overwriting the results.
 
 Methods (paper Section IV-B): "1nn_dtw" (1NN-DTW, window chosen on validation), "resnet1d",
@@ -44,8 +44,8 @@ from mtl2d.report import paper
 from mtl2d.report import ranks
 from mtl2d.train import config as train_lib_config
 from mtl2d.train import problems
+from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import train_and_evaluate
-from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "combine_comparisons",
            "data_fingerprint", "encoder_overrides", "load_groups", "parse_methods",
@@ -136,12 +136,12 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   path = workdir / "results.json"
   if path.exists() and not (workdir / "config.json").exists():
     # Results written before run directories were claimed: their windows are the claim.
-    old = workdir_lib.read_json(path)
-    workdir_lib.write_json(workdir / "config.json",
+    old = rundir_lib.read_json(path)
+    rundir_lib.write_json(workdir / "config.json",
                            {"method": "1nn_dtw", "windows": old.get("windows")})
-  workdir_lib.claim(workdir, claim, fingerprint, write=False)
+  rundir_lib.record_or_verify(workdir, claim, fingerprint, write=False)
   if path.exists():
-    old = workdir_lib.read_json(path)
+    old = rundir_lib.read_json(path)
     if set(old.get("tasks", {})) == {t.name for t in tasks}:
       logging.info("1NN-DTW results already in %s", workdir)
       return old
@@ -166,8 +166,8 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
     logging.info("1NN-DTW %s: window %s, val %.3f, test %.3f (%.1fs)", task.name, name,
                  results["tasks"][task.name]["val_accuracy"], test_acc,
                  time.perf_counter() - t0)
-  workdir_lib.claim(workdir, claim, fingerprint)
-  workdir_lib.write_json(path, results)
+  rundir_lib.record_or_verify(workdir, claim, fingerprint)
+  rundir_lib.write_json(path, results)
   return results
 
 
@@ -181,18 +181,18 @@ def _claim_data(workdir: pathlib.Path, data_config: ml_collections.ConfigDict,
                 groups: dict[str, list[types.Task]]) -> None:
   path = workdir / "data.json"
   if path.exists():
-    old = workdir_lib.read_json(path)
+    old = rundir_lib.read_json(path)
     if not isinstance(old.get("groups"), dict):
       # Written by an older mtl2d: the data config itself. Its fields other than the path
       # decide the data; if they agree, the file is replaced by the content fingerprint.
-      new = workdir_lib.config_to_dict(data_config)
+      new = rundir_lib.config_to_dict(data_config)
       diff = sorted(k for k in set(old) | set(new)
                     if k != "data_dir" and old.get(k) != new.get(k))
       if diff:
         raise ValueError(f"{workdir} holds a comparison with a different data config "
                          f"(fields {', '.join(diff)} differ); use another --workdir")
       path.unlink()
-  workdir_lib.claim(workdir, None, data_fingerprint(groups))
+  rundir_lib.record_or_verify(workdir, None, data_fingerprint(groups))
 
 
 def encoder_overrides(config: ml_collections.ConfigDict, encoder: str) -> dict[str, Any]:
@@ -231,11 +231,11 @@ def run_comparison(config: ml_collections.ConfigDict,
   (workdir / "splits").mkdir(exist_ok=True)
   for _, tasks in groups.items():
     for task in tasks:
-      workdir_lib.write_json(workdir / "splits" / f"{workdir_lib.sanitize(task.name)}.json",
+      rundir_lib.write_json(workdir / "splits" / f"{rundir_lib.sanitize(task.name)}.json",
                              task.split_indices())
   for method in methods:
     for group, tasks in groups.items():
-      run_dir = workdir / method / workdir_lib.sanitize(group)
+      run_dir = workdir / method / rundir_lib.sanitize(group)
       logging.info("== %s on %s (%d tasks) -> %s", METHOD_TITLES[method], group, len(tasks),
                    run_dir)
       if method == "1nn_dtw":
@@ -309,7 +309,7 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
       results.setdefault(m, {}).update(accuracies)
     summary = workdir / "results.json"
     if summary.is_file():
-      synthetic = synthetic or bool(workdir_lib.read_json(summary).get("synthetic", False))
+      synthetic = synthetic or bool(rundir_lib.read_json(summary).get("synthetic", False))
   assert methods is not None
   table = ranks.rank_methods(results, methods, rows)
   output.mkdir(parents=True, exist_ok=True)
@@ -325,7 +325,7 @@ def collect_table(workdir: str | pathlib.Path,
   results: dict[str, dict[str, float]] = {}
   for method in METHODS:
     for path in sorted((workdir / method).glob("*/results.json")):
-      for task, r in workdir_lib.read_json(path).get("tasks", {}).items():
+      for task, r in rundir_lib.read_json(path).get("tasks", {}).items():
         results.setdefault(method, {})[task] = r["test_accuracy"]
   present = [m for m in METHODS if m in results]
   return ranks.rank_methods(results, present, rows)
@@ -353,7 +353,7 @@ def _write_table(workdir: pathlib.Path, table: ranks.RankedTable, *, title: str,
             "ranks are recomputed on the same tasks.").strip()
   (workdir / "table.md").write_text(titled.to_markdown(
       title=title or "Accuracy and rank per task", note=note, beside=reference))
-  workdir_lib.write_json(workdir / "results.json", {
+  rundir_lib.write_json(workdir / "results.json", {
       "methods": list(table.methods),
       "test_accuracy": {m: {t: (None if np.isnan(a) else float(a))
                             for (_, t), a in zip(table.rows, table.accuracy[:, j])}

@@ -6,7 +6,7 @@ state         TrainState (with batch_stats), create_train_state, make_optimizer
 steps         pure train/eval steps on padded, masked batches
 sharding      Mesh / NamedSharding data parallelism, multi-host launch
 checkpoints   orbax CheckpointManager: latest + best, checksummed, kept-aside fallback
-workdir       config.json / data.json / metrics.jsonl / results.json
+rundir        config.json / data.json / metrics.jsonl / results.json
 problems      classification (Table I) and distance (Fig. 1) problems
 loop          train_and_evaluate(config, workdir)
 curves        TensorBoard event files and curves.png of a run

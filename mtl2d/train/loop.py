@@ -29,10 +29,10 @@ from mtl2d.train import config as config_lib
 from mtl2d.train import curves
 from mtl2d.train import optimizers
 from mtl2d.train import problems
+from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import sharding
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
-from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["build_model", "fit", "make_optimizer", "make_problem", "num_epochs_for", "run_identity",
            "train_and_evaluate"]
@@ -49,7 +49,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] 
 
 
 def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:
-  """What a run computes, compared when a workdir is reused (`workdir.claim`).
+  """What a run computes, compared when a workdir is reused (`rundir.record_or_verify`).
 
   The config without the fields that may change between invocations (`RESUMABLE_FIELDS`) and
   without `data` (the data are identified by their content, `data.json`), with the model's
@@ -64,7 +64,7 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
   Returns:
     A JSON-ready dict.
   """
-  identity = workdir_lib.config_to_dict(config)
+  identity = rundir_lib.config_to_dict(config)
   for field in config_lib.RESUMABLE_FIELDS + ("data", "resolved"):
     identity.pop(field, None)
   if config.optim.get("schedule", "constant") != "constant":
@@ -73,7 +73,7 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
   model = dict(identity["model"])
   overrides = model.pop("overrides", None) or {}
   fields = factory.preset_config(config.model.encoder, model.pop("preset"), **overrides)
-  model["fields"] = workdir_lib.config_to_dict(fields)
+  model["fields"] = rundir_lib.config_to_dict(fields)
   model["dtype"] = jax.numpy.dtype(config.model.dtype).name
   identity["model"] = model
   identity["eval_batch_size"] = int(config.eval_batch_size or config.batch_size)
@@ -92,7 +92,7 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
 
 def _config_record(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:
   # config.json: the config as given, and what it resolves to (the run's identity).
-  record = workdir_lib.config_to_dict(config)
+  record = rundir_lib.config_to_dict(config)
   record["resolved"] = run_identity(config, num_devices)
   return record
 
@@ -289,11 +289,11 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   config_record = _config_record(config, dp.num_devices)
   fingerprint = problem.fingerprint()
   # Check everything before writing anything; the claim is written once the state is restored.
-  workdir_lib.claim(workdir, config_record, fingerprint, write=False)
+  rundir_lib.record_or_verify(workdir, config_record, fingerprint, write=False)
   if is_main:
-    workdir_lib.ensure_writable(workdir)
+    rundir_lib.ensure_writable(workdir)
     if (workdir / "checkpoints").is_dir():
-      workdir_lib.ensure_writable(workdir / "checkpoints")
+      rundir_lib.ensure_writable(workdir / "checkpoints")
   tx = make_optimizer(config, problem.steps_per_epoch(config.batch_size))
   schedule = learning_rate_schedule(config, problem.steps_per_epoch(config.batch_size))
   # Model and optimizer static (both memoised), the example inputs traced: equal runs in one
@@ -312,14 +312,14 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   except BaseException:
     ckpt.close()
     raise
-  workdir_lib.claim(workdir, config_record, fingerprint, write=is_main)
+  rundir_lib.record_or_verify(workdir, config_record, fingerprint, write=is_main)
   start = 0
   if restored is not None:
     state, start = restored.state, restored.epoch
     problem.load_extra(restored.extra)
     logging.info("resuming %s from the checkpoint of epoch %d", workdir, start)
   metrics_path = workdir / "metrics.jsonl"
-  history = workdir_lib.truncate_metrics(metrics_path, start, write=is_main)
+  history = rundir_lib.truncate_metrics(metrics_path, start, write=is_main)
 
   fast = bool(config.get("fast_compile", False))
   train_step = steps_lib.jit_train_step(problem.train_step, dp, fast_compile=fast)
@@ -354,7 +354,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
       history.append(record)
       problem.observe(epoch, record, history)
       if is_main:
-        workdir_lib.append_metrics(metrics_path, record)
+        rundir_lib.append_metrics(metrics_path, record)
       if writer is not None:
         lr = float(schedule(global_step - 1))  # the rate of the epoch's last step
         writer.write(epoch, curves.epoch_scalars(record, lr))
@@ -396,7 +396,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   ckpt.close()
   if is_main:
     problem.write_outputs(workdir)
-    workdir_lib.write_json(workdir / "results.json", results)
+    rundir_lib.write_json(workdir / "results.json", results)
   return results
 
 
@@ -405,7 +405,7 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
   """Top-level results and metrics.jsonl of independent per-task runs."""
   by_epoch: dict[int, dict[str, Any]] = {}
   for name, sub in subdirs.items():
-    for r in workdir_lib.read_metrics(sub / "metrics.jsonl"):
+    for r in rundir_lib.read_metrics(sub / "metrics.jsonl"):
       m = by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"],
                                            "timing": {"epoch_time_s": 0.0}})
       # No "test" without test evaluation (`evaluate_test=False`).
@@ -489,16 +489,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   # One model per task: the top level (which sees every task's epochs) is checked before any
   # task's run starts.
   num_devices = sharding.DataParallel(int(config.num_devices)).num_devices
-  workdir_lib.claim(workdir, _config_record(config, num_devices), problem.fingerprint(),
+  rundir_lib.record_or_verify(workdir, _config_record(config, num_devices), problem.fingerprint(),
                     write=jax.process_index() == 0)
   runs, subdirs = {}, {}
   for name, task_problem in per_task.items():
-    subdirs[name] = workdir / "tasks" / workdir_lib.sanitize(name)
+    subdirs[name] = workdir / "tasks" / rundir_lib.sanitize(name)
     logging.info("single-task run %r in %s", name, subdirs[name])
     runs[name] = fit(config, subdirs[name], task_problem)
   results = _merge_single_task(workdir, runs, subdirs)
   if jax.process_index() == 0:
-    workdir_lib.write_json(workdir / "results.json", results)
+    rundir_lib.write_json(workdir / "results.json", results)
     if config.get("write_curves", True):
-      curves.write_png(workdir, workdir_lib.read_metrics(workdir / "metrics.jsonl"))
+      curves.write_png(workdir, rundir_lib.read_metrics(workdir / "metrics.jsonl"))
   return results

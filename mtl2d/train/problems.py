@@ -33,10 +33,10 @@ from mtl2d.data import types
 from mtl2d.models import factory
 from mtl2d.models import templates as templates_lib
 from mtl2d.train import augment as augment_lib
+from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import scheduler
 from mtl2d.train import sharding as sharding_lib
 from mtl2d.train import steps as steps_lib
-from mtl2d.train import workdir as workdir_lib
 
 __all__ = ["PROBLEM_TYPES", "ClassificationProblem", "DistanceProblem", "Problem", "check_pairs",
            "check_tasks", "problem_type", "tasks_fingerprint"]
@@ -171,7 +171,7 @@ def check_tasks(tasks: Sequence[types.Task],
   names = [t.name for t in tasks]
   if len(set(names)) != len(names):
     raise ValueError(f"tasks have duplicate names: {names}")
-  if len({workdir_lib.sanitize(n) for n in names}) != len(names):
+  if len({rundir_lib.sanitize(n) for n in names}) != len(names):
     raise ValueError(f"task names collide once sanitised for directories: {names}")
   for t in tasks:
     if t.num_classes < 1:
@@ -206,7 +206,7 @@ def tasks_fingerprint(tasks: Sequence[types.Task]) -> dict[str, Any]:
       {"name": t.name, "num_classes": t.num_classes, "length": t.length,
        "label_values": list(t.label_values), "synthetic": bool(t.synthetic),
        "sizes": {s: len(t.split(s)) for s in ("train", "val", "test")},
-       "digest": workdir_lib.array_digest(
+       "digest": rundir_lib.array_digest(
            [a for s in ("train", "val", "test") for a in (t.split(s).x, t.split(s).y)])}
       for t in tasks]}
 
@@ -566,7 +566,7 @@ class DistanceProblem:
     """JSON description of the data (compared when a workdir is reused)."""
     return {"task_type": "distance", "target": self.target, "splits": {
         s: {"size": len(p), "length": [int(p.x1.shape[1]), int(p.x2.shape[1])],
-            "digest": workdir_lib.array_digest([p.x1, p.x2, p.targets[self.target]])}
+            "digest": rundir_lib.array_digest([p.x1, p.x2, p.targets[self.target]])}
         for s, p in self.pairs.items() if s in ("train", "val", "test")}}
 
   def init_inputs(self) -> tuple[Any, ...]:

@@ -8,7 +8,7 @@ from tensorboardX.record_writer import masked_crc32c
 
 from mtl2d import train
 from mtl2d.train import curves
-from mtl2d.train import workdir as workdir_lib
+from mtl2d.train import rundir as rundir_lib
 from tests.train import helpers
 
 
@@ -57,7 +57,7 @@ def test_run_writes_readable_event_files_and_png(tmp_path):
   train.train_and_evaluate(config, tmp_path, tasks=helpers.make_tasks())
   (path,) = _event_files(tmp_path)
   scalars = _scalars(_read_events(path))
-  records = workdir_lib.read_metrics(tmp_path / "metrics.jsonl")
+  records = rundir_lib.read_metrics(tmp_path / "metrics.jsonl")
   assert len(records) == 2
   names = [t.name for t in helpers.make_tasks()]
   for r in records:

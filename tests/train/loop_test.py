@@ -22,7 +22,7 @@ from mtl2d.models import factory
 from mtl2d.train import checkpoints
 from mtl2d.train import loop
 from mtl2d.train import problems
-from mtl2d.train import workdir as workdir_lib
+from mtl2d.train import rundir as rundir_lib
 from tests.train import helpers
 
 # Diagnostics that legitimately differ between runs: wall-clock timings, and compilations
@@ -32,7 +32,7 @@ TIMING_KEYS = ("train_time_s", "examples_per_sec", "host_overhead_fraction",
 
 
 def _metrics(workdir):
-  records = workdir_lib.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
+  records = rundir_lib.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
   for r in records:
     r.pop("timing")
   return records
@@ -154,7 +154,7 @@ def test_workdir_with_different_run_is_refused(reference_run, tmp_path):
     train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=other)
   assert (workdir / "results.json").read_bytes() == before
   # More epochs is the same run continued, not a different one.
-  workdir_lib.claim(workdir, workdir_lib.config_to_dict(helpers.tiny_config(num_epochs=9)),
+  rundir_lib.record_or_verify(workdir, rundir_lib.config_to_dict(helpers.tiny_config(num_epochs=9)),
                     json.loads((workdir / "data.json").read_text()), write=False)
 
 
@@ -264,7 +264,7 @@ def test_recipe_options_end_to_end(tmp_path):
   for task in tasks:
     r = results["tasks"][task.name]
     assert 0.0 <= r["train_eval_accuracy"] <= 1.0 and 0.0 <= r["train_accuracy"] <= 1.0
-  records = workdir_lib.read_metrics(tmp_path / "metrics.jsonl")
+  records = rundir_lib.read_metrics(tmp_path / "metrics.jsonl")
   assert all(sorted(r["train_eval"]) == sorted(t.name for t in tasks) for r in records)
   # The templates start as z-normalised windows of training series (seeded draw).
   problem = loop.make_problem(config, tasks=tasks)
@@ -284,8 +284,8 @@ def test_min_train_steps_raises_the_epochs(tmp_path):
   tasks = helpers.make_tasks()[:3]
   results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
   assert results["num_epochs"] == results["completed_epochs"] == 2
-  assert workdir_lib.read_json(tmp_path / "config.json")["num_epochs"] == 2
-  assert len(workdir_lib.read_metrics(tmp_path / "metrics.jsonl")) == 2
+  assert rundir_lib.read_json(tmp_path / "config.json")["num_epochs"] == 2
+  assert len(rundir_lib.read_metrics(tmp_path / "metrics.jsonl")) == 2
 
 
 def test_changed_model_code_is_an_error_and_the_workdir_untouched(reference_run, tmp_path,
@@ -354,7 +354,7 @@ def test_read_only_workdir_gives_a_clear_error(reference_run, tmp_path, monkeypa
   else:  # root writes through permission bits: the file system refuses instead.
     def refuse(*args, **kwargs):
       raise PermissionError(errno.EROFS, "Read-only file system")
-    monkeypatch.setattr(workdir_lib.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(rundir_lib.tempfile, "mkstemp", refuse)
   try:
     with pytest.raises(ValueError, match=r"workdir .*run' is not writable \((Read-only file "
                                          r"system|Permission denied)\)"):
@@ -500,14 +500,14 @@ def test_gradient_accumulation_end_to_end(reference_run, tmp_path):
   # series length, and the setting is part of the run's identity. Runs without accumulation
   # record no `train` section, as runs from before the field existed, which stay resumable.
   reference, _ = reference_run
-  assert "train" not in workdir_lib.read_json(reference / "config.json")["resolved"]
+  assert "train" not in rundir_lib.read_json(reference / "config.json")["resolved"]
   config = helpers.tiny_config(**{"train.microbatches": 2, "num_epochs": 1})
   tasks = helpers.make_tasks()[:2]  # one series length
   results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
   assert results["train_step_compilations"] <= 1
   for task in tasks:
     assert 0.0 <= results["tasks"][task.name]["val_accuracy"] <= 1.0
-  record = workdir_lib.read_metrics(tmp_path / "metrics.jsonl")[0]
+  record = rundir_lib.read_metrics(tmp_path / "metrics.jsonl")[0]
   assert all(np.isfinite(v["loss"]) for v in record["train"].values())
-  resolved = workdir_lib.read_json(tmp_path / "config.json")["resolved"]
+  resolved = rundir_lib.read_json(tmp_path / "config.json")["resolved"]
   assert resolved["train"] == {"microbatches": 2}

@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     import jax
     from mtl2d import train
-    from mtl2d.train import workdir as workdir_lib
+    from mtl2d.train import rundir as rundir_lib
     from tests.train import helpers
 
     assert jax.device_count() == 4, jax.devices()
@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
       config = helpers.tiny_config(num_devices=n, batch_size=10)
       results = train.train_and_evaluate(config, workdir, tasks=tasks)
       out[n] = {"results": results,
-                "metrics": workdir_lib.read_metrics(workdir + "/metrics.jsonl")}
+                "metrics": rundir_lib.read_metrics(workdir + "/metrics.jsonl")}
     print("RESULT " + json.dumps(out))
 """)
 

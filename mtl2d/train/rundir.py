@@ -1,16 +1,17 @@
 """Files of a run directory: config.json, data.json, metrics.jsonl, results.json.
 
-A workdir belongs to one run. `claim` writes the config and a fingerprint of the data on the
-first call and, on later calls, refuses (ValueError) a run that computes something else, so a
-rerun resumes the same run and never overwrites another run's results. What is compared is what
-was computed, not how it was asked for: the config's `resolved` section (the model's resolved
-fields, the training settings; written by the training loop) and the data's content fingerprint
-(`data.json`: task names, sizes, digests of the arrays), so the same archive reached through
-another path spelling or `$MTL2D_DATA_DIR` is the same run. A workdir that holds nothing
-computed yet (no epoch record, checkpoint or results) may be claimed by a different run, so a
-failed first attempt does not lock it. A `num_epochs` below the epochs already completed is
-refused, since it would report a shorter run than the one on disk. Writes are atomic (temporary
-file + rename) so a killed run leaves either the old or the new file, never half of one.
+(Named rundir, not workdir, so that the module never shadows the `workdir` arguments that hold a run
+directory's path.) A workdir belongs to one run. `record_or_verify` records the config and a
+fingerprint of the data on the first call and, on later calls, refuses (ValueError) a run that
+computes something else, so a rerun resumes the same run and never overwrites another run's results.
+What is compared is what was computed, not how it was asked for: the config's `resolved` section
+(the model's resolved fields, the training settings; written by the training loop) and the data's
+content fingerprint (`data.json`: task names, sizes, digests of the arrays), so the same archive
+reached through another path spelling or `$MTL2D_DATA_DIR` is the same run. A workdir that holds
+nothing computed yet (no epoch record, checkpoint or results) may be claimed by a different run, so
+a failed first attempt does not lock it. A `num_epochs` below the epochs already completed is
+refused, since it would report a shorter run than the one on disk. Writes are atomic (temporary file
++ rename) so a killed run leaves either the old or the new file, never half of one.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from mtl2d.train import config as config_lib
 __all__ = [
     "append_metrics",
     "array_digest",
-    "claim",
+    "record_or_verify",
     "completed_epochs",
     "config_to_dict",
     "ensure_writable",
@@ -158,7 +159,7 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
   return {k: v for k, v in config.items() if k not in skip}
 
 
-def claim(workdir: pathlib.Path, config: dict[str, Any] | None, data: dict[str, Any], *,
+def record_or_verify(workdir: pathlib.Path, config: dict[str, Any] | None, data: dict[str, Any], *,
           write: bool = True) -> None:
   """Writes or checks `workdir/config.json` and `workdir/data.json`.
 
