@@ -77,6 +77,15 @@ def test_classification_step_matches_numpy_and_ignores_padding():
   assert np.abs(after[1] - before[1]).max() > 1e-3
 
 
+def _distance_batch(seed):
+  """Six random pairs and targets, padded to a batch of 8 with a mask."""
+  rng = np.random.default_rng(seed)
+  x1, x2 = rng.normal(size=(2, 6, 5)).astype(np.float32)
+  y = rng.random(6).astype(np.float32)
+  rows, mask = steps.pad_rows(np.arange(6), 8)
+  return x1, x2, y, {"x1": x1[rows], "x2": x2[rows], "y": y[rows], "mask": mask}
+
+
 def _moments(state):
   """(mu, nu) of the heads' per-task AdamW and of the shared AdamW."""
   inner = state.opt_state.inner_states
@@ -159,11 +168,7 @@ def test_accumulate_sums_and_keeps_first_nonfinite():
 @pytest.mark.parametrize("use_jit", [False, True])
 def test_distance_step_matches_numpy(use_jit):
   model = helpers.LinearDistance()
-  rng = np.random.default_rng(2)
-  x1, x2 = rng.normal(size=(2, 6, 5)).astype(np.float32)
-  y = rng.random(6).astype(np.float32)
-  rows, mask = steps.pad_rows(np.arange(6), 8)
-  batch = {"x1": x1[rows], "x2": x2[rows], "y": y[rows], "mask": mask}
+  x1, x2, y, batch = _distance_batch(2)
   state = _state(model, (x1, x2))
   p = jax.device_get(state.params)["out"]
   pred = (np.abs(x1 - x2) @ p["kernel"] + p["bias"])[:, 0]
@@ -306,11 +311,7 @@ def test_accumulated_classification_step_equals_full_batch(k):
 
 def test_accumulated_distance_step_equals_full_batch():
   model = helpers.LinearDistance()
-  rng = np.random.default_rng(8)
-  x1, x2 = rng.normal(size=(2, 6, 5)).astype(np.float32)
-  y = rng.random(6).astype(np.float32)
-  rows, mask = steps.pad_rows(np.arange(6), 8)
-  batch = {"x1": x1[rows], "x2": x2[rows], "y": y[rows], "mask": mask}
+  x1, x2, _, batch = _distance_batch(8)
   state = _state(model, (x1, x2), per_task_heads=False)
   new_full, m_full = jax.jit(steps.distance_train_step)(state, batch)
   state = _state(model, (x1, x2), per_task_heads=False)
