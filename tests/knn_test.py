@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mtl2d import dtw
 from mtl2d import knn
 
 
@@ -71,3 +72,36 @@ def test_bad_labels():
     knn.nn_dtw_predict(train_x, train_y[:4], train_x)
   with pytest.raises(ValueError, match="candidates"):
     knn.select_window(train_x, train_y, train_x, train_y, [])
+
+
+@pytest.mark.parametrize("n,m,window,dim", [(32, 32, None, None), (32, 32, 3, None),
+                                             (40, 25, 5, None), (30, 30, 2, 3),
+                                             (20, 20, 0, None)])
+def test_search_finds_the_brute_force_neighbour_and_value(n, m, window, dim):
+  rng = np.random.default_rng(n + m)
+  shape = (lambda k, c: (c, k)) if dim is None else (lambda k, c: (c, k, dim))
+  train = np.cumsum(rng.normal(size=shape(m, 60)), axis=1).astype(np.float32)
+  query = np.cumsum(rng.normal(size=shape(n, 25)), axis=1).astype(np.float32)
+  train[5] = train[7]  # equal distances: the first training series wins
+  if n == m:
+    query[0] = train[7]
+  dist = np.asarray(dtw.cdist_dtw(query, train, window=window))
+  found = knn.nn_dtw_search(train, query, window=window, chunk_size=64, phases=4)
+  np.testing.assert_array_equal(found.index, dist.argmin(axis=1))
+  np.testing.assert_array_equal(found.distance, dist.min(axis=1))  # the same scan arithmetic
+  assert 0 < found.cells < 1 and 0 < found.scanned < 1  # bounds and abandoning did prune
+
+
+def test_search_and_brute_force_predict_the_same_labels():
+  train_x, train_y = make_data(seed=3, num=40, length=24)
+  query_x, _ = make_data(seed=4, num=30, length=24)
+  for window in (None, 2):
+    search = knn.nn_dtw_predict(train_x, train_y, query_x, window=window)
+    brute = knn.nn_dtw_predict(train_x, train_y, query_x, window=window, method="brute")
+    np.testing.assert_array_equal(search, brute)
+  with pytest.raises(ValueError, match="method"):
+    knn.nn_dtw_predict(train_x, train_y, query_x, method="fast")
+  with pytest.raises(ValueError, match="phases"):
+    knn.nn_dtw_search(train_x, query_x, phases=0)
+  with pytest.raises(ValueError, match="NaN"):
+    knn.nn_dtw_search(train_x, np.full_like(query_x, np.nan))

@@ -22,7 +22,7 @@ forward pass and the stride-1 input gradient stay XLA's convolutions. A ResNet2D
 Use it through `nn.Conv(..., conv_general_dilated=conv_general_dilated)`; configurations it does
 not cover (dilated or grouped convolutions, negative padding, layouts other than channels-last)
 fall back to `lax.conv_general_dilated` unchanged. Accelerators have fast native weight
-gradients (cuDNN, TPU), so the models use this only on CPU (`resolve_conv`), and a program
+gradients (cuDNN, TPU), so the models use this only on CPU (`conv_module("auto")`), and a program
 lowered for another platform never contains the CPU kernel.
 """
 
@@ -31,6 +31,7 @@ from typing import Any
 from typing import Callable
 from typing import Sequence
 
+import flax.linen as nn
 import jax
 from jax import lax
 import jax.numpy as jnp
@@ -242,18 +243,47 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
   return conv2d_nhwc(lhs, rhs, strides, pads)
 
 
+CONV_IMPLS = ("auto", "matmul", "xla")
+
+
 def resolve_conv(impl: str) -> Callable[..., jax.Array] | None:
-  """The `conv_general_dilated` to give `nn.Conv` for a model's `conv_impl` setting.
+  """The `conv_general_dilated` to give `nn.Conv` for a `conv_impl` setting, now.
 
   Args:
-    impl: "auto" (matmul weight gradient on the CPU backend, XLA's elsewhere), "matmul" or
-      "xla".
+    impl: "auto" (this module's on the CPU backend, XLA's elsewhere), "matmul" (kernel
+      gradients as im2col matrix products: the native kernel when it builds, XLA blocks
+      otherwise) or "xla".
 
   Returns:
     `conv_general_dilated` of this module, or None for Flax's default (`lax`).
   """
-  if impl not in ("auto", "matmul", "xla"):
-    raise ValueError(f"conv_impl must be 'auto', 'matmul' or 'xla', got {impl!r}")
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"conv_impl must be one of {list(CONV_IMPLS)}, got {impl!r}")
   if impl == "matmul" or (impl == "auto" and jax.default_backend() == "cpu"):
     return conv_general_dilated
   return None
+
+
+def auto_conv_general_dilated(*args: Any, **kwargs: Any) -> jax.Array:
+  """This module's `conv_general_dilated` when tracing for the CPU backend, else XLA's."""
+  if jax.default_backend() == "cpu":
+    return conv_general_dilated(*args, **kwargs)
+  return lax.conv_general_dilated(*args, **kwargs)
+
+
+@functools.cache
+def conv_module(impl: str = "auto") -> Callable[..., Any]:
+  """The convolution `ModuleDef` that models take as their `conv` field (flax's pattern).
+
+  Args:
+    impl: one of `CONV_IMPLS` (see `resolve_conv`); "auto" chooses when the model is traced.
+
+  Returns:
+    `functools.partial(nn.Conv, conv_general_dilated=...)`, the same object for the same
+    `impl` (flax modules are hashed and compared by their fields).
+  """
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"conv_impl must be one of {list(CONV_IMPLS)}, got {impl!r}")
+  fn = {"auto": auto_conv_general_dilated, "matmul": conv_general_dilated,
+        "xla": None}[impl]  # None: nn.Conv's own lax.conv_general_dilated
+  return functools.partial(nn.Conv, conv_general_dilated=fn)

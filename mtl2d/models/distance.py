@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mtl2d.models import norm as norm_lib
 from mtl2d.models import resnet1d
 from mtl2d.models import resnet2d
 
@@ -103,13 +104,15 @@ class DistanceResNet2D(nn.Module):
     widths: ResNet2D stage widths.
     dtype: computation dtype.
     remat: per-stage rematerialisation in ResNet2D.
-    conv_impl: see `ResNet2D.conv_impl`.
+    conv: see `ResNet2D.conv`.
+    norm: see `ResNet2D.norm`.
   """
 
   widths: Sequence[int] = resnet2d.DEFAULT_WIDTHS
   dtype: Any = jnp.float32
   remat: bool = False
-  conv_impl: str = "auto"
+  conv: resnet2d.ModuleDef = resnet2d.DEFAULT_CONV
+  norm: resnet2d.ModuleDef = norm_lib.FoldedBatchNorm
 
   def __call__(self, x1: jax.typing.ArrayLike, x2: jax.typing.ArrayLike, *,
                train: bool, mask: jax.typing.ArrayLike | None = None) -> jax.Array:
@@ -146,7 +149,7 @@ class DistanceResNet2D(nn.Module):
     if d.ndim != 3:
       raise ValueError(f"d must be [batch, n, m], got shape {d.shape}")
     features = resnet2d.ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
-                                 conv_impl=self.conv_impl, name="resnet2d")(d[..., None],
+                                 conv=self.conv, norm=self.norm, name="resnet2d")(d[..., None],
                                                                             train=train,
                                                                             mask=mask)
     return nn.Dense(1, dtype=jnp.float32, name="head")(features)[:, 0]

@@ -24,6 +24,7 @@ Sizes:
   tiny: for tests; each step takes milliseconds.
 """
 
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 import dataclasses
@@ -32,6 +33,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mtl2d.models import conv as conv_lib
 from mtl2d.models import distance
 from mtl2d.models import multitask
 from mtl2d.models import resnet1d
@@ -44,6 +46,13 @@ KINDS = ("encoder", "distance")
 # Constructor fields set by the builders below, not by presets or recorded fields (flax's
 # `parent` and `name` included).
 _ENGINE_FIELDS = frozenset({"dtype", "num_tasks", "parent", "name"})
+# Fields that take a flax `ModuleDef` (flax's pattern for injecting the conv and the norm). A
+# config cannot hold code, so these are set in code, or through a recorded string `setting`
+# (`ModelEntry.settings`, e.g. `conv_impl="xla"` -> `conv=conv_lib.conv_module("xla")`).
+_MODULE_FIELDS = frozenset({"conv", "norm"})
+
+# How the ResNet2D models' convolution is named in configs and recorded runs.
+_CONV_SETTING = (("conv_impl", "conv", conv_lib.conv_module),)
 
 
 def _frozen(value: Any) -> Any:
@@ -62,17 +71,25 @@ class ModelEntry:
     name: the registry name (`config.model.encoder`).
     module: the flax module class; built as `module(**fields, dtype=..., [num_tasks=...])`.
     kind: `"encoder"` or `"distance"`.
+    settings: `(setting, module field, convert)` triples: a JSON value a config records (a
+      string) that `convert` turns into a `ModuleDef` field, e.g. `("conv_impl", "conv",
+      conv_lib.conv_module)`.
   """
 
   name: str
   module: type[nn.Module]
   kind: str
+  settings: tuple[tuple[str, str, Callable[[Any], Any]], ...] = ()
 
   @property
   def fields(self) -> tuple[str, ...]:
-    """The constructor fields a preset or a recorded run sets, in declaration order."""
+    """The fields a preset or a recorded run sets, in declaration order, then the settings.
+
+    Constructor fields less the engine's and the `ModuleDef` ones (`conv`, `norm`).
+    """
     return tuple(f.name for f in dataclasses.fields(self.module)
-                 if f.init and f.name not in _ENGINE_FIELDS)
+                 if f.init and f.name not in _ENGINE_FIELDS | _MODULE_FIELDS) + tuple(
+                     setting for setting, _, _ in self.settings)
 
   def build(self, fields: Mapping[str, Any], **engine: Any) -> nn.Module:
     """The module with `fields` (missing ones take the constructor's defaults) and `engine`.
@@ -84,13 +101,22 @@ class ModelEntry:
     if unknown:
       raise ValueError(f"unknown field(s) {unknown} for model {self.name!r}; valid fields: "
                        f"{list(self.fields)}")
-    return self.module(**{k: _frozen(v) for k, v in fields.items()}, **engine)
+    convert = {setting: (target, fn) for setting, target, fn in self.settings}
+    kwargs = {}
+    for key, value in fields.items():
+      if key in convert:
+        target, fn = convert[key]
+        kwargs[target] = fn(value)
+      else:
+        kwargs[key] = _frozen(value)
+    return self.module(**kwargs, **engine)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str, module: type[nn.Module], *, kind: str) -> ModelEntry:
+def register(name: str, module: type[nn.Module], *, kind: str,
+             settings: tuple[tuple[str, str, Callable[[Any], Any]], ...] = ()) -> ModelEntry:
   """Adds `module` to the registry under `name` and returns its entry.
 
   Args:
@@ -99,6 +125,7 @@ def register(name: str, module: type[nn.Module], *, kind: str) -> ModelEntry:
       batch-norm statistics) and map `[B, L]` series to `[B, F]` features, optionally with
       `mask=`, like `ResNet1D`.
     kind: `"encoder"` or `"distance"`.
+    settings: recorded strings that stand for `ModuleDef` fields (see `ModelEntry.settings`).
 
   Raises:
     ValueError: an unknown kind, or `name` already taken by another module.
@@ -109,7 +136,7 @@ def register(name: str, module: type[nn.Module], *, kind: str) -> ModelEntry:
   if old is not None and (old.module is not module or old.kind != kind):
     raise ValueError(f"model name {name!r} is already registered for {old.module.__name__} "
                      f"({old.kind})")
-  _REGISTRY[name] = ModelEntry(name, module, kind)
+  _REGISTRY[name] = ModelEntry(name, module, kind, tuple(settings))
   return _REGISTRY[name]
 
 
@@ -132,9 +159,9 @@ def lookup(name: str, kind: str | None = None) -> ModelEntry:
 
 
 register("resnet1d", resnet1d.ResNet1D, kind="encoder")
-register("resnet2d", resnet2d.TemplateResNet2D, kind="encoder")
+register("resnet2d", resnet2d.TemplateResNet2D, kind="encoder", settings=_CONV_SETTING)
 register("siamese_resnet1d", distance.SiameseResNet1D, kind="distance")
-register("distance_resnet2d", distance.DistanceResNet2D, kind="distance")
+register("distance_resnet2d", distance.DistanceResNet2D, kind="distance", settings=_CONV_SETTING)
 
 # The built-in models (`registered()` also lists models registered later).
 CLASSIFIER_ENCODERS = registered("encoder")

@@ -28,26 +28,33 @@ import jax
 import jax.numpy as jnp
 
 from mtl2d.models import conv as conv_lib
-from mtl2d.models import norm
+from mtl2d.models import norm as norm_lib
 from mtl2d.models import templates as templates_lib
 
 __all__ = ["BasicBlock2D", "ResNet2D", "ResNet2DStage", "TemplateResNet2D", "DEFAULT_WIDTHS"]
 
 DEFAULT_WIDTHS = (64, 64, 64, 64, 128, 128, 128, 128)
 
+ModuleDef = Any
 
-def _norm(train: bool, dtype: Any, name: str, num_tasks: int,
-          **kwargs: Any) -> norm.FoldedBatchNorm:
-  # FoldedBatchNorm rather than nn.BatchNorm: the same variables and values (float32 statistics
-  # and affine, checkpoints interchangeable), but the statistics are folded into one scale and
-  # shift per channel, `y = x * a + c`, so neither pass keeps the full-size `x - mean`. That
-  # saves a full-size pass over the activations per norm layer, which on CPU, where ResNet2D's
-  # 16-channel layers are memory-bound, is about 5% of a train step, and on accelerators lowers
-  # the compiled memory (README "Measured figures": 46.4 GiB before folding at paper scale). It
-  # also takes the per-example padding mask without a masked full-size reduction and keeps
-  # per-task statistics (`num_tasks`), which nn.BatchNorm does not.
-  return norm.FoldedBatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
-                              name=name, num_tasks=num_tasks, **kwargs)
+# The default `conv` of every module here: flax's nn.Conv with mtl2d's CPU kernel gradients on
+# the CPU backend and XLA's convolution elsewhere (`conv_lib.conv_module`).
+DEFAULT_CONV = conv_lib.conv_module("auto")
+
+
+def _norm(norm: ModuleDef, train: bool, dtype: Any, name: str, num_tasks: int,
+          **kwargs: Any) -> nn.Module:
+  # The default norm is FoldedBatchNorm rather than nn.BatchNorm: the same variables and
+  # values (float32 statistics and affine, checkpoints interchangeable), but the statistics
+  # are folded into one scale and shift per channel, `y = x * a + c`, so neither pass keeps
+  # the full-size `x - mean`. That saves a full-size pass over the activations per norm
+  # layer, which on CPU, where ResNet2D's 16-channel layers are memory-bound, is about 5% of a
+  # train step, and on accelerators lowers the compiled memory (README "Measured figures":
+  # 46.4 GiB before folding at paper scale). It also takes the per-example padding mask
+  # without a masked full-size reduction and keeps per-task statistics (`num_tasks`), which
+  # nn.BatchNorm does not.
+  return norm(use_running_average=not train, momentum=0.9, dtype=dtype, name=name,
+              num_tasks=num_tasks, **kwargs)
 
 
 class BasicBlock2D(nn.Module):
@@ -56,14 +63,16 @@ class BasicBlock2D(nn.Module):
   Attributes:
     features: output channels.
     dtype: computation dtype.
-    conv_impl: "auto", "matmul" or "xla": how the kernel gradient is computed
-      (`mtl2d.models.conv.resolve_conv`).
-    num_tasks: sets of batch-norm running statistics (`norm.FoldedBatchNorm.num_tasks`).
+    conv: the convolution `ModuleDef` (an `nn.Conv` partial; `conv_lib.conv_module`).
+    norm: the normalisation `ModuleDef`, called with flax BatchNorm's arguments plus
+      `num_tasks` and, per call, `task_id` and `mask` (`norm_lib.FoldedBatchNorm`).
+    num_tasks: sets of batch-norm running statistics (`norm_lib.FoldedBatchNorm.num_tasks`).
   """
 
   features: int
   dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  conv: ModuleDef = DEFAULT_CONV
+  norm: ModuleDef = norm_lib.FoldedBatchNorm
   num_tasks: int = 1
 
   @nn.compact
@@ -74,12 +83,10 @@ class BasicBlock2D(nn.Module):
     `task_id` picks the batch-norm statistics when `num_tasks > 1`; `mask` `[batch]`: only
     nonzero examples enter the batch statistics (None: all).
     """
-    rows = norm.row_mask(mask, x)
-    conv_fn = conv_lib.resolve_conv(self.conv_impl)
-    conv = lambda k, name: nn.Conv(  # noqa: E731
-        self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name,
-        conv_general_dilated=conv_fn)
-    bn = functools.partial(_norm, train, self.dtype, num_tasks=self.num_tasks)
+    rows = norm_lib.row_mask(mask, x)
+    conv = lambda k, name: self.conv(  # noqa: E731
+        self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name)
+    bn = functools.partial(_norm, self.norm, train, self.dtype, num_tasks=self.num_tasks)
     y = nn.relu(bn("bn0")(conv(3, "conv0")(x), task_id, mask=rows))
     # Zero-init of the last scale makes each block start as the identity
     # (Goyal et al. 2017), which keeps 8 stacked blocks stable at init.
@@ -96,15 +103,17 @@ class ResNet2DStage(nn.Module):
   Attributes:
     features: channels of the block and of the downsampling conv.
     dtype: computation dtype.
-    conv_impl: see `BasicBlock2D`.
+    conv: see `BasicBlock2D`.
+    norm: see `BasicBlock2D`.
     stride: stride of the conv after the block (2 in the paper's design; 1 keeps the
       resolution, see `ResNet2D.downsample`).
-    num_tasks: sets of batch-norm running statistics (`norm.FoldedBatchNorm.num_tasks`).
+    num_tasks: sets of batch-norm running statistics (`norm_lib.FoldedBatchNorm.num_tasks`).
   """
 
   features: int
   dtype: Any = jnp.float32
-  conv_impl: str = "auto"
+  conv: ModuleDef = DEFAULT_CONV
+  norm: ModuleDef = norm_lib.FoldedBatchNorm
   stride: int = 2
   num_tasks: int = 1
 
@@ -115,13 +124,12 @@ class ResNet2DStage(nn.Module):
 
     `task_id` and `mask` as in the block.
     """
-    x = BasicBlock2D(self.features, dtype=self.dtype, conv_impl=self.conv_impl,
+    x = BasicBlock2D(self.features, dtype=self.dtype, conv=self.conv, norm=self.norm,
                      num_tasks=self.num_tasks, name="block")(x, train, task_id, mask)
-    x = nn.Conv(self.features, (3, 3), strides=(self.stride,) * 2, padding="SAME",
-                use_bias=False, dtype=self.dtype, name="down_conv",
-                conv_general_dilated=conv_lib.resolve_conv(self.conv_impl))(x)
-    return nn.relu(_norm(train, self.dtype, "down_bn", self.num_tasks)(
-        x, task_id, mask=norm.row_mask(mask, x)))
+    x = self.conv(self.features, (3, 3), strides=(self.stride,) * 2, padding="SAME",
+                  use_bias=False, dtype=self.dtype, name="down_conv")(x)
+    return nn.relu(_norm(self.norm, train, self.dtype, "down_bn", self.num_tasks)(
+        x, task_id, mask=norm_lib.row_mask(mask, x)))
 
 
 class ResNet2D(nn.Module):
@@ -135,20 +143,24 @@ class ResNet2D(nn.Module):
     remat: wrap every stage in `nn.remat`, so that only stage inputs are kept
       for the backward pass and the rest is recomputed (about one extra
       forward pass of compute for a large cut in activation memory).
-    conv_impl: "auto" (default: kernel gradients as matrix products on CPU, where XLA's
-      backward-filter convolution is slow; XLA's convolution on accelerators), "matmul" or
-      "xla". Same values either way; see `mtl2d.models.conv`.
+    conv: the convolution `ModuleDef`; the default, `conv_lib.conv_module("auto")`, computes
+      kernel gradients as matrix products on CPU, where XLA's backward-filter convolution is
+      slow, and keeps XLA's convolution on accelerators. Same values either way; see
+      `mtl2d.models.conv` (registry configs name it by its string, `conv_impl`).
+    norm: the normalisation `ModuleDef` (see `BasicBlock2D`).
     downsample: how many stages, from the first, end in a stride-2 conv; the later stages'
       3x3 conv keeps the resolution (stride 1). The paper's design is `len(widths)` (every
       stage halves both sides); fewer leaves a larger map for the global average pooling.
-    num_tasks: sets of batch-norm running statistics, one per task (`norm.FoldedBatchNorm`); 1 for
+    num_tasks: sets of batch-norm running statistics, one per task
+      (`norm_lib.FoldedBatchNorm`); 1 for
       shared statistics.
   """
 
   widths: Sequence[int] = DEFAULT_WIDTHS
   dtype: Any = jnp.float32
   remat: bool = False
-  conv_impl: str = "auto"
+  conv: ModuleDef = DEFAULT_CONV
+  norm: ModuleDef = norm_lib.FoldedBatchNorm
   downsample: int | None = None
   num_tasks: int = 1
 
@@ -178,7 +190,7 @@ class ResNet2D(nn.Module):
     stage_cls = nn.remat(ResNet2DStage, static_argnums=(2,)) if self.remat else ResNet2DStage
     x = x.astype(self.dtype)
     for i, w in enumerate(self.widths):
-      x = stage_cls(w, dtype=self.dtype, conv_impl=self.conv_impl,
+      x = stage_cls(w, dtype=self.dtype, conv=self.conv, norm=self.norm,
                     stride=2 if i < downsample else 1, num_tasks=self.num_tasks,
                     name=f"stage{i}")(x, train, task_id, mask)
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
@@ -195,7 +207,8 @@ class TemplateResNet2D(nn.Module):
     remat: per-stage rematerialisation in ResNet2D.
     template_init: see `TemplateDistance.template_init`.
     recompute_distance: see `TemplateDistance.recompute`.
-    conv_impl: see `ResNet2D.conv_impl`.
+    conv: see `ResNet2D.conv`.
+    norm: see `ResNet2D.norm`.
     downsample: see `ResNet2D.downsample` (None: every stage).
     num_tasks: see `ResNet2D.num_tasks`.
   """
@@ -207,7 +220,8 @@ class TemplateResNet2D(nn.Module):
   remat: bool = False
   template_init: str = "random_walk"
   recompute_distance: bool = True
-  conv_impl: str = "auto"
+  conv: ModuleDef = DEFAULT_CONV
+  norm: ModuleDef = norm_lib.FoldedBatchNorm
   downsample: int | None = None
   num_tasks: int = 1
 
@@ -224,6 +238,6 @@ class TemplateResNet2D(nn.Module):
         template_init=self.template_init,
         recompute=self.recompute_distance, name="templates")(x)
     return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
-                    conv_impl=self.conv_impl, downsample=self.downsample,
+                    conv=self.conv, norm=self.norm, downsample=self.downsample,
                     num_tasks=self.num_tasks, name="resnet2d")(d, train=train, task_id=task_id,
                                                                mask=mask)

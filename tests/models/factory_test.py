@@ -1,12 +1,14 @@
 import dataclasses
 import json
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from mtl2d import models
+from mtl2d.models import conv
 from mtl2d.models import factory
 
 
@@ -75,15 +77,28 @@ def test_encoder_is_not_a_distance_model():
 
 
 def test_every_preset_sets_every_constructor_field():
-  # A model's fields are its constructor's fields less dtype / num_tasks (set by the builder):
+  # A model's fields are its constructor's fields less dtype / num_tasks (set by the builder)
+  # and the ModuleDef ones (conv, norm), plus the settings that stand for them (conv_impl):
   # what a run records, and what rebuilds it.
   for preset, per_model in factory.PRESETS.items():
     assert set(per_model) == set(factory.registered()), preset
     for name, fields in per_model.items():
       entry = factory.lookup(name)
       expected = {f.name for f in dataclasses.fields(entry.module)} - {
-          "parent", "name", "dtype", "num_tasks"}
+          "parent", "name", "dtype", "num_tasks", "conv", "norm"}
+      expected |= {setting for setting, _, _ in entry.settings}
       assert set(fields) == set(entry.fields) == expected, (preset, name)
+
+
+def test_conv_is_injected_as_a_module_def_from_its_recorded_string():
+  xla = models.classifier("resnet2d", (3,), preset="tiny", conv_impl="xla").encoder
+  auto = models.classifier("resnet2d", (3,), preset="tiny").encoder
+  assert xla.conv is conv.conv_module("xla") and auto.conv is conv.conv_module("auto")
+  assert xla.conv.func is nn.Conv and xla.conv.keywords == {"conv_general_dilated": None}
+  assert models.classifier("resnet2d", (3,), preset="tiny") == models.classifier(
+      "resnet2d", (3,), preset="tiny")  # the same partial: equal, hashable modules
+  with pytest.raises(ValueError, match="conv_impl must be one of"):
+    models.classifier("resnet2d", (3,), preset="tiny", conv_impl="cudnn")
 
 
 def test_recorded_fields_build_the_same_model_whatever_the_preset(monkeypatch):
@@ -97,7 +112,8 @@ def test_recorded_fields_build_the_same_model_whatever_the_preset(monkeypatch):
   assert again == built and hash(again) == hash(built)
   assert models.classifier("resnet2d", (3,), preset="tiny").encoder.widths == (3,)
   distance = models.distance_model("distance_resnet2d", fields={"widths": [2, 2]})
-  assert distance.widths == (2, 2) and distance.conv_impl == "auto"  # the constructor default
+  assert distance.widths == (2, 2)
+  assert distance.conv is conv.conv_module("auto")  # the constructor default
 
 
 def test_recorded_fields_are_checked():

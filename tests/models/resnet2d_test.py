@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mtl2d import models
+from mtl2d.models import conv
 
 
 def _key(seed):
@@ -82,8 +83,8 @@ def test_remat_matches_plain_values_and_gradients():
 def test_conv_impls_give_the_same_values_and_gradients():
   # Paper-like 64-channel stages, strided convs and a projection shortcut.
   x = np.random.default_rng(2).normal(size=(2, 11, 6, 3)).astype(np.float32)
-  xla = models.ResNet2D((64, 64), conv_impl="xla")
-  matmul = models.ResNet2D((64, 64), conv_impl="matmul")
+  xla = models.ResNet2D((64, 64), conv=conv.conv_module("xla"))
+  matmul = models.ResNet2D((64, 64), conv=conv.conv_module("matmul"))
   variables = jax.jit(lambda x: xla.init(_key(3), x, train=False))(x)
 
   def loss(model, params):
