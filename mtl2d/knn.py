@@ -36,7 +36,8 @@ from mtl2d import _dtw_kernels as K
 from mtl2d import dtw as dtw_lib
 from mtl2d import lower_bounds as lb_lib
 
-__all__ = ["NNSearchResult", "nn_dtw_predict", "nn_dtw_search", "select_window"]
+__all__ = ["AUTO_SEARCH_CELLS", "NNSearchResult", "nn_dtw_predict", "nn_dtw_search",
+           "select_window"]
 
 # Relative slack of the pruning tests: a lower bound (or the Euclidean upper bound) summed in a
 # different order than the DTW scan may differ from it by float rounding; the slack keeps the
@@ -307,9 +308,18 @@ def nn_dtw_search(train_x: ArrayLike, query_x: ArrayLike, *, window: int | None 
                         cells=work / (num_q * num_c * num_phases))
 
 
+# `method="auto"` searches above this many DTW cells (queries x references x n x m) and computes
+# every pair below it: on small problems the search's bounds, phases and extra compilations cost
+# more than they save (measured with `python -m mtl2d.bench.knn` on 2 CPU cores: brute force is
+# faster up to about 1e10 cells, e.g. CricketX 2.5 s vs 3.6 s; ECG5000, 6e10 cells, 23.5 s vs
+# 8.1 s).
+AUTO_SEARCH_CELLS = 1e10
+METHODS = ("auto", "search", "brute")
+
+
 def nn_dtw_predict(train_x: ArrayLike, train_y: ArrayLike, query_x: ArrayLike, *,
                    window: int | None = None, chunk_size: int = 512,
-                   method: str = "search") -> jax.Array:
+                   method: str = "auto") -> jax.Array:
   """Labels of the DTW-nearest training series.
 
   Args:
@@ -318,20 +328,25 @@ def nn_dtw_predict(train_x: ArrayLike, train_y: ArrayLike, query_x: ArrayLike, *
     query_x: `[Q, m]` or `[Q, m, d]` series to classify.
     window: Sakoe-Chiba radius in time steps, or None.
     chunk_size: pairs per vectorised DTW scan.
-    method: "search" (`nn_dtw_search`: lower bounds and early abandoning) or "brute" (every
-      pair with `cdist_dtw`); both give the same labels.
+    method: "search" (`nn_dtw_search`: lower bounds and early abandoning), "brute" (every
+      pair with `cdist_dtw`) or "auto" (search above `AUTO_SEARCH_CELLS` DTW cells, else
+      brute force); all give the same labels.
 
   Returns:
     `[Q]` labels; on equal distances the first training series wins.
   """
+  if method not in METHODS:
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
   train_x, train_y = _check_train(train_x, train_y)
+  if method == "auto":
+    cells = (float(np.shape(query_x)[0]) * np.shape(query_x)[1] * train_x.shape[0]
+             * train_x.shape[1])
+    method = "search" if cells > AUTO_SEARCH_CELLS else "brute"
   if method == "search":
     found = nn_dtw_search(train_x, query_x, window=window, chunk_size=chunk_size)
     return train_y[jnp.asarray(found.index)]
-  if method == "brute":
-    dist = dtw_lib.cdist_dtw(query_x, train_x, window=window, chunk_size=chunk_size)
-    return train_y[jnp.argmin(dist, axis=1)]
-  raise ValueError(f"method must be 'search' or 'brute', got {method!r}")
+  dist = dtw_lib.cdist_dtw(query_x, train_x, window=window, chunk_size=chunk_size)
+  return train_y[jnp.argmin(dist, axis=1)]
 
 
 def _window_key(window: int | None) -> float:
@@ -339,8 +354,8 @@ def _window_key(window: int | None) -> float:
 
 
 def select_window(train_x: ArrayLike, train_y: ArrayLike, val_x: ArrayLike, val_y: ArrayLike,
-                  candidates: Sequence[int | None], *,
-                  chunk_size: int = 512) -> tuple[int | None, dict[int | None, float]]:
+                  candidates: Sequence[int | None], *, chunk_size: int = 512,
+                  method: str = "auto") -> tuple[int | None, dict[int | None, float]]:
   """Chooses the warping window of 1NN-DTW by validation accuracy.
 
   Args:
@@ -350,6 +365,7 @@ def select_window(train_x: ArrayLike, train_y: ArrayLike, val_x: ArrayLike, val_
     val_y: `[V]` validation labels.
     candidates: windows to try (ints >= 0 or None for unconstrained).
     chunk_size: pairs per vectorised DTW scan.
+    method: how each candidate's 1NN-DTW runs (`nn_dtw_predict`; the same labels either way).
 
   Returns:
     `(best_window, accuracies)`: the window with the highest validation accuracy (ties: the
@@ -362,7 +378,8 @@ def select_window(train_x: ArrayLike, train_y: ArrayLike, val_x: ArrayLike, val_
     raise ValueError(f"val_y must have shape [{np.shape(val_x)[0]}], got {val_y.shape}")
   accuracies = {}
   for window in candidates:
-    pred = nn_dtw_predict(train_x, train_y, val_x, window=window, chunk_size=chunk_size)
+    pred = nn_dtw_predict(train_x, train_y, val_x, window=window, chunk_size=chunk_size,
+                          method=method)
     accuracies[window] = float(np.mean(np.asarray(pred) == val_y))
   best = max(accuracies.values())
   best_window = min((w for w, a in accuracies.items() if a == best), key=_window_key)

@@ -96,12 +96,27 @@ def test_search_and_brute_force_predict_the_same_labels():
   train_x, train_y = make_data(seed=3, num=40, length=24)
   query_x, _ = make_data(seed=4, num=30, length=24)
   for window in (None, 2):
-    search = knn.nn_dtw_predict(train_x, train_y, query_x, window=window)
+    search = knn.nn_dtw_predict(train_x, train_y, query_x, window=window, method="search")
     brute = knn.nn_dtw_predict(train_x, train_y, query_x, window=window, method="brute")
+    auto = knn.nn_dtw_predict(train_x, train_y, query_x, window=window)
     np.testing.assert_array_equal(search, brute)
+    np.testing.assert_array_equal(auto, brute)
   with pytest.raises(ValueError, match="method"):
     knn.nn_dtw_predict(train_x, train_y, query_x, method="fast")
   with pytest.raises(ValueError, match="phases"):
     knn.nn_dtw_search(train_x, query_x, phases=0)
   with pytest.raises(ValueError, match="NaN"):
     knn.nn_dtw_search(train_x, np.full_like(query_x, np.nan))
+
+
+def test_auto_searches_only_above_its_cell_threshold(monkeypatch):
+  train_x, train_y = make_data(seed=5, num=20, length=16)
+  query_x, _ = make_data(seed=6, num=10, length=16)
+  calls = []
+  search = knn.nn_dtw_search
+  monkeypatch.setattr(knn, "nn_dtw_search", lambda *a, **k: calls.append(1) or search(*a, **k))
+  knn.nn_dtw_predict(train_x, train_y, query_x)  # 51,200 cells: brute force
+  assert not calls
+  monkeypatch.setattr(knn, "AUTO_SEARCH_CELLS", 1e4)
+  knn.nn_dtw_predict(train_x, train_y, query_x)
+  assert calls == [1]

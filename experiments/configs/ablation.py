@@ -41,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.title = "Ablation: ResNet2D (and ResNet1D) recipe on CPU"
   c.command = _COMMAND
-  c.note = ("Base: the main job's recipe (`experiments/configs/ucr_mtl.py`, quick preset): "
+  c.note = ("Base: the main job's recipe (`experiments/configs/ucr_mtl.py`, quick scale): "
             "series resampled to 128 steps, quick widths (k=16 templates of length 32, stages "
             "16x4 + 32x4), AdamW lr 1e-3, weight decay 0.01, batch 40, 40 epochs, per-task "
             "batch-norm statistics, cosine schedule; ResNet2D with 3 stride-2 stages and 10% "

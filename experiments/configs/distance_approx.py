@@ -19,12 +19,12 @@ from mtl2d.pipelines import distance_approx
 from mtl2d.train import config as train_config_lib
 
 
-def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
-  """Returns the Fig. 1 config for a preset ("quick" or "paper")."""
-  if preset not in ("quick", "paper"):
-    raise ValueError(f"unknown preset {preset!r}; use 'quick' or 'paper'")
+def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
+  """Returns the Fig. 1 config at a scale ("quick": this CPU, "paper": the paper's settings)."""
+  if scale not in ("quick", "paper"):
+    raise ValueError(f"unknown scale {scale!r} (the config argument); use 'quick' or 'paper'")
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  c.scale = scale
   c.models = ",".join(distance_approx.MODELS)
   c.data = data_config_lib.data_config()
   c.data.source = "random_walk"
@@ -33,7 +33,7 @@ def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
   c.train = train_config_lib.base_config()
   del c.train["data"]  # The pipeline gives each run the experiment's `data`.
   c.train.task_type = "distance"
-  if preset == "quick":
+  if scale == "quick":
     c.data.num_train, c.data.num_val, c.data.num_test = 2000, 300, 300
     c.data.pair_length = 32
     c.train.model.preset = "quick"

@@ -16,16 +16,16 @@ import ml_collections
 from experiments.configs import distance_approx
 
 
-def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
-  """Returns the Fig. 4 config for a preset ("quick" or "paper")."""
-  base = distance_approx.get_config(preset)
+def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
+  """Returns the Fig. 4 config at a scale ("quick": this CPU, "paper": the paper's settings)."""
+  base = distance_approx.get_config(scale)
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  c.scale = scale
   c.data = base.data
   c.train = base.train
   c.window = "10%"
   c.model_workdir = ""
-  c.num_pairs = 4 if preset == "quick" else 8
+  c.num_pairs = 4 if scale == "quick" else 8
   c.patch = 1
   c.baseline = "zero"
   c.radius = 1

@@ -21,12 +21,12 @@ from mtl2d.data import config as data_config_lib
 from mtl2d.train import config as train_config_lib
 
 
-def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
-  """Returns the Table II config for a preset ("quick" or "paper")."""
-  if preset not in ("quick", "paper"):
-    raise ValueError(f"unknown preset {preset!r}; use 'quick' or 'paper'")
+def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
+  """Returns the Table II config at a scale ("quick": this CPU, "paper": the paper's settings)."""
+  if scale not in ("quick", "paper"):
+    raise ValueError(f"unknown scale {scale!r} (the config argument); use 'quick' or 'paper'")
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  c.scale = scale
   c.title = "Table II: accuracy per task (merchant-like weekly profiles)"
   c.note = ""
   c.methods = "1nn_dtw,resnet1d_mtl,resnet2d_mtl"
@@ -36,8 +36,8 @@ def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
   del c.train["data"]  # The pipeline gives each run the experiment's `data`.
   c.knn = ml_collections.ConfigDict()
   c.knn.windows = ("0%", "5%", "10%", "full")
-  if preset == "quick":
-    c.note = "Quick preset on CPU: small models and few epochs; not the paper's settings."
+  if scale == "quick":
+    c.note = "Quick scale on CPU: small models and few epochs; not the paper's settings."
     c.data.num_merchants = 1000
     c.train.model.preset = "quick"
     c.train.num_epochs = 20

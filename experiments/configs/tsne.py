@@ -17,11 +17,11 @@ import ml_collections
 from experiments.configs import ucr_mtl
 
 
-def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
-  """Returns the Fig. 5 config for a preset ("quick" or "paper")."""
-  base = ucr_mtl.get_config(preset)
+def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
+  """Returns the Fig. 5 config at a scale ("quick": this CPU, "paper": the paper's settings)."""
+  base = ucr_mtl.get_config(scale)
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  c.scale = scale
   c.data = base.data
   c.data.source = "auto"
   c.data.groups = ()

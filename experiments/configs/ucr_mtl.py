@@ -27,12 +27,12 @@ from mtl2d.pipelines import comparison
 from mtl2d.train import config as train_config_lib
 
 
-def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
-  """Returns the Table I config for a preset ("quick" or "paper")."""
-  if preset not in ("quick", "paper"):
-    raise ValueError(f"unknown preset {preset!r}; use 'quick' or 'paper'")
+def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
+  """Returns the Table I config at a scale ("quick": this CPU, "paper": the paper's settings)."""
+  if scale not in ("quick", "paper"):
+    raise ValueError(f"unknown scale {scale!r} (the config argument); use 'quick' or 'paper'")
   c = ml_collections.ConfigDict()
-  c.preset = preset
+  c.scale = scale
   c.title = "Table I: accuracy (rank) per task"
   c.note = ""
   c.methods = ",".join(comparison.METHODS)
@@ -44,8 +44,8 @@ def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
   c.knn.windows = ("0%", "5%", "10%", "20%", "full")
   # Train-config overrides of one encoder's runs (`comparison.encoder_overrides`).
   c.encoder_train = ml_collections.ConfigDict({"resnet1d": {}, "resnet2d": {}})
-  if preset == "quick":
-    c.note = ("Quick preset on CPU: small models, series resampled to 128 steps, 40 epochs and "
+  if scale == "quick":
+    c.note = ("Quick scale on CPU: small models, series resampled to 128 steps, 40 epochs and "
               "the recipe of docs/ablations.md; not the paper's settings.")
     c.data.source = "embedded"  # The Cricket group shipped in the package.
     c.data.length = 128  # Bounds the CPU cost (Cricket's series have 300 steps).

@@ -1,21 +1,31 @@
 """DTW / soft-DTW throughput of `mtl2d.dtw` side by side with dtaidistance, aeon and ott-jax.
 
-Run: `python -m mtl2d.bench.dtw [--lengths=128,512] [--batch=1024] [--soft_batch=64]`.
+Run: `python -m mtl2d.bench.dtw [--lengths=128,512] [--batch=1024] [--soft_batch=64,256,1024]
+[--memory_lengths=1024,4096,16384]`.
 
 Cells per second = (pairs x n x m) / wall time, after one untimed warm-up call (compilation),
-best of `--repeats`. mtl2d and ott-jax get `--batch` (`--soft_batch`) random-walk pairs
-`(x_b, y_b)`; dtaidistance's `distance_matrix_fast(parallel=True)` and aeon's
+best of `--repeats`. mtl2d gets `--batch` random-walk pairs `(x_b, y_b)` for hard DTW; mtl2d and
+ott-jax get each `--soft_batch` of them for soft-DTW value+grad (the ratio compares the same
+pairs); dtaidistance's `distance_matrix_fast(parallel=True)` and aeon's
 `dtw_pairwise_distance(n_jobs=<all cores>)` compute the full cross block of the first
 `--peer_series` of those x and y series (their API computes matrices, not lists of pairs), and
 their values on the pairs `(x_b, y_b)` are compared with mtl2d's (dtaidistance returns the
 square root of the accumulated cost, so its values are squared first). Peers that are not
 installed (the `bench` extra) are skipped with a note.
+
+`--memory_lengths` times soft-DTW value+grad of one n x n pair per length with the full backward
+(`checkpoint=False`) and the memory-lean one (`checkpoint=True`), each in a fresh subprocess whose
+peak resident memory above its state before the first call (inputs made, modules imported) is
+reported; a mode whose estimated full-backward storage exceeds `--memory_limit_mb` is skipped.
 """
 
 import argparse
 from collections.abc import Callable
 from collections.abc import Sequence
+import json
 import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -47,21 +57,23 @@ def _ready(tree):
   return jax.tree_util.tree_map(lambda a: a.block_until_ready(), tree)
 
 
-def bench_length(length: int, batch: int, soft_batch: int, peer_series: int, gamma: float,
-                 repeats: int, seed: int) -> tuple[list[dict], list[str]]:
+def bench_length(length: int, batch: int, soft_batches: Sequence[int], peer_series: int,
+                 gamma: float, repeats: int, seed: int) -> tuple[list[dict], list[str]]:
   """Measures every method on pairs of one length; returns table rows and notes."""
   rows, notes = [], []
-  x = random_walks(batch, length, seed)
-  y = random_walks(batch, length, seed + 1)
+  total = max(batch, *soft_batches)
+  x = random_walks(total, length, seed)
+  y = random_walks(total, length, seed + 1)
   cells = length * length
 
-  def row(method, kind, pairs, seconds, diff=None):
+  def row(method, kind, pairs, seconds, diff=None, group=None):
     rows.append({"method": method, "kind": kind, "length": length, "pairs": pairs,
-                 "seconds": seconds, "mcells": pairs * cells / seconds / 1e6, "diff": diff})
+                 "seconds": seconds, "mcells": pairs * cells / seconds / 1e6, "diff": diff,
+                 "group": (kind, length) if group is None else group})
 
   xj, yj = jnp.asarray(x), jnp.asarray(y)
   hard = jax.jit(jax.vmap(dtw_lib.dtw))
-  seconds, ours = _best_time(lambda: _ready(hard(xj, yj)), repeats)
+  seconds, ours = _best_time(lambda: _ready(hard(xj[:batch], yj[:batch])), repeats)
   ours = np.asarray(ours)
   row("mtl2d dtw", "dtw", batch, seconds)
 
@@ -86,30 +98,102 @@ def bench_length(length: int, batch: int, soft_batch: int, peer_series: int, gam
   except ImportError:
     notes.append("aeon not installed (pip install '.[bench]'): skipped")
 
-  xs, ys = xj[:soft_batch], yj[:soft_batch]
   soft = jax.jit(jax.vmap(jax.value_and_grad(
       lambda a, b: dtw_lib.soft_dtw(a, b, gamma=gamma), argnums=(0, 1))))
-  seconds, (sval, (sgx, _)) = _best_time(lambda: _ready(soft(xs, ys)), repeats)
-  row("mtl2d soft_dtw value+grad", "soft", soft_batch, seconds)
   try:
     from ott.geometry import costs
     ott_fn = jax.jit(jax.vmap(jax.value_and_grad(
         lambda a, b: costs.SoftDTW(gamma=gamma)(a[:, None], b[:, None]), argnums=(0, 1))))
-    seconds, (oval, (ogx, _)) = _best_time(lambda: _ready(ott_fn(xs, ys)), repeats)
-    diff = max(float(jnp.max(jnp.abs(oval - sval))), float(jnp.max(jnp.abs(ogx - sgx))))
-    row("ott-jax SoftDTW value+grad", "soft", soft_batch, seconds, diff)
   except ImportError:
+    ott_fn = None
     notes.append("ott-jax not installed (pip install '.[bench]'): skipped")
+  for soft_batch in soft_batches:
+    xs, ys = xj[:soft_batch], yj[:soft_batch]
+    group = ("soft", length, soft_batch)
+    seconds, (sval, (sgx, _)) = _best_time(lambda: _ready(soft(xs, ys)), repeats)
+    row("mtl2d soft_dtw value+grad", "soft", soft_batch, seconds, group=group)
+    if ott_fn is not None:
+      seconds, (oval, (ogx, _)) = _best_time(lambda: _ready(ott_fn(xs, ys)), repeats)
+      diff = max(float(jnp.max(jnp.abs(oval - sval))), float(jnp.max(jnp.abs(ogx - sgx))))
+      row("ott-jax SoftDTW value+grad", "soft", soft_batch, seconds, diff, group=group)
   return rows, notes
 
 
+def _peak_rss_mb(reset: bool = False) -> float:
+  """Peak resident memory of this process in MB (Linux `VmHWM`; `reset` restarts the peak)."""
+  if reset:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith("VmHWM:"):
+        return int(line.split()[1]) / 1024
+  raise OSError("no VmHWM in /proc/self/status")
+
+
+def memory_child(length: int, checkpoint: bool, gamma: float, repeats: int, seed: int) -> dict:
+  """Times soft-DTW value+grad of one `length x length` pair and its peak memory (run alone).
+
+  The peak is the process's resident memory above its state once the inputs exist and the
+  modules are imported; compilation is part of the first call and so of the peak.
+  """
+  from mtl2d import _soft_dtw  # private: reports which kernel ran
+  x = jnp.asarray(random_walks(1, length, seed)[0])
+  y = jnp.asarray(random_walks(1, length, seed + 1)[0])
+  fn = jax.jit(jax.value_and_grad(
+      lambda a, b: dtw_lib.soft_dtw(a, b, gamma=gamma, checkpoint=checkpoint), argnums=(0, 1)))
+  _ready((x, y))
+  base = _peak_rss_mb(reset=True)
+  seconds, (value, _) = _best_time(lambda: _ready(fn(x, y)), repeats)
+  return {"method": "mtl2d soft_dtw value+grad, one pair", "kind": "memory", "length": length,
+          "checkpoint": checkpoint, "seconds": seconds, "mcells": length ** 2 / seconds / 1e6,
+          "diff": None,
+          "peak_mb": _peak_rss_mb() - base, "value": float(value),
+          "kernel": "native" if _soft_dtw.native.available() else "jax"}
+
+
+def bench_memory(lengths: Sequence[int], gamma: float, repeats: int, seed: int,
+                 limit_mb: float) -> tuple[list[dict], list[str]]:
+  """`memory_child` in a fresh subprocess for each length and backward mode."""
+  rows, notes = [], []
+  for length in lengths:
+    for checkpoint in (False, True):
+      if not checkpoint and 16 * length * length / 2 ** 20 > limit_mb:
+        notes.append(f"full backward at {length} skipped: about {16 * length ** 2 / 2 ** 20:.0f}"
+                     f" MB estimated > --memory_limit_mb={limit_mb:g}")
+        continue
+      code = ("import json; from mtl2d.bench import dtw; print(json.dumps(dtw.memory_child("
+              f"{length}, {checkpoint}, {gamma!r}, {repeats}, {seed})))")
+      done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+      if done.returncode != 0:
+        notes.append(f"length {length} checkpoint={checkpoint} failed: "
+                     f"{done.stderr.strip().splitlines()[-1:]}")
+        continue
+      rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+  return rows, notes
+
+
+def format_memory_table(rows: Sequence[dict]) -> str:
+  """Markdown table of `bench_memory` rows, time relative to the full backward."""
+  full = {r["length"]: r["seconds"] for r in rows if not r["checkpoint"]}
+  lines = ["| length | backward | kernel | seconds | Mcells/s | peak MB | time / full |",
+           "|---:|---|---|---:|---:|---:|---:|"]
+  for r in rows:
+    rel = f"{r['seconds'] / full[r['length']]:.2f}x" if r["length"] in full else "—"
+    lines.append(f"| {r['length']} | {'checkpointed' if r['checkpoint'] else 'full'} | "
+                 f"{r['kernel']} | {r['seconds']:.3f} | {r['mcells']:.0f} | {r['peak_mb']:.0f} | "
+                 f"{rel} |")
+  return "\n".join(lines)
+
+
 def format_table(rows: Sequence[dict]) -> str:
-  """Markdown table with the ratio mtl2d / method for each kind (dtw or soft) and length."""
-  ours = {(r["kind"], r["length"]): r["mcells"] for r in rows if r["method"].startswith("mtl2d")}
+  """Markdown table with the ratio mtl2d / method on the same length (and soft-DTW batch)."""
+  ours = {r["group"]: r["mcells"] for r in rows if r["method"].startswith("mtl2d")}
   lines = ["| method | length | pairs | seconds | Mcells/s | mtl2d / this | max abs diff |",
            "|---|---:|---:|---:|---:|---:|---:|"]
   for r in rows:
-    ratio = ours[(r["kind"], r["length"])] / r["mcells"]
+    ratio = ours[r["group"]] / r["mcells"]
     diff = "" if r["diff"] is None else f"{r['diff']:.2e}"
     lines.append(f"| {r['method']} | {r['length']} | {r['pairs']} | {r['seconds']:.4f} | "
                  f"{r['mcells']:.0f} | {ratio:.2f}x | {diff} |")
@@ -121,8 +205,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--lengths", default="128,512", help="comma-separated series lengths")
   parser.add_argument("--batch", type=int, default=1024, help="pairs for mtl2d dtw")
-  parser.add_argument("--soft_batch", type=int, default=64,
-                      help="pairs for soft-DTW value+grad (mtl2d and ott-jax)")
+  parser.add_argument("--soft_batch", default="64,256,1024",
+                      help="comma-separated pair counts for soft-DTW value+grad (mtl2d, ott-jax)")
+  parser.add_argument("--memory_lengths", default="",
+                      help="comma-separated lengths for the one-pair memory/time table")
+  parser.add_argument("--memory_limit_mb", type=float, default=8192,
+                      help="skip a full backward whose estimated storage exceeds this")
   parser.add_argument("--peer_series", type=int, default=0,
                       help="series per side for dtaidistance/aeon matrices (0: ~4e8 cells)")
   parser.add_argument("--gamma", type=float, default=1.0)
@@ -130,15 +218,25 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
   lengths = [int(v) for v in args.lengths.split(",") if v]
+  soft_batches = [int(v) for v in args.soft_batch.split(",") if v]
+  memory_lengths = [int(v) for v in args.memory_lengths.split(",") if v]
+  if any(v < 1 for v in lengths + soft_batches + memory_lengths) or args.batch < 1:
+    parser.error("--lengths, --batch, --soft_batch and --memory_lengths must be positive")
   all_rows, all_notes = [], []
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores")
   for length in lengths:
     peer = args.peer_series or max(8, int(np.sqrt(4e8 / length ** 2)))
-    rows, notes = bench_length(length, args.batch, args.soft_batch, peer, args.gamma,
+    rows, notes = bench_length(length, args.batch, soft_batches, peer, args.gamma,
                                args.repeats, args.seed)
     all_rows += rows
     all_notes += [n for n in notes if n not in all_notes]
   print(format_table(all_rows))
+  if memory_lengths:
+    rows, notes = bench_memory(memory_lengths, args.gamma, args.repeats, args.seed,
+                               args.memory_limit_mb)
+    print(format_memory_table(rows))
+    all_rows += rows
+    all_notes += notes
   for note in all_notes:
     print("note:", note)
   return all_rows

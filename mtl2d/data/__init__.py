@@ -17,19 +17,18 @@ from mtl2d.data.groups import group_tasks
 from mtl2d.data.groups import resolve_group
 from mtl2d.data.splits import stratified_holdout
 from mtl2d.data.splits import stratified_split
-from mtl2d.data.synthetic import load_transactions_csv
 from mtl2d.data.synthetic import random_walk_pairs
 from mtl2d.data.synthetic import random_walk_splits
 from mtl2d.data.synthetic import synthetic_multitask
 from mtl2d.data.synthetic import synthetic_transactions
 from mtl2d.data.synthetic import window_radius
+from mtl2d.data.transactions import load_transactions_csv
 from mtl2d.data.types import PairSplit
 from mtl2d.data.types import Split
 from mtl2d.data.types import Task
 from mtl2d.data.ucr import available_tasks
 from mtl2d.data.ucr import default_data_dir
 from mtl2d.data.ucr import encode_labels
-from mtl2d.data.ucr import find_shared_ucr_dir
 from mtl2d.data.ucr import load_arrays
 from mtl2d.data.ucr import load_group
 from mtl2d.data.ucr import load_task
@@ -52,7 +51,6 @@ __all__ = [
     "default_data_dir",
     "encode_labels",
     "expand_tasks",
-    "find_shared_ucr_dir",
     "group_tasks",
     "load_arrays",
     "load_group",

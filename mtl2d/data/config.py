@@ -10,6 +10,7 @@ import ml_collections
 
 from mtl2d.data import groups as groups_lib
 from mtl2d.data import synthetic
+from mtl2d.data import transactions
 from mtl2d.data import ucr
 from mtl2d.data.types import PairSplit
 from mtl2d.data.types import Task
@@ -57,7 +58,7 @@ def data_config() -> ml_collections.ConfigDict:
   cfg.scale = 1.0
   cfg.num_merchants = 2000
   cfg.csv_path = ""
-  cfg.label_columns = synthetic.TRANSACTION_LABELS
+  cfg.label_columns = transactions.TRANSACTION_LABELS
   cfg.num_train = 100_000
   cfg.num_val = 1_000
   cfg.num_test = 1_000
@@ -96,7 +97,7 @@ def load_tasks(cfg: ml_collections.ConfigDict) -> list[Task]:
     if not cfg.csv_path:
       raise ValueError("data.csv_path must name the transactions CSV for source "
                        "'transactions_csv'")
-    return synthetic.load_transactions_csv(cfg.csv_path, seed=cfg.seed,
+    return transactions.load_transactions_csv(cfg.csv_path, seed=cfg.seed,
                                            label_columns=tuple(cfg.label_columns),
                                            znorm=cfg.znorm)
   names = groups_lib.expand_tasks(tuple(cfg.tasks), tuple(cfg.groups))

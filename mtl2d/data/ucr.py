@@ -59,19 +59,6 @@ def default_data_dir() -> pathlib.Path:
   return pathlib.Path("~/.cache/mtl2d/ucr").expanduser()
 
 
-def find_shared_ucr_dir() -> pathlib.Path | None:
-  """The UCR files kept beside the repository (`../shared/data/ucr`), or None if absent.
-
-  Tests and benchmarks use these real files when present and small fixtures otherwise.
-  """
-  repo_root = pathlib.Path(__file__).resolve().parents[2]
-  for base in (repo_root.parent, pathlib.Path.cwd().parent):
-    candidate = base / "shared" / "data" / "ucr"
-    if candidate.is_dir():
-      return candidate
-  return None
-
-
 def _how_to_get(name: str, data_dir: pathlib.Path) -> str:
   return (f"download it with `python -m mtl2d.data.download --datasets={name} "
           f"--data_dir={data_dir}`, or put {name}/{name}_TRAIN.tsv and {name}/{name}_TEST.tsv "

@@ -30,6 +30,7 @@ from sklearn.utils import multiclass
 from sklearn.utils import validation
 
 from mtl2d import exported
+from mtl2d import files
 from mtl2d.data import splits
 from mtl2d.data import types
 from mtl2d.models import factory
@@ -286,14 +287,14 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
     fitted, restored = [], {}
     for p in prepared:
       name = p.task.name
-      run_dir = run if config.multitask else run / "tasks" / rundir_lib.sanitize(name)
+      run_dir = run if config.multitask else run / "tasks" / files.safe_name(name)
       epoch = int(results["tasks"][name]["best_epoch"])
       if (run_dir, epoch) not in restored:
         _, variables, _ = inference.restore_model(run_dir, which=epoch)
         restored[run_dir, epoch] = jax.tree.map(np.asarray, jax.device_get(variables))
       fitted.append(FittedTask(name, p.classes, p.length, epoch, restored[run_dir, epoch]))
     history = rundir_lib.read_metrics(run / "metrics.jsonl")
-    record = rundir_lib.read_json(run / "config.json")
+    record = files.read_json(run / "config.json")
   finally:
     if tmp is not None:
       shutil.rmtree(tmp, ignore_errors=True)

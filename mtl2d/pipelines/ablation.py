@@ -34,6 +34,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from mtl2d import files
 from mtl2d.data import types
 from mtl2d.pipelines import comparison
 from mtl2d.train import config as train_config
@@ -59,7 +60,7 @@ class Variant:
   def __init__(self, name: str, method: str, overrides: Mapping[str, Any] | None = None, *,
                seeds: Sequence[int] = (0,), note: str = ""):
     """Validates and stores the fields above."""
-    if not name or rundir_lib.sanitize(name) != name:
+    if not name or files.safe_name(name) != name:
       raise ValueError(f"variant name {name!r} must be non-empty and use only letters, digits, "
                        "'.', '_' and '-'")
     if method not in comparison.TRAINED_METHODS:
@@ -148,7 +149,7 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
       if key not in groups_cache:
         groups_cache[key] = comparison.load_groups(data)
       for group, tasks in groups_cache[key].items():
-        run_dir = workdir / variant.name / rundir_lib.sanitize(group) / f"seed{seed}"
+        run_dir = workdir / variant.name / files.safe_name(group) / f"seed{seed}"
         logging.info("== ablation %s on %s, seed %d -> %s", variant.name, group, seed, run_dir)
         t0 = time.perf_counter()
         with train.unlocked():
@@ -162,7 +163,7 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / "ablation.md").write_text(page)
   (workdir / "ablation.csv").write_text(_csv(rows))
-  rundir_lib.write_json(workdir / "results.json", rows)
+  files.write_json(workdir / "results.json", rows)
   if output:
     pathlib.Path(output).write_text(page)
   return rows
@@ -176,7 +177,7 @@ def collect_rows(workdir: str | pathlib.Path, variants: Sequence[Variant]) -> li
     for seed in variant.seeds:
       for path in sorted((workdir / variant.name).glob(f"*/seed{seed}/results.json")):
         run_dir = path.parent
-        results = rundir_lib.read_json(path)
+        results = files.read_json(path)
         wall = _wall_time(run_dir)  # single-task runs: the merged, summed epoch times
         for task, r in results.get("tasks", {}).items():
           rows.append({

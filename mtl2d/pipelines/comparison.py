@@ -38,6 +38,7 @@ import numpy as np
 
 from mtl2d import data as data_lib
 from mtl2d import dtw
+from mtl2d import files
 from mtl2d import knn
 from mtl2d.data import types
 from mtl2d.report import paper
@@ -136,12 +137,12 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   path = workdir / "results.json"
   if path.exists() and not (workdir / "config.json").exists():
     # Results written before run directories were claimed: their windows are the claim.
-    old = rundir_lib.read_json(path)
-    rundir_lib.write_json(workdir / "config.json",
-                           {"method": "1nn_dtw", "windows": old.get("windows")})
+    old = files.read_json(path)
+    files.write_json(workdir / "config.json",
+                     {"method": "1nn_dtw", "windows": old.get("windows")})
   rundir_lib.record_or_verify(workdir, claim, fingerprint, write=False)
   if path.exists():
-    old = rundir_lib.read_json(path)
+    old = files.read_json(path)
     if set(old.get("tasks", {})) == {t.name for t in tasks}:
       logging.info("1NN-DTW results already in %s", workdir)
       return old
@@ -167,7 +168,7 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
                  results["tasks"][task.name]["val_accuracy"], test_acc,
                  time.perf_counter() - t0)
   rundir_lib.record_or_verify(workdir, claim, fingerprint)
-  rundir_lib.write_json(path, results)
+  files.write_json(path, results)
   return results
 
 
@@ -181,7 +182,7 @@ def _claim_data(workdir: pathlib.Path, data_config: ml_collections.ConfigDict,
                 groups: dict[str, list[types.Task]]) -> None:
   path = workdir / "data.json"
   if path.exists():
-    old = rundir_lib.read_json(path)
+    old = files.read_json(path)
     if not isinstance(old.get("groups"), dict):
       # Written by an older mtl2d: the data config itself. Its fields other than the path
       # decide the data; if they agree, the file is replaced by the content fingerprint.
@@ -231,11 +232,11 @@ def run_comparison(config: ml_collections.ConfigDict,
   (workdir / "splits").mkdir(exist_ok=True)
   for _, tasks in groups.items():
     for task in tasks:
-      rundir_lib.write_json(workdir / "splits" / f"{rundir_lib.sanitize(task.name)}.json",
-                             task.split_indices())
+      files.write_json(workdir / "splits" / f"{files.safe_name(task.name)}.json",
+                       task.split_indices())
   for method in methods:
     for group, tasks in groups.items():
-      run_dir = workdir / method / rundir_lib.sanitize(group)
+      run_dir = workdir / method / files.safe_name(group)
       logging.info("== %s on %s (%d tasks) -> %s", METHOD_TITLES[method], group, len(tasks),
                    run_dir)
       if method == "1nn_dtw":
@@ -309,7 +310,7 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
       results.setdefault(m, {}).update(accuracies)
     summary = workdir / "results.json"
     if summary.is_file():
-      synthetic = synthetic or bool(rundir_lib.read_json(summary).get("synthetic", False))
+      synthetic = synthetic or bool(files.read_json(summary).get("synthetic", False))
   assert methods is not None
   table = ranks.rank_methods(results, methods, rows)
   output.mkdir(parents=True, exist_ok=True)
@@ -325,7 +326,7 @@ def collect_table(workdir: str | pathlib.Path,
   results: dict[str, dict[str, float]] = {}
   for method in METHODS:
     for path in sorted((workdir / method).glob("*/results.json")):
-      for task, r in rundir_lib.read_json(path).get("tasks", {}).items():
+      for task, r in files.read_json(path).get("tasks", {}).items():
         results.setdefault(method, {})[task] = r["test_accuracy"]
   present = [m for m in METHODS if m in results]
   return ranks.rank_methods(results, present, rows)
@@ -353,7 +354,7 @@ def _write_table(workdir: pathlib.Path, table: ranks.RankedTable, *, title: str,
             "ranks are recomputed on the same tasks.").strip()
   (workdir / "table.md").write_text(titled.to_markdown(
       title=title or "Accuracy and rank per task", note=note, beside=reference))
-  rundir_lib.write_json(workdir / "results.json", {
+  files.write_json(workdir / "results.json", {
       "methods": list(table.methods),
       "test_accuracy": {m: {t: (None if np.isnan(a) else float(a))
                             for (_, t), a in zip(table.rows, table.accuracy[:, j])}

@@ -24,8 +24,8 @@ import ml_collections
 import numpy as np
 
 from mtl2d import data as data_lib
+from mtl2d import files
 from mtl2d.report import plots
-from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import train_and_evaluate
 
 __all__ = ["MODELS", "MODEL_TITLES", "run_distance_approx", "run_dir"]
@@ -36,7 +36,7 @@ MODELS = tuple(MODEL_TITLES)
 
 def run_dir(workdir: str | pathlib.Path, model: str, window: str) -> pathlib.Path:
   """The run directory of one (model, window) cell."""
-  return pathlib.Path(workdir) / model / rundir_lib.sanitize(window.replace("%", "pct"))
+  return pathlib.Path(workdir) / model / files.safe_name(window.replace("%", "pct"))
 
 
 def _models(config: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -121,4 +121,4 @@ def _write(workdir: pathlib.Path, summary: dict[str, dict[str, Any]],
   plots.error_boxplot(errors, workdir / "fig1_errors.png",
                       title="DTW approximation error (synthetic random walks)",
                       ylabel="|prediction - DTW|")
-  rundir_lib.write_json(workdir / "results.json", {"windows": summary, "synthetic": True})
+  files.write_json(workdir / "results.json", {"windows": summary, "synthetic": True})

@@ -25,10 +25,10 @@ import ml_collections
 import numpy as np
 
 from mtl2d import data as data_lib
+from mtl2d import files
 from mtl2d import train
 from mtl2d.analysis import embedding
 from mtl2d.report import plots
-from mtl2d.train import rundir as rundir_lib
 
 __all__ = ["HIERARCHIES", "run_tsne", "choose_data"]
 
@@ -99,7 +99,7 @@ def run_tsne(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
         train_config.data = copy.deepcopy(data_config)
       train.train_and_evaluate(train_config, run, tasks=tasks)
     model, variables, _ = train.restore_model(run, which="best")
-    run_tasks = [t["name"] for t in rundir_lib.read_json(run / "data.json")["tasks"]]
+    run_tasks = [t["name"] for t in files.read_json(run / "data.json")["tasks"]]
     for task_name, colour in ((subject_task, "subject"), (subject_task, "gender"),
                               (gender_task, "gender")):
       task = tasks[names.index(task_name)]
@@ -127,7 +127,7 @@ def run_tsne(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
   plots.embedding_scatter(panels, workdir / "fig5_tsne.png",
                           suptitle=f"t-SNE of shared MTL features{synthetic_note}")
   result = {"data": kind, "synthetic": kind == "synthetic", "panels": scores}
-  rundir_lib.write_json(workdir / "tsne.json", result)
+  files.write_json(workdir / "tsne.json", result)
   lines = [f"## t-SNE of shared features (Fig. 5){synthetic_note}", "",
            "Leave-one-out 5-NN accuracy of the labels in the feature space and in the t-SNE "
            "plane (validation + test examples):", "",

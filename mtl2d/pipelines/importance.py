@@ -28,11 +28,11 @@ import numpy as np
 
 from mtl2d import data as data_lib
 from mtl2d import dtw
+from mtl2d import files
 from mtl2d import train
 from mtl2d.analysis import perturbation
 from mtl2d.models import distance
 from mtl2d.report import plots
-from mtl2d.train import rundir as rundir_lib
 
 __all__ = ["run_importance"]
 
@@ -114,7 +114,7 @@ def run_importance(config: ml_collections.ConfigDict,
       "mean_ratio": float(np.mean(ratios)), "median_ratio": float(np.median(ratios)),
       "near_path_cell_share": float(np.mean(near_share)), "synthetic": True,
   }
-  rundir_lib.write_json(workdir / "importance.json", result)
+  files.write_json(workdir / "importance.json", result)
   (workdir / "importance.md").write_text(
       "## Pixel-perturbation importance near the DTW path (Fig. 4)\n\n"
       f"Synthetic random-walk test pairs, DistanceResNet2D trained on DTW window {window}. "

@@ -62,7 +62,7 @@ class RankedTable:
 
     Args:
       title: heading line.
-      note: paragraph under the heading (e.g. "synthetic data" or "quick preset, CPU").
+      note: paragraph under the heading (e.g. "synthetic data" or "quick scale, CPU").
       reference: optional table (e.g. the paper's numbers) printed as a second table with the
         same rows, for side-by-side reading.
       beside: optional table with the same methods (the paper's numbers) printed in the same

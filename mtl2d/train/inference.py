@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from mtl2d import files
 from mtl2d.models import factory
 from mtl2d.train import checkpoints
 from mtl2d.train import loop
-from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
 
@@ -87,8 +87,8 @@ def restore_model(
     sub = sorted(p.name for p in (workdir / "tasks").glob("*"))
     hint = f"; it holds one model per task, pass {workdir}/tasks/<one of {sub}>" if sub else ""
     raise ValueError(f"workdir {str(workdir)!r} has no checkpoints{hint}")
-  config = ml_collections.ConfigDict(rundir_lib.read_json(workdir / "config.json"))
-  data = rundir_lib.read_json(workdir / "data.json")
+  config = ml_collections.ConfigDict(files.read_json(workdir / "config.json"))
+  data = files.read_json(workdir / "data.json")
   if config.task_type == "distance":
     model = rebuild_model(config)
     length = data["splits"]["train"]["length"]

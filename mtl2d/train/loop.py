@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from mtl2d import files
 from mtl2d.data import types
 from mtl2d.models import factory
 from mtl2d.train import checkpoints
@@ -396,7 +397,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   ckpt.close()
   if is_main:
     problem.write_outputs(workdir)
-    rundir_lib.write_json(workdir / "results.json", results)
+    files.write_json(workdir / "results.json", results)
   return results
 
 
@@ -493,12 +494,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                     write=jax.process_index() == 0)
   runs, subdirs = {}, {}
   for name, task_problem in per_task.items():
-    subdirs[name] = workdir / "tasks" / rundir_lib.sanitize(name)
+    subdirs[name] = workdir / "tasks" / files.safe_name(name)
     logging.info("single-task run %r in %s", name, subdirs[name])
     runs[name] = fit(config, subdirs[name], task_problem)
   results = _merge_single_task(workdir, runs, subdirs)
   if jax.process_index() == 0:
-    rundir_lib.write_json(workdir / "results.json", results)
+    files.write_json(workdir / "results.json", results)
     if config.get("write_curves", True):
       curves.write_png(workdir, rundir_lib.read_metrics(workdir / "metrics.jsonl"))
   return results

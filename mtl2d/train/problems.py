@@ -28,6 +28,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from mtl2d import files
 from mtl2d.data import config as data_config
 from mtl2d.data import types
 from mtl2d.models import factory
@@ -171,7 +172,7 @@ def check_tasks(tasks: Sequence[types.Task],
   names = [t.name for t in tasks]
   if len(set(names)) != len(names):
     raise ValueError(f"tasks have duplicate names: {names}")
-  if len({rundir_lib.sanitize(n) for n in names}) != len(names):
+  if len({files.safe_name(n) for n in names}) != len(names):
     raise ValueError(f"task names collide once sanitised for directories: {names}")
   for t in tasks:
     if t.num_classes < 1:

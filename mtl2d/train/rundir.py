@@ -23,13 +23,13 @@ import json
 import logging
 import os
 import pathlib
-import re
 import tempfile
 from typing import Any
 
 import ml_collections
 import numpy as np
 
+from mtl2d import files as files_lib
 from mtl2d.train import config as config_lib
 
 __all__ = [
@@ -40,20 +40,9 @@ __all__ = [
     "config_to_dict",
     "ensure_writable",
     "holds_results",
-    "read_json",
     "read_metrics",
-    "sanitize",
     "truncate_metrics",
-    "write_json",
 ]
-
-
-def sanitize(name: str) -> str:
-  """Directory name for a task name ("synthetic/shape" -> "synthetic_shape")."""
-  out = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-  if not out:
-    raise ValueError(f"task name {name!r} has no characters usable in a directory name")
-  return out
 
 
 def array_digest(arrays: Iterable[np.ndarray]) -> str:
@@ -71,19 +60,6 @@ def config_to_dict(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dic
   if isinstance(config, ml_collections.ConfigDict):
     return json.loads(config.to_json_best_effort(sort_keys=True))
   return json.loads(json.dumps(config, sort_keys=True, default=str))
-
-
-def write_json(path: pathlib.Path, obj: Any) -> None:
-  """Writes `obj` as indented JSON, atomically."""
-  path = pathlib.Path(path)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-  os.replace(tmp, path)
-
-
-def read_json(path: pathlib.Path) -> Any:
-  """Reads a JSON file."""
-  return json.loads(pathlib.Path(path).read_text())
 
 
 def _short(value: Any) -> str:
@@ -185,7 +161,7 @@ def record_or_verify(workdir: pathlib.Path, config: dict[str, Any] | None, data:
     path = workdir / name
     if not path.exists():
       continue
-    old = read_json(path)
+    old = files_lib.read_json(path)
     if name == "config.json":
       # Like with like: the resolved sections when both have one, else the configs as given.
       both = isinstance(old.get("resolved"), dict) and isinstance(new.get("resolved"), dict)
@@ -217,7 +193,7 @@ def record_or_verify(workdir: pathlib.Path, config: dict[str, Any] | None, data:
   if write:
     ensure_writable(workdir)
     for name, new in files:
-      write_json(workdir / name, new)
+      files_lib.write_json(workdir / name, new)
 
 
 def read_metrics(path: pathlib.Path) -> list[dict[str, Any]]:

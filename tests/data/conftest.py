@@ -6,8 +6,6 @@ import pathlib
 import numpy as np
 import pytest
 
-from mtl2d.data import ucr
-
 
 def write_ucr(root: pathlib.Path, name: str, split: str, labels, rows, *, gz: bool = False,
               fmt: str = "{:.6f}") -> pathlib.Path:
@@ -55,9 +53,12 @@ def tiny_ucr(tmp_path):
   return root, make_tiny_archive(root)
 
 
+# The UCR files kept beside the repository for tests and CI (never copied into it).
+SHARED_UCR_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "data" / "ucr"
+
+
 @pytest.fixture(scope="session")
 def real_ucr_dir():
-  path = ucr.find_shared_ucr_dir()
-  if path is None:
+  if not SHARED_UCR_DIR.is_dir():
     pytest.skip("../shared/data/ucr not present")
-  return path
+  return SHARED_UCR_DIR

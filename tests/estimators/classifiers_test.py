@@ -10,10 +10,10 @@ from sklearn import base
 from experiments.configs import ucr_mtl
 from mtl2d import estimators
 from mtl2d import exported
+from mtl2d import files
 from mtl2d import pipelines
 from mtl2d.pipelines import comparison
 from mtl2d.train import config as train_config
-from mtl2d.train import rundir as rundir_lib
 from tests.estimators import helpers
 
 
@@ -219,14 +219,14 @@ def test_estimators_match_the_launcher(tmp_path):
   train_config.apply_overrides(train, comparison.encoder_overrides(config, "resnet2d"), "test")
   params = _estimator_params(train)
   for group, tasks in comparison.load_groups(config.data).items():
-    single = rundir_lib.read_json(tmp_path / "resnet2d" / rundir_lib.sanitize(group)
+    single = files.read_json(tmp_path / "resnet2d" / files.safe_name(group)
                                    / "results.json")["tasks"]
     for t in tasks:
       clf = estimators.ResNet2DClassifier(**params).fit(
           t.train.x, t.train.y, validation_data=(t.val.x, t.val.y))
       assert clf.best_epoch_ == single[t.name]["best_epoch"]
       assert clf.score(t.test.x, t.test.y) == single[t.name]["test_accuracy"]
-    mtl_results = rundir_lib.read_json(tmp_path / "resnet2d_mtl" / rundir_lib.sanitize(group)
+    mtl_results = files.read_json(tmp_path / "resnet2d_mtl" / files.safe_name(group)
                                         / "results.json")["tasks"]
     mtl = estimators.MultiTaskClassifier(encoder="resnet2d", **params).fit(
         {t.name: (t.train.x, t.train.y) for t in tasks},

@@ -4,8 +4,8 @@ import ml_collections
 import pytest
 
 from mtl2d import data
+from mtl2d import files
 from mtl2d.pipelines import ablation
-from mtl2d.train import rundir as rundir_lib
 from tests.train import helpers
 
 
@@ -36,7 +36,7 @@ def test_runs_resumes_and_tabulates(tmp_path):
   for r in rows:
     assert r["task"] in tasks and r["epochs"] == 1 and r["finished"]
     assert 0 <= r["train_eval_accuracy"] <= 1 and r["wall_time_s"] > 0
-  single = rundir_lib.read_json(tmp_path / "w/single_lr/synthetic/seed0/config.json")
+  single = files.read_json(tmp_path / "w/single_lr/synthetic/seed0/config.json")
   assert single["optim"]["learning_rate"] == 3e-3 and single["multitask"] is False
   assert single["eval_train_split"] is True and single["seed"] == 0
   page = out.read_text()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import ucr_mtl
+from mtl2d import files
 from mtl2d.data import ucr
 from mtl2d.pipelines import comparison
 from mtl2d.report import ranks
@@ -85,7 +86,7 @@ def test_results_of_an_older_layout_are_adopted(archive, tmp_path):
   for name in ("1nn_dtw/Cricket/config.json", "1nn_dtw/Cricket/data.json"):
     (workdir / name).unlink()
   legacy = _config("/elsewhere").data
-  rundir_lib.write_json(workdir / "data.json", rundir_lib.config_to_dict(legacy))
+  files.write_json(workdir / "data.json", rundir_lib.config_to_dict(legacy))
   results = _nn_results(workdir)
   comparison.run_comparison(_config(archive), workdir)
   assert _nn_results(workdir) == results

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+from mtl2d import files
 from mtl2d import models
 from mtl2d import train
 from mtl2d.data import config as data_config
@@ -284,7 +285,7 @@ def test_min_train_steps_raises_the_epochs(tmp_path):
   tasks = helpers.make_tasks()[:3]
   results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
   assert results["num_epochs"] == results["completed_epochs"] == 2
-  assert rundir_lib.read_json(tmp_path / "config.json")["num_epochs"] == 2
+  assert files.read_json(tmp_path / "config.json")["num_epochs"] == 2
   assert len(rundir_lib.read_metrics(tmp_path / "metrics.jsonl")) == 2
 
 
@@ -500,7 +501,7 @@ def test_gradient_accumulation_end_to_end(reference_run, tmp_path):
   # series length, and the setting is part of the run's identity. Runs without accumulation
   # record no `train` section, as runs from before the field existed, which stay resumable.
   reference, _ = reference_run
-  assert "train" not in rundir_lib.read_json(reference / "config.json")["resolved"]
+  assert "train" not in files.read_json(reference / "config.json")["resolved"]
   config = helpers.tiny_config(**{"train.microbatches": 2, "num_epochs": 1})
   tasks = helpers.make_tasks()[:2]  # one series length
   results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
@@ -509,5 +510,5 @@ def test_gradient_accumulation_end_to_end(reference_run, tmp_path):
     assert 0.0 <= results["tasks"][task.name]["val_accuracy"] <= 1.0
   record = rundir_lib.read_metrics(tmp_path / "metrics.jsonl")[0]
   assert all(np.isfinite(v["loss"]) for v in record["train"].values())
-  resolved = rundir_lib.read_json(tmp_path / "config.json")["resolved"]
+  resolved = files.read_json(tmp_path / "config.json")["resolved"]
   assert resolved["train"] == {"microbatches": 2}
