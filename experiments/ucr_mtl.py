@@ -4,6 +4,8 @@ r"""Table I: 1NN-DTW, ResNet1D, ResNet2D, each with and without multitask learni
   python -m experiments.ucr_mtl --workdir=runs/synthetic --config.data.source=synthetic
   python -m experiments.ucr_mtl --workdir=runs/ucr --groups=ECG,Cricket \
       --config.data.data_dir=/path/to/UCRArchive_2018
+  python -m experiments.ucr_mtl --workdir=runs/table1 --groups=all \
+      --config.data.data_dir=../shared/data/ucr                        # every group we hold
   python -m experiments.ucr_mtl --workdir=runs/table1 \
       --config=experiments/configs/ucr_mtl.py:paper
   python -m experiments.ucr_mtl --workdir=runs/table12 \
@@ -23,7 +25,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs; reru
                                required=True)
 _CONFIG = config_flags.DEFINE_config_file("config", str(_CONFIGS / "ucr_mtl.py"),
                                           "Config file, optionally with ':quick' or ':paper'.")
-_GROUPS = flags.DEFINE_list("groups", None, "UCR groups of Table I (switches to UCR data).")
+_GROUPS = flags.DEFINE_list("groups", None, "UCR groups of Table I (switches to UCR data); "
+                            "'all': every paper group with data, one comparison per group in "
+                            "--workdir/<group>, then one combined table in --workdir.")
 _TASKS = flags.DEFINE_list("tasks", None, "UCR task names (switches to UCR data).")
 _METHODS = flags.DEFINE_list("methods", None, "Subset of methods: 1nn_dtw, resnet1d, resnet2d, "
                              "resnet1d_mtl, resnet2d_mtl. Runs in one workdir merge.")
@@ -44,12 +48,18 @@ def main(argv):
     print((pathlib.Path(_WORKDIR.value) / "table.md").read_text())
     return
   config = _CONFIG.value
+  if _METHODS.value:
+    config.methods = ",".join(_METHODS.value)
+  if _GROUPS.value and [g.lower() for g in _GROUPS.value] == ["all"]:
+    if _TASKS.value:
+      raise app.UsageError("--groups=all takes no --tasks")
+    pipelines.run_paper_groups(config, _WORKDIR.value)
+    print((pathlib.Path(_WORKDIR.value) / "table.md").read_text())
+    return
   if _GROUPS.value or _TASKS.value:
     config.data.source = "ucr"
     config.data.groups = tuple(_GROUPS.value or ())
     config.data.tasks = tuple(_TASKS.value or ())
-  if _METHODS.value:
-    config.methods = ",".join(_METHODS.value)
   pipelines.run_comparison(config, _WORKDIR.value)
   print((pathlib.Path(_WORKDIR.value) / "table.md").read_text())
 

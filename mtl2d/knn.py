@@ -319,7 +319,8 @@ METHODS = ("auto", "search", "brute")
 
 def nn_dtw_predict(train_x: ArrayLike, train_y: ArrayLike, query_x: ArrayLike, *,
                    window: int | None = None, chunk_size: int = 512,
-                   method: str = "auto") -> jax.Array:
+                   method: str = "auto", train_len: ArrayLike | None = None,
+                   query_len: ArrayLike | None = None) -> jax.Array:
   """Labels of the DTW-nearest training series.
 
   Args:
@@ -331,13 +332,27 @@ def nn_dtw_predict(train_x: ArrayLike, train_y: ArrayLike, query_x: ArrayLike, *
     method: "search" (`nn_dtw_search`: lower bounds and early abandoning), "brute" (every
       pair with `cdist_dtw`) or "auto" (search above `AUTO_SEARCH_CELLS` DTW cells, else
       brute force); all give the same labels.
+    train_len: `[N]` valid steps of each zero-padded reference series (ragged collections, e.g.
+      UCR tasks loaded with `length_policy="pad"`), or None when every step is valid.
+    query_len: `[Q]` valid steps of each query, or None.
 
   Returns:
     `[Q]` labels; on equal distances the first training series wins.
+
+  Raises:
+    ValueError: bad shapes or options; `method="search"` with ragged lengths (the search's
+      bounds assume whole series; "auto" and "brute" compare the valid prefixes).
   """
   if method not in METHODS:
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
   train_x, train_y = _check_train(train_x, train_y)
+  if train_len is not None or query_len is not None:
+    if method == "search":
+      raise ValueError("method='search' does not take train_len/query_len; use 'brute' or "
+                       "'auto' for ragged series")
+    dist = dtw_lib.cdist_dtw(query_x, train_x, window=window, chunk_size=chunk_size,
+                             xs_len=query_len, ys_len=train_len)
+    return train_y[jnp.argmin(dist, axis=1)]
   if method == "auto":
     cells = (float(np.shape(query_x)[0]) * np.shape(query_x)[1] * train_x.shape[0]
              * train_x.shape[1])
@@ -355,7 +370,9 @@ def _window_key(window: int | None) -> float:
 
 def select_window(train_x: ArrayLike, train_y: ArrayLike, val_x: ArrayLike, val_y: ArrayLike,
                   candidates: Sequence[int | None], *, chunk_size: int = 512,
-                  method: str = "auto") -> tuple[int | None, dict[int | None, float]]:
+                  method: str = "auto", train_len: ArrayLike | None = None,
+                  val_len: ArrayLike | None = None
+                  ) -> tuple[int | None, dict[int | None, float]]:
   """Chooses the warping window of 1NN-DTW by validation accuracy.
 
   Args:
@@ -366,6 +383,8 @@ def select_window(train_x: ArrayLike, train_y: ArrayLike, val_x: ArrayLike, val_
     candidates: windows to try (ints >= 0 or None for unconstrained).
     chunk_size: pairs per vectorised DTW scan.
     method: how each candidate's 1NN-DTW runs (`nn_dtw_predict`; the same labels either way).
+    train_len: `[N]` valid steps of zero-padded reference series, or None (`nn_dtw_predict`).
+    val_len: `[V]` valid steps of zero-padded validation series, or None.
 
   Returns:
     `(best_window, accuracies)`: the window with the highest validation accuracy (ties: the
@@ -379,7 +398,7 @@ def select_window(train_x: ArrayLike, train_y: ArrayLike, val_x: ArrayLike, val_
   accuracies = {}
   for window in candidates:
     pred = nn_dtw_predict(train_x, train_y, val_x, window=window, chunk_size=chunk_size,
-                          method=method)
+                          method=method, train_len=train_len, query_len=val_len)
     accuracies[window] = float(np.mean(np.asarray(pred) == val_y))
   best = max(accuracies.values())
   best_window = min((w for w, a in accuracies.items() if a == best), key=_window_key)

@@ -120,3 +120,38 @@ def test_auto_searches_only_above_its_cell_threshold(monkeypatch):
   monkeypatch.setattr(knn, "AUTO_SEARCH_CELLS", 1e4)
   knn.nn_dtw_predict(train_x, train_y, query_x)
   assert calls == [1]
+
+
+def _reference_dtw(a, b, window=None):
+  n, m = len(a), len(b)
+  d = np.full((n + 1, m + 1), np.inf)
+  d[0, 0] = 0.0
+  for i in range(1, n + 1):
+    for j in range(1, m + 1):
+      d[i, j] = (a[i - 1] - b[j - 1]) ** 2 + min(d[i - 1, j], d[i, j - 1], d[i - 1, j - 1])
+  return d[n, m]
+
+
+def test_ragged_collections_compare_valid_steps_only():
+  rng = np.random.default_rng(3)
+  train_len = np.array([5, 9, 12, 7, 12, 3])
+  query_len = np.array([4, 12, 8, 10])
+  train = np.zeros((6, 12), np.float32)
+  query = np.zeros((4, 12), np.float32)
+  for arr, lens in ((train, train_len), (query, query_len)):
+    for i, n in enumerate(lens):
+      arr[i, :n] = rng.standard_normal(n)
+  train_y = np.arange(6)
+  expected = [int(np.argmin([_reference_dtw(query[q, :query_len[q]], train[c, :train_len[c]])
+                             for c in range(6)])) for q in range(4)]
+  pred = knn.nn_dtw_predict(train, train_y, query, train_len=train_len, query_len=query_len)
+  np.testing.assert_array_equal(np.asarray(pred), expected)
+  # Without lengths the padded zeros are compared too (the reference on the whole arrays).
+  padded = [int(np.argmin([_reference_dtw(query[q], train[c]) for c in range(6)]))
+            for q in range(4)]
+  np.testing.assert_array_equal(np.asarray(knn.nn_dtw_predict(train, train_y, query)), padded)
+  window, acc = knn.select_window(train, train_y, query, np.asarray(expected), [None],
+                                  train_len=train_len, val_len=query_len)
+  assert window is None and acc[None] == 1.0
+  with pytest.raises(ValueError, match="does not take train_len"):
+    knn.nn_dtw_predict(train, train_y, query, train_len=train_len, method="search")

@@ -33,7 +33,12 @@ def data_config() -> ml_collections.ConfigDict:
       ($MTL2D_DATA_DIR, else ~/.cache/mtl2d/ucr).
     seed: seed of the 60/20/20 split and of generated data.
     znorm: per-series z-normalisation (UCR, transactions, random walks).
-    length: resample every UCR series to this many steps; 0 keeps each task's length.
+    length: at most this many steps per UCR series (see `length_policy`); 0 keeps each task's
+      own length.
+    length_policy: how UCR series of different lengths become one array (`ucr.LENGTH_POLICIES`):
+      "stretch" resamples every series to `length` (or the task's longest); "pad" keeps each
+      series' duration and zero-pads it to the task's longest, shortening the whole task by one
+      factor when that is longer than `length` (`Split.lengths` records the valid steps).
     allow_partial: load UCR tasks that have only one of TRAIN/TEST.
     skip_missing: leave out (with a warning) UCR tasks whose files are absent.
     scale: size multiplier of the synthetic multitask set.
@@ -53,6 +58,7 @@ def data_config() -> ml_collections.ConfigDict:
   cfg.seed = 0
   cfg.znorm = True
   cfg.length = 0
+  cfg.length_policy = "stretch"
   cfg.allow_partial = False
   cfg.skip_missing = False
   cfg.scale = 1.0
@@ -113,8 +119,10 @@ def load_tasks(cfg: ml_collections.ConfigDict) -> list[Task]:
   if not names:
     raise ValueError("data.tasks and data.groups are both empty; name UCR tasks or groups "
                      f"(groups: {', '.join(groups_lib.PAPER_GROUPS)})")
+  policy = ucr.check_length_policy(cfg.get("length_policy", "stretch"), "data.length_policy")
   tasks = [ucr.load_task(name, data_dir, seed=cfg.seed, znorm=cfg.znorm,
-                         length=cfg.length or None, allow_partial=cfg.allow_partial)
+                         length=cfg.length or None, length_policy=policy,
+                         allow_partial=cfg.allow_partial)
            for name in ucr.present_tasks(names, data_dir, skip_missing=cfg.skip_missing,
                                          allow_partial=cfg.allow_partial)]
   if not tasks:

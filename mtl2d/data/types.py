@@ -17,11 +17,14 @@ class Split:
     indices: `[num_examples]` int64 row numbers into the task's merged source
       (for UCR: the rows of TRAIN followed by the rows of TEST), so a split can be saved and
       reproduced.
+    lengths: `[num_examples]` int32 valid steps of each series when the series are zero-padded
+      at the end to one length (UCR `length_policy="pad"`); None when every step is valid.
   """
 
   x: np.ndarray
   y: np.ndarray
   indices: np.ndarray
+  lengths: np.ndarray | None = None
 
   def __post_init__(self):
     """Checks that `x`, `y` and `indices` agree in shape."""
@@ -33,6 +36,13 @@ class Split:
     if self.indices.shape != (self.x.shape[0],):
       raise ValueError(
           f"Split.indices must be [num_examples]={self.x.shape[0]}, got {self.indices.shape}")
+    if self.lengths is not None:
+      if self.lengths.shape != (self.x.shape[0],):
+        raise ValueError(f"Split.lengths must be [num_examples]={self.x.shape[0]}, got shape "
+                         f"{self.lengths.shape}")
+      if self.lengths.size and (self.lengths.min() < 1 or self.lengths.max() > self.x.shape[1]):
+        raise ValueError(f"Split.lengths must lie in 1..{self.x.shape[1]} (the series length), "
+                         f"got {self.lengths.min()}..{self.lengths.max()}")
 
   def __len__(self) -> int:
     """Number of examples."""

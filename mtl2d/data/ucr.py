@@ -14,16 +14,23 @@ Missing values and variable length (the policy, applied to each series in this o
      values, has none at the end, so no recorded day is stretched.)
   2. NaN inside a series (DodgerLoop* gaps) are filled by linear interpolation between the nearest
      values on either side; leading NaN (a few DodgerLoop series) take the first value.
-  3. Every series of the task is resampled by linear interpolation to one length: the longest
-     trimmed series of the task (TRAIN and TEST together), or `length` when given.
-  4. Optionally (the default) each series is z-normalised (zero mean, unit variance).
-Why resample rather than pad: the variable-length tasks are gestures recorded at different speeds,
-so stretching keeps the whole shape on a common time axis, whereas padding a 2-point series to 385
-points would make the padding, not the gesture, dominate both the convolutions and DTW. Linear
-interpolation of gaps keeps DodgerLoop's daily profile continuous, as the archive's own
-"adjusted" variant does. Z-normalisation: GestureMidAir and DodgerLoop are not normalised in the
-archive, and the paper's 1NN-DTW accuracies on GestureMidAir are only reached with it (see
-`../shared/data/ucr/README.md`); the other tasks are already normalised, so it changes little.
+  3. One length for the task, by `length_policy`:
+     - "stretch": every series is resampled by linear interpolation to one length: the longest
+       trimmed series of the task (TRAIN and TEST together), or `length` when given.
+     - "pad": every series keeps its own length and is zero-padded at the end to the task's
+       longest series; `Split.lengths` records each series' valid steps. With `length` below the
+       longest series, the whole task is first shortened by one factor (`length / longest`), so
+       relative durations survive.
+  4. Optionally (the default) each series is z-normalised (zero mean, unit variance) over its
+     valid steps, before any padding.
+Why both: stretching keeps the whole shape of a gesture recorded at another speed on a common
+time axis, but it erases the duration, which is a class signal in GestureMidAir (class median
+lengths 88-357 steps, about 10 within a class); padding keeps it and is what the archive's own
+equal-length variant does. Which one Table I uses was chosen on validation accuracy of all
+groups together (docs/ablations.md). Linear interpolation of gaps keeps DodgerLoop's daily
+profile continuous, as the archive's "adjusted" variant does. Z-normalisation: GestureMidAir,
+DodgerLoop and AllGestureWiimote are not normalised in the archive; whether to normalise is
+measured per group in docs/ablations.md.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import io
 import logging
 import os
 import pathlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +52,8 @@ from mtl2d.data.types import Task
 
 PathLike = str | os.PathLike
 UCR_SPLITS = ("TRAIN", "TEST")
+# Step 3 of the module's policy: how series of different lengths become one array.
+LENGTH_POLICIES = ("stretch", "pad")
 DATA_DIR_ENV = "MTL2D_DATA_DIR"
 # The Cricket group (CricketX/Y/Z), shipped inside the package in the archive's own layout and
 # read like any downloaded UCR files (see embedded/README.md for its source and terms).
@@ -255,8 +265,21 @@ def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
   return y, tuple(first[k] for k in ordered)
 
 
+def check_length_policy(policy: str, what: str = "length_policy") -> str:
+  """Returns `policy` if it is one of `LENGTH_POLICIES`, else raises a ValueError naming `what`."""
+  if policy not in LENGTH_POLICIES:
+    raise ValueError(f"{what} must be one of {LENGTH_POLICIES}, got {policy!r}")
+  return policy
+
+
+def _clean_rows(rows: np.ndarray) -> list[np.ndarray]:
+  if not np.isnan(rows).any():
+    return list(rows)
+  return [clean_series(r) for r in rows]
+
+
 def to_fixed_length(rows: np.ndarray, length: int | None = None) -> np.ndarray:
-  """Steps 1-3 of the NaN policy for `[N, columns]` rows; returns `[N, length]` float64.
+  """Steps 1-3 of the NaN policy under "stretch" for `[N, columns]` rows; `[N, length]` float64.
 
   Args:
     rows: values with NaN padding/gaps; every row has at least one finite value.
@@ -264,14 +287,87 @@ def to_fixed_length(rows: np.ndarray, length: int | None = None) -> np.ndarray:
   """
   if length is not None and length < 1:
     raise ValueError(f"length must be a positive number of steps or None, got {length}")
-  if not np.isnan(rows).any():
-    series = list(rows)
-  else:
-    series = [clean_series(r) for r in rows]
+  series = _clean_rows(rows)
   target = length if length is not None else max(s.shape[0] for s in series)
   if all(s.shape[0] == target for s in series):
     return np.stack(series)
   return np.stack([resample(s, target) for s in series])
+
+
+def pad_to_longest(rows: np.ndarray, length: int | None = None, *,
+                   znorm: bool = True) -> tuple[np.ndarray, np.ndarray]:
+  """Steps 1-4 of the NaN policy under "pad" for `[N, columns]` rows.
+
+  Args:
+    rows: values with NaN padding/gaps; every row has at least one finite value.
+    length: at most this many steps: when the longest series is longer, every series is
+      resampled by the same factor `length / longest` (at least one step each); None keeps
+      every series' own length.
+    znorm: z-normalise each series over its valid steps before padding.
+
+  Returns:
+    `(x [N, T] float64, lengths [N] int32)`: series zero-padded at the end to `T` (the longest
+    series, after shortening), and each series' number of valid steps.
+  """
+  if length is not None and length < 1:
+    raise ValueError(f"length must be a positive number of steps or None, got {length}")
+  series = _clean_rows(rows)
+  longest = max(s.shape[0] for s in series)
+  target = longest if length is None else min(length, longest)
+  if target < longest:
+    # One factor for the whole task: a gesture twice as long as another stays twice as long.
+    factor = target / longest
+    series = [resample(s, min(target, max(1, round(s.shape[0] * factor)))) for s in series]
+  lengths = np.array([s.shape[0] for s in series], np.int32)
+  x = np.zeros((len(series), target), np.float64)
+  for i, s in enumerate(series):
+    x[i, :s.shape[0]] = znormalize(s[None])[0] if znorm else s
+  return x, lengths
+
+
+class SeriesArrays(NamedTuple):
+  """A task's merged rows (TRAIN then TEST) after the module's policy (`load_series`)."""
+
+  x: np.ndarray
+  y: np.ndarray
+  label_values: tuple[str, ...]
+  lengths: np.ndarray | None
+
+
+def load_series(
+    name: str,
+    data_dir: PathLike | None = None,
+    *,
+    znorm: bool = True,
+    length: int | None = None,
+    length_policy: str = "stretch",
+    allow_partial: bool = False,
+) -> SeriesArrays:
+  """Loads TRAIN then TEST rows of a task as one array (no split); see `load_task`.
+
+  Returns:
+    `SeriesArrays(x [N, T] float32, y [N] int32, label_values, lengths)`; `lengths` is the
+    `[N]` int32 valid steps of each series under "pad", None under "stretch".
+  """
+  check_length_policy(length_policy)
+  labels: list[str] = []
+  rows = []
+  for path in task_files(name, data_dir, allow_partial=allow_partial).values():
+    file_labels, values = read_ucr_file(path)
+    labels.extend(file_labels)
+    rows.append(values[:, 1:])
+  width = max(r.shape[1] for r in rows)
+  # TRAIN and TEST may be padded to different widths; NaN-pad to a common one before merging.
+  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=np.nan) for r in rows]
+  lengths = None
+  if length_policy == "pad":
+    x, lengths = pad_to_longest(np.concatenate(rows), length, znorm=znorm)
+  else:
+    x = to_fixed_length(np.concatenate(rows), length)
+    if znorm:
+      x = znormalize(x)
+  y, label_values = encode_labels(labels)
+  return SeriesArrays(x.astype(np.float32), y, label_values, lengths)
 
 
 def load_arrays(
@@ -282,25 +378,14 @@ def load_arrays(
     length: int | None = None,
     allow_partial: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-  """Loads TRAIN then TEST rows of a task as one array (no split); see `load_task`.
+  """Loads TRAIN then TEST rows of a task, stretched to one length (`load_series`, "stretch").
 
   Returns:
     `(x [N, length] float32, y [N] int32, label_values)`.
   """
-  labels: list[str] = []
-  rows = []
-  for path in task_files(name, data_dir, allow_partial=allow_partial).values():
-    file_labels, values = read_ucr_file(path)
-    labels.extend(file_labels)
-    rows.append(values[:, 1:])
-  width = max(r.shape[1] for r in rows)
-  # TRAIN and TEST may be padded to different widths; NaN-pad to a common one before merging.
-  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1])), constant_values=np.nan) for r in rows]
-  x = to_fixed_length(np.concatenate(rows), length)
-  if znorm:
-    x = znormalize(x)
-  y, label_values = encode_labels(labels)
-  return x.astype(np.float32), y, label_values
+  x, y, label_values, _ = load_series(name, data_dir, znorm=znorm, length=length,
+                                      allow_partial=allow_partial)
+  return x, y, label_values
 
 
 def make_task(
@@ -312,6 +397,7 @@ def make_task(
     seed: int = 0,
     synthetic: bool = False,
     split_labels: np.ndarray | None = None,
+    lengths: np.ndarray | None = None,
 ) -> Task:
   """Builds a `Task` from merged arrays with the stratified 60/20/20 split of `splits.py`.
 
@@ -323,6 +409,7 @@ def make_task(
     seed: split seed.
     synthetic: whether the data are generated.
     split_labels: `[N]` labels to stratify on instead of `y` (several tasks sharing one split).
+    lengths: `[N]` valid steps of each zero-padded series (`length_policy="pad"`), or None.
   """
   if x.ndim != 2 or y.shape != (x.shape[0],):
     raise ValueError(f"{name}: x must be [N, length] and y [N], got {x.shape} and {y.shape}")
@@ -331,7 +418,10 @@ def make_task(
       strat, seed=seed, name=name, label_values=label_values if split_labels is None else None)
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.int32)
-  train, val, test = (Split(x=x[i], y=y[i], indices=i) for i in parts)
+  train, val, test = (
+      Split(x=x[i], y=y[i], indices=i,
+            lengths=None if lengths is None else np.asarray(lengths, np.int32)[i])
+      for i in parts)
   return Task(name=name, train=train, val=val, test=test, num_classes=len(label_values),
               label_values=tuple(label_values), synthetic=synthetic)
 
@@ -343,6 +433,7 @@ def load_task(
     seed: int = 0,
     znorm: bool = True,
     length: int | None = None,
+    length_policy: str = "stretch",
     allow_partial: bool = False,
 ) -> Task:
   """Loads one UCR task, TRAIN and TEST merged, split 60/20/20 (paper Sec. IV-B).
@@ -356,8 +447,10 @@ def load_task(
     data_dir: directory in the UCR 2018 layout; None means `default_data_dir()`.
     seed: seed of the stratified split (the split is a pure function of the labels and seed).
     znorm: z-normalise each series.
-    length: resample every series to this many steps (the CPU "quick" preset bounds its cost this
-      way); None keeps the task's own length (its longest series).
+    length: "stretch": resample every series to this many steps; "pad": shorten the whole task
+      by one factor so that its longest series has at most this many steps (the CPU "quick"
+      scale bounds its cost this way); None keeps the task's own length (its longest series).
+    length_policy: "stretch" or "pad" (step 3 of the module's policy).
     allow_partial: load a task whose TRAIN or TEST file is absent from the rows present.
 
   Returns:
@@ -367,9 +460,10 @@ def load_task(
     ValueError: missing data or directory, malformed file (named with its line), or a class too
       small to stratify.
   """
-  x, y, label_values = load_arrays(name, data_dir, znorm=znorm, length=length,
-                                   allow_partial=allow_partial)
-  return make_task(name, x, y, label_values, seed=seed)
+  x, y, label_values, lengths = load_series(name, data_dir, znorm=znorm, length=length,
+                                            length_policy=length_policy,
+                                            allow_partial=allow_partial)
+  return make_task(name, x, y, label_values, seed=seed, lengths=lengths)
 
 
 def available_tasks(data_dir: PathLike | None = None, *, complete: bool = True) -> list[str]:
@@ -432,7 +526,8 @@ def load_group(
     group: group name, e.g. "Cricket" (any letter case).
     data_dir: directory in the UCR 2018 layout; None means `default_data_dir()`.
     skip_missing: leave out (with a warning) tasks whose files are absent instead of raising.
-    **kwargs: `seed`, `znorm`, `length`, `allow_partial`, passed to `load_task`.
+    **kwargs: `seed`, `znorm`, `length`, `length_policy`, `allow_partial`, passed to
+      `load_task`.
 
   Returns:
     The group's tasks in Table I order.

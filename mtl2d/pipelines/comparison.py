@@ -50,7 +50,7 @@ from mtl2d.train import train_and_evaluate
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "combine_comparisons",
            "data_fingerprint", "encoder_overrides", "load_groups", "parse_methods",
-           "run_comparison", "run_nn_dtw"]
+           "run_comparison", "run_nn_dtw", "run_paper_groups"]
 
 METHOD_TITLES = {
     "1nn_dtw": "1NN-DTW",
@@ -107,13 +107,15 @@ def _window_candidates(names: Sequence[str], length: int) -> dict[str, int | Non
 
 
 def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
-               workdir: str | pathlib.Path) -> dict[str, Any]:
+               workdir: str | pathlib.Path, *, ragged: bool = True) -> dict[str, Any]:
   """1NN-DTW on each task: window chosen on validation, test accuracy reported.
 
   The reference set is the training split (as for the trained models, validation is used only
-  for model selection). Candidate windows are names such as "full" or "10%" (Sakoe-Chiba radius
-  as a share of the series length); the best validation accuracy wins, ties go to the
-  narrower window.
+  for model selection). Zero-padded tasks (`Split.lengths`, UCR `length_policy="pad"`) compare
+  each pair's valid steps only, with the band following each pair's own lengths, when `ragged`;
+  otherwise the padded arrays, zeros included, so that a duration difference costs distance.
+  Candidate windows are names such as "full" or "10%" (Sakoe-Chiba radius as a share of the
+  series length); the best validation accuracy wins, ties go to the narrower window.
 
   `workdir` is claimed like a training run (`config.json` with the windows, `data.json` with
   the tasks' content fingerprint): when it already holds the results of these tasks and windows
@@ -123,6 +125,7 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
     tasks: the tasks of one group.
     windows: candidate window names.
     workdir: where `results.json` is written.
+    ragged: compare only the valid steps of zero-padded series (see above).
 
   Returns:
     `{"tasks": {name: {"test_accuracy", "val_accuracy", "window", "radius",
@@ -133,6 +136,8 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   """
   workdir = pathlib.Path(workdir)
   claim = {"method": "1nn_dtw", "windows": list(windows)}
+  if not ragged:
+    claim["ragged"] = False
   fingerprint = problems.tasks_fingerprint(tasks)
   path = workdir / "results.json"
   if path.exists() and not (workdir / "config.json").exists():
@@ -150,10 +155,13 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   for task in tasks:
     t0 = time.perf_counter()
     candidates = _window_candidates(windows, task.length)
+    lengths = {s: task.split(s).lengths if ragged else None for s in ("train", "val", "test")}
     radius, val_acc = knn.select_window(task.train.x, task.train.y, task.val.x, task.val.y,
-                                        list(candidates.values()))
+                                        list(candidates.values()), train_len=lengths["train"],
+                                        val_len=lengths["val"])
     name = next(n for n, r in candidates.items() if r == radius)
-    pred = knn.nn_dtw_predict(task.train.x, task.train.y, task.test.x, window=radius)
+    pred = knn.nn_dtw_predict(task.train.x, task.train.y, task.test.x, window=radius,
+                              train_len=lengths["train"], query_len=lengths["test"])
     test_acc = float(np.mean(pred == task.test.y))
     results["tasks"][task.name] = {
         "test_accuracy": test_acc,
@@ -162,6 +170,7 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
         "radius": radius,
         "val_accuracy_by_window": {n: val_acc[r] for n, r in candidates.items()},
         "num_classes": task.num_classes,
+        "length": task.length,
         "time_s": time.perf_counter() - t0,
     }
     logging.info("1NN-DTW %s: window %s, val %.3f, test %.3f (%.1fs)", task.name, name,
@@ -170,6 +179,30 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   rundir_lib.record_or_verify(workdir, claim, fingerprint)
   files.write_json(path, results)
   return results
+
+
+def _nn_dtw_groups(config: ml_collections.ConfigDict,
+                   groups: dict[str, list[types.Task]]) -> dict[str, list[types.Task]]:
+  """The tasks 1NN-DTW runs on: at each task's own length when `config.knn.own_length`.
+
+  The trained methods may see series shortened to `data.length` steps (the quick scale bounds
+  their cost); 1NN-DTW needs no such bound, so by default it compares the series at their own
+  length under the same length policy and normalisation. The split is a function of the labels
+  and the seed only, so both loads hold the same rows in each split (checked).
+  """
+  if not config.knn.get("own_length", False) or not config.data.get("length", 0):
+    return groups
+  if config.data.source not in ("ucr", "embedded"):
+    return groups
+  data_config = copy.deepcopy(config.data)
+  data_config.length = 0
+  own = load_groups(data_config)
+  for group, tasks in groups.items():
+    for a, b in zip(tasks, own[group], strict=True):
+      if a.name != b.name or any(not np.array_equal(a.split(s).indices, b.split(s).indices)
+                                 for s in ("train", "val", "test")):
+        raise AssertionError(f"{a.name}: the own-length load split the rows differently")
+  return own
 
 
 def data_fingerprint(groups: dict[str, list[types.Task]]) -> dict[str, Any]:
@@ -234,13 +267,17 @@ def run_comparison(config: ml_collections.ConfigDict,
     for task in tasks:
       files.write_json(workdir / "splits" / f"{files.safe_name(task.name)}.json",
                        task.split_indices())
+  nn_groups = None
   for method in methods:
     for group, tasks in groups.items():
       run_dir = workdir / method / files.safe_name(group)
       logging.info("== %s on %s (%d tasks) -> %s", METHOD_TITLES[method], group, len(tasks),
                    run_dir)
       if method == "1nn_dtw":
-        run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
+        if nn_groups is None:
+          nn_groups = _nn_dtw_groups(config, groups)
+        run_nn_dtw(nn_groups[group], tuple(config.knn.windows), run_dir,
+                   ragged=bool(config.knn.get("ragged", True)))
         continue
       train_config = copy.deepcopy(config.train)
       train_config.model.encoder, train_config.multitask = TRAINED_METHODS[method]
@@ -256,8 +293,62 @@ def run_comparison(config: ml_collections.ConfigDict,
   return table
 
 
+def run_paper_groups(config: ml_collections.ConfigDict,
+                     workdir: str | pathlib.Path) -> ranks.RankedTable:
+  """Table I on every paper group with data in `config.data.data_dir`, one group at a time.
+
+  Each group is a comparison of its own (`run_comparison` into `workdir/<group>`, resumable
+  after an interruption); then every finished group is combined into one table in `workdir`
+  (`combine_comparisons`: ranks over all tasks, the paper's numbers beside ours). Tasks with
+  only one of TRAIN/TEST (UWaveGestureLibraryX/Y/Z in our copy) run from the rows present;
+  tasks without files are listed in the table's note, never silently dropped.
+
+  Args:
+    config: a Table I config (experiments/configs/ucr_mtl.py); `data.groups`/`data.tasks` are
+      replaced by each paper group in turn, `data.source` becomes "ucr".
+    workdir: the directory of the whole table.
+
+  Returns:
+    The combined table.
+
+  Raises:
+    ValueError: no paper group has any task in the data directory.
+  """
+  workdir = pathlib.Path(workdir)
+  data_dir = config.data.data_dir or None
+  present: dict[str, list[str]] = {}
+  missing: list[str] = []
+  partial: list[str] = []
+  for group, names in data_lib.PAPER_GROUPS.items():
+    found = data_lib.present_tasks(names, data_dir, skip_missing=True, allow_partial=True)
+    missing += [n for n in names if n not in found]
+    complete = set(data_lib.present_tasks(found, data_dir, skip_missing=True))
+    partial += [n for n in found if n not in complete]
+    if found:
+      present[group] = found
+  if not present:
+    raise ValueError(f"none of the paper's tasks is in {data_dir or data_lib.default_data_dir()}"
+                     "; set --config.data.data_dir to a UCR 2018 directory")
+  done = []
+  for group, names in present.items():
+    group_config = copy.deepcopy(config)
+    group_config.data.source = "ucr"
+    group_config.data.groups = ()
+    group_config.data.tasks = tuple(names)
+    group_config.data.allow_partial = any(n in partial for n in names)
+    logging.info("==== group %s (%s) -> %s", group, ", ".join(names), workdir / group)
+    run_comparison(group_config, workdir / files.safe_name(group))
+    done.append(workdir / files.safe_name(group))
+  note = []
+  if partial:
+    note.append(f"Run from the rows of one file only (TRAIN or TEST absent): {', '.join(partial)}.")
+  if missing:
+    note.append(f"Not run (no files in the data directory): {', '.join(missing)}.")
+  return combine_comparisons(done, workdir, title=config.get("title", ""), note=" ".join(note))
+
+
 def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pathlib.Path, *,
-                        title: str = "") -> ranks.RankedTable:
+                        title: str = "", note: str = "") -> ranks.RankedTable:
   """One ranked table from comparisons run separately (e.g. one group per run).
 
   Ranks and average ranks are recomputed over all tasks together, and the paper's numbers for
@@ -268,6 +359,7 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
     output: where `table.csv`, `table.md` and `results.json` of the combination are written;
       not one of `workdirs`.
     title: the table's title.
+    note: a sentence for the table's note (before the list of sources).
 
   Returns:
     The combined table.
@@ -315,7 +407,8 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
   table = ranks.rank_methods(results, methods, rows)
   output.mkdir(parents=True, exist_ok=True)
   sources = ", ".join(f"`{w}`" for w in workdirs)
-  _write_table(output, table, title=title, note=f"Combined from {sources}.", synthetic=synthetic)
+  _write_table(output, table, title=title, note=f"{note} Combined from {sources}.".strip(),
+               synthetic=synthetic)
   return table
 
 

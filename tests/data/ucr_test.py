@@ -280,3 +280,80 @@ def test_real_variable_length_and_gaps(real_ucr_dir):
   _, raw = ucr.read_ucr_file(real_ucr_dir / "DodgerLoopDay" / "DodgerLoopDay_TRAIN.tsv.gz")
   gappy = int(np.flatnonzero(np.isnan(raw[:, 1:]).any(axis=1))[0])
   np.testing.assert_allclose(x[gappy], _reference_clean(raw[gappy, 1:]), rtol=1e-5, atol=1e-4)
+
+
+def _variable_length_rows(rng, lengths, width):
+  rows = np.full((len(lengths), width), np.nan)
+  for i, n in enumerate(lengths):
+    rows[i, :n] = np.cumsum(rng.standard_normal(n)) + 5.0
+  return rows
+
+
+@pytest.mark.parametrize("znorm", [True, False])
+def test_pad_keeps_each_series_and_its_duration(znorm):
+  rng = np.random.default_rng(0)
+  lengths = [3, 7, 12, 5]
+  rows = _variable_length_rows(rng, lengths, 15)
+  x, got = ucr.pad_to_longest(rows, znorm=znorm)
+  assert x.shape == (4, 12) and got.tolist() == lengths
+  for i, n in enumerate(lengths):
+    valid = rows[i, :n]
+    expected = _reference_znorm(valid[None])[0] if znorm else valid
+    np.testing.assert_allclose(x[i, :n], expected, rtol=1e-12, atol=1e-12)
+    assert np.all(x[i, n:] == 0.0)
+
+
+def test_pad_shortens_the_whole_task_by_one_factor():
+  rng = np.random.default_rng(1)
+  lengths = [20, 40, 80, 10]
+  rows = _variable_length_rows(rng, lengths, 80)
+  x, got = ucr.pad_to_longest(rows, 40, znorm=False)
+  # Every series is halved: relative durations survive (stretching would make them all 40).
+  assert x.shape == (4, 40) and got.tolist() == [10, 20, 40, 5]
+  for i, n in enumerate(got):
+    np.testing.assert_allclose(x[i, :n], _reference_resample(rows[i, :lengths[i]], n),
+                               rtol=1e-12)
+  # A bound above the longest series pads to the longest only.
+  x, got = ucr.pad_to_longest(rows, 500, znorm=False)
+  assert x.shape == (4, 80) and got.tolist() == lengths
+
+
+def test_load_task_pad_policy_records_lengths_in_every_split(tmp_path):
+  rng = np.random.default_rng(2)
+  lengths = [4 + (i % 5) * 3 for i in range(30)]
+  rows = _variable_length_rows(rng, lengths, 20)
+  labels = [1 + (i % 3) for i in range(30)]
+  write_ucr(tmp_path, "Wavy", "TRAIN", labels[:18], rows[:18])
+  write_ucr(tmp_path, "Wavy", "TEST", labels[18:], rows[18:])
+  padded = data.load_task("Wavy", tmp_path, length_policy="pad", znorm=False)
+  stretched = data.load_task("Wavy", tmp_path, znorm=False)
+  assert padded.length == max(lengths) and stretched.train.lengths is None
+  for s in ("train", "val", "test"):
+    split = padded.split(s)
+    np.testing.assert_array_equal(split.lengths, np.asarray(lengths)[split.indices])
+    # Same rows in each split whatever the policy: the split depends on labels and seed only.
+    np.testing.assert_array_equal(split.indices, stretched.split(s).indices)
+  with pytest.raises(ValueError, match="length_policy must be one of"):
+    data.load_task("Wavy", tmp_path, length_policy="crop")
+
+
+def test_data_config_length_policy_is_checked(tiny_ucr):
+  root, _ = tiny_ucr
+  cfg = data.data_config()
+  cfg.source, cfg.tasks, cfg.data_dir = "ucr", ("CricketX",), str(root)
+  cfg.length_policy = "pad"
+  (task,) = data.load_tasks(cfg)
+  assert task.train.lengths is not None and np.all(task.train.lengths == 12)
+  cfg.length_policy = "stretchy"
+  with pytest.raises(ValueError, match=r"data.length_policy must be one of .*'stretchy'"):
+    data.load_tasks(cfg)
+
+
+def test_split_rejects_lengths_outside_the_series():
+  x = np.zeros((3, 5), np.float32)
+  y = np.zeros(3, np.int32)
+  idx = np.arange(3)
+  with pytest.raises(ValueError, match=r"lengths must lie in 1\.\.5"):
+    data.Split(x=x, y=y, indices=idx, lengths=np.array([1, 6, 2], np.int32))
+  with pytest.raises(ValueError, match="lengths must be"):
+    data.Split(x=x, y=y, indices=idx, lengths=np.array([1, 2], np.int32))

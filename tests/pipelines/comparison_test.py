@@ -13,6 +13,7 @@ from mtl2d.pipelines import comparison
 from mtl2d.report import ranks
 from mtl2d.train import rundir as rundir_lib
 from tests.data.conftest import make_tiny_archive
+from tests.data.conftest import write_ucr
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +149,69 @@ def test_combining_two_runs_equals_one_run_over_both(archive, tmp_path):
   combined = comparison.combine_comparisons([tmp_path / "x", tmp_path / "y"], tmp_path / "xy")
   assert combined.rows == both.rows
   np.testing.assert_allclose(combined.accuracy, both.accuracy, atol=5e-5)  # CSV: 4 decimals
+
+
+def test_paper_groups_run_one_at_a_time_and_combine(archive, tmp_path):
+  c = _config(archive, tasks=())
+  workdir = tmp_path / "table"
+  table = comparison.run_paper_groups(c, workdir)
+  # The tiny archive holds Cricket (3 tasks) and one ECG task; every other paper task is listed.
+  assert [t for _, t in table.rows] == ["CricketX", "CricketY", "CricketZ", "ECG200"]
+  for group in ("Cricket", "ECG"):
+    assert (workdir / group / "table.csv").is_file()
+  md = (workdir / "table.md").read_text()
+  assert "Not run (no files in the data directory): UWaveGestureLibraryAll" in md
+  assert "ECG5000" in md and "TwoLeadECG" in md
+  # A rerun resumes: the groups' results are reused, byte for byte.
+  before = (workdir / "Cricket" / "1nn_dtw" / "Cricket" / "results.json").read_bytes()
+  comparison.run_paper_groups(c, workdir)
+  assert (workdir / "Cricket" / "1nn_dtw" / "Cricket" / "results.json").read_bytes() == before
+  with pytest.raises(ValueError, match="none of the paper's tasks"):
+    comparison.run_paper_groups(_config(tmp_path / "empty_ucr"), tmp_path / "t2")
+
+
+def test_paper_groups_run_tasks_with_one_file_from_its_rows(archive, tmp_path):
+  root = tmp_path / "ucr"
+  make_tiny_archive(root)
+  (root / "CricketZ" / "CricketZ_TEST.tsv").unlink()
+  table = comparison.run_paper_groups(_config(root, tasks=()), tmp_path / "table")
+  assert "CricketZ" in [t for _, t in table.rows]
+  md = (tmp_path / "table" / "table.md").read_text()
+  assert "Run from the rows of one file only (TRAIN or TEST absent): CricketZ" in md
+
+
+def test_nn_dtw_runs_at_each_tasks_own_length(archive, tmp_path):
+  c = _config(archive, tasks=("CricketX", "CricketZ"), length=6)
+  c.knn.own_length = True
+  comparison.run_comparison(c, tmp_path / "own")
+  own = json.loads((tmp_path / "own" / "1nn_dtw" / "Cricket" / "results.json").read_text())
+  assert {t: r["length"] for t, r in own["tasks"].items()} == {"CricketX": 12, "CricketZ": 10}
+  c.knn.own_length = False
+  comparison.run_comparison(c, tmp_path / "short")
+  short = json.loads((tmp_path / "short" / "1nn_dtw" / "Cricket" / "results.json").read_text())
+  assert {r["length"] for r in short["tasks"].values()} == {6}
+
+
+def test_nn_dtw_on_padded_series_uses_their_lengths(tmp_path):
+  rng = np.random.default_rng(0)
+  root = tmp_path / "ucr"
+  # Class 1 short, class 2 long: duration is the class; both draw one sine period.
+  for split, n in (("TRAIN", 24), ("TEST", 16)):
+    labels = np.array([1 + i % 2 for i in range(n)])
+    rows = np.full((n, 40), np.nan)
+    for i, label in enumerate(labels):
+      steps = 12 if label == 1 else 40
+      rows[i, :steps] = (np.sin(np.linspace(0, 2 * np.pi, steps))
+                         + 0.05 * rng.standard_normal(steps))
+    write_ucr(root, "CricketX", split, labels, rows)
+  results = {}
+  for policy, ragged in (("stretch", True), ("pad", True), ("pad", False)):
+    c = _config(root, tasks=("CricketX",), length_policy=policy)
+    c.knn.ragged = ragged
+    wd = tmp_path / f"{policy}_{ragged}"
+    comparison.run_comparison(c, wd)
+    r = json.loads((wd / "1nn_dtw" / "Cricket" / "results.json").read_text())["tasks"]["CricketX"]
+    results[policy, ragged] = r["test_accuracy"]
+  # Zero padding compared as values carries the duration; stretching erases it.
+  assert results["pad", False] == 1.0
+  assert results["stretch", True] < 0.9
