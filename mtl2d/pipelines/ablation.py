@@ -63,9 +63,9 @@ class Variant:
     if not name or files.safe_name(name) != name:
       raise ValueError(f"variant name {name!r} must be non-empty and use only letters, digits, "
                        "'.', '_' and '-'")
-    if method not in comparison.TRAINED_METHODS:
-      raise ValueError(f"variant {name!r}: method {method!r} is not a trained method; choose "
-                       f"from {', '.join(comparison.TRAINED_METHODS)}")
+    if method not in comparison.METHODS:
+      raise ValueError(f"variant {name!r}: method {method!r} is not a method of Table I; choose "
+                       f"from {', '.join(comparison.METHODS)}")
     seeds = tuple(int(s) for s in seeds)
     if not seeds or len(set(seeds)) != len(seeds):
       raise ValueError(f"variant {name!r}: seeds must be distinct and non-empty, got {seeds}")
@@ -92,6 +92,23 @@ def parse_variants(specs: Sequence[Mapping[str, Any]]) -> list[Variant]:
   if len(set(names)) != len(names):
     raise ValueError(f"variant names must be unique, got {names}")
   return variants
+
+
+def _nn_configs(config: ml_collections.ConfigDict, variant: Variant):
+  """`(knn, data)` configs of a 1NN-DTW variant: overrides under `knn.` and `data.`."""
+  knn = copy.deepcopy(config.knn)
+  data = copy.deepcopy(config.data)
+  what = f"variant {variant.name!r}"
+  bad = sorted(k for k in variant.overrides if not k.startswith(("knn.", "data.")))
+  if bad:
+    raise ValueError(f"{what}: a 1NN-DTW variant takes only knn.* and data.* overrides, got {bad}")
+  for prefix, target in (("knn.", knn), ("data.", data)):
+    train_config.apply_overrides(
+        target, {k[len(prefix):]: v for k, v in variant.overrides.items()
+                 if k.startswith(prefix)}, what)
+  if knn.get("own_length", False):
+    data.length = 0
+  return knn, data
 
 
 def _configs(config: ml_collections.ConfigDict, variant: Variant, seed: int):
@@ -143,6 +160,17 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   for variant in variants:
     if only and variant.name not in only:
       continue
+    if variant.method == "1nn_dtw":
+      knn, data = _nn_configs(config, variant)
+      key = json.dumps(rundir_lib.config_to_dict(data), sort_keys=True)
+      if key not in groups_cache:
+        groups_cache[key] = comparison.load_groups(data)
+      for group, tasks in groups_cache[key].items():
+        # 1NN-DTW has no training seed: one run, listed under the variant's first seed.
+        run_dir = workdir / variant.name / files.safe_name(group) / f"seed{variant.seeds[0]}"
+        comparison.run_nn_dtw(tasks, tuple(knn.windows), run_dir,
+                              ragged=bool(knn.get("ragged", True)))
+      continue
     for seed in variant.seeds:
       train, data = _configs(config, variant, seed)
       key = json.dumps(rundir_lib.config_to_dict(data), sort_keys=True)
@@ -178,6 +206,16 @@ def collect_rows(workdir: str | pathlib.Path, variants: Sequence[Variant]) -> li
       for path in sorted((workdir / variant.name).glob(f"*/seed{seed}/results.json")):
         run_dir = path.parent
         results = files.read_json(path)
+        if variant.method == "1nn_dtw":
+          for task, r in results.get("tasks", {}).items():
+            rows.append({
+                "variant": variant.name, "method": variant.method, "seed": seed,
+                "group": run_dir.parent.name, "task": task, "train_eval_accuracy": None,
+                "train_accuracy": None, "val_accuracy": r["val_accuracy"],
+                "test_accuracy": r["test_accuracy"], "best_epoch": None, "epochs": 0,
+                "finished": True, "wall_time_s": float(r.get("time_s", 0.0)),
+            })
+          continue
         wall = _wall_time(run_dir)  # single-task runs: the merged, summed epoch times
         for task, r in results.get("tasks", {}).items():
           rows.append({
@@ -228,7 +266,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], variants: Sequence[Variant], *,
         if len(seeds) > 1:
           cell += " (" + " / ".join(_fmt(v) for v in per_seed) + ")"
         cells.append(cell)
-      best = _fmt(float(np.median([r["best_epoch"] for r in sub])), 0)
+      epochs_best = [r["best_epoch"] for r in sub if r["best_epoch"] is not None]
+      best = _fmt(float(np.median(epochs_best)), 0) if epochs_best else "—"
       epochs = str(max(r["epochs"] for r in sub))
       wall = _mean([r["wall_time_s"] for r in sub if r["seed"] == seeds[0]]) / 60.0
       lines.append(f"| {variant.name} | {comparison.METHOD_TITLES[variant.method]} | "
@@ -240,7 +279,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], variants: Sequence[Variant], *,
             "|---|---|---|---|---|---|---|---|"]
   for r in rows:
     lines.append(f"| {r['variant']} | {r['seed']} | {r['task']} | "
-                 + " | ".join(_fmt(r[f]) for f in _FIELDS) + f" | {r['best_epoch']} |")
+                 + " | ".join(_fmt(r[f]) for f in _FIELDS)
+                 + f" | {'—' if r['best_epoch'] is None else r['best_epoch']} |")
   return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ import pytest
 from mtl2d import data
 from mtl2d import files
 from mtl2d.pipelines import ablation
+from tests.data.conftest import make_tiny_archive
 from tests.train import helpers
 
 
@@ -54,7 +55,7 @@ def test_runs_resumes_and_tabulates(tmp_path):
 def test_bad_variants_name_the_problem(tmp_path):
   config = _config()
   config.variants = [dict(name="x", method="resnet3d")]
-  with pytest.raises(ValueError, match="not a trained method"):
+  with pytest.raises(ValueError, match="not a method of Table I"):
     ablation.run_ablation(config, tmp_path)
   config.variants = [dict(name="a b", method="resnet1d")]
   with pytest.raises(ValueError, match="variant name"):
@@ -68,3 +69,30 @@ def test_bad_variants_name_the_problem(tmp_path):
   config = _config()
   with pytest.raises(ValueError, match="unknown variant"):
     ablation.run_ablation(config, tmp_path, only=["nope"])
+
+
+def test_nn_dtw_variants_run_on_the_data_options(tmp_path):
+  root = tmp_path / "ucr"
+  make_tiny_archive(root)
+  config = _config()
+  config.data.source, config.data.tasks, config.data.data_dir = "ucr", ("CricketX",), str(root)
+  config.data.length = 6
+  config.knn = ml_collections.ConfigDict({"windows": ("0%", "full"), "own_length": True,
+                                          "ragged": True})
+  config.variants = [
+      dict(name="nn_z", method="1nn_dtw", note="z"),
+      dict(name="nn_raw_short", method="1nn_dtw",
+           overrides={"data.znorm": False, "knn.own_length": False}, note="raw, 6 steps"),
+  ]
+  rows = ablation.run_ablation(config, tmp_path / "w")
+  assert [(r["variant"], r["task"]) for r in rows] == [("nn_z", "CricketX"),
+                                                        ("nn_raw_short", "CricketX")]
+  for r in rows:
+    assert 0 <= r["val_accuracy"] <= 1 and r["train_eval_accuracy"] is None
+  lengths = {v: files.read_json(tmp_path / "w" / v / "Cricket" / "seed0" / "results.json")
+             ["tasks"]["CricketX"]["length"] for v in ("nn_z", "nn_raw_short")}
+  assert lengths == {"nn_z": 12, "nn_raw_short": 6}
+  assert "| nn_z | 1NN-DTW | — | — |" in (tmp_path / "w" / "ablation.md").read_text()
+  config.variants = [dict(name="nn_bad", method="1nn_dtw", overrides={"optim.learning_rate": 1})]
+  with pytest.raises(ValueError, match="takes only knn.\\* and data.\\* overrides"):
+    ablation.run_ablation(config, tmp_path / "w")
