@@ -13,8 +13,8 @@ __all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config"]
 
 # Fields a rerun in an existing workdir may change without starting a different run: they
 # decide how long or how verbosely the same run goes on, not what it computes.
-RESUMABLE_FIELDS = ("num_epochs", "min_train_steps", "stop_after_epochs", "log_every_steps",
-                    "write_curves")
+RESUMABLE_FIELDS = ("num_epochs", "min_train_steps", "max_train_steps", "stop_after_epochs",
+                    "log_every_steps", "write_curves")
 
 
 def _data_config() -> ml_collections.ConfigDict:
@@ -64,6 +64,9 @@ def base_config() -> ml_collections.ConfigDict:
     min_train_steps: raise the number of epochs until the run makes at least this many train
       steps (0: off), so that small datasets get as many updates as large ones. The epochs
       used are recorded in the run's config.json and results.json.
+    max_train_steps: lower the number of epochs (to at least one) so that the run makes at most
+      this many train steps (0: off), which bounds the cost of large groups. Recorded like
+      `min_train_steps`, which must not exceed it.
     stop_after_epochs: end this invocation once this many epochs are done (0: never); a rerun
       with the same workdir continues. Used to split long runs and to test resuming.
     checkpoint_every_epochs: save a checkpoint every this many epochs (the last epoch is
@@ -127,6 +130,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_batch_size = 0
   c.num_epochs = 400
   c.min_train_steps = 0
+  c.max_train_steps = 0
   c.stop_after_epochs = 0
   c.checkpoint_every_epochs = 1
   c.keep_checkpoints = 2

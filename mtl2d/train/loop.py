@@ -139,9 +139,13 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
                 "log_every_steps"):
     if int(config[field]) < 1:
       raise ValueError(f"config.{field} must be >= 1, got {config[field]!r}")
-  for field in ("eval_batch_size", "stop_after_epochs", "num_devices", "min_train_steps"):
-    if int(config[field]) < 0:
+  for field in ("eval_batch_size", "stop_after_epochs", "num_devices", "min_train_steps",
+                "max_train_steps"):
+    if int(config.get(field, 0)) < 0:
       raise ValueError(f"config.{field} must be >= 0, got {config[field]!r}")
+  low, high = int(config.get("min_train_steps", 0)), int(config.get("max_train_steps", 0))
+  if low and high and low > high:
+    raise ValueError(f"config.min_train_steps ({low}) exceeds config.max_train_steps ({high})")
   if "train" in config:
     steps_lib.check_microbatches(config.train.microbatches, int(config.batch_size))
 
@@ -229,15 +233,21 @@ def _steady(values: list[float]) -> float:
 
 
 def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
-  """Epochs of a run: `num_epochs`, raised to reach `min_train_steps` train steps if set.
+  """Epochs of a run: `num_epochs` within the step budget `min/max_train_steps`.
 
-  A budget in steps gives small datasets (few steps per epoch) as many updates as large ones,
-  so one recipe serves groups of very different sizes.
+  Raised to reach `min_train_steps` train steps if set, then lowered (to at least one) so as not
+  to pass `max_train_steps` if set. A budget in steps gives small datasets (few steps per
+  epoch) as many updates as large ones and bounds the cost of large ones, so one recipe serves
+  groups of very different sizes.
   """
   epochs = int(config.num_epochs)
+  steps_per_epoch = max(steps_per_epoch, 1)
   min_steps = int(config.get("min_train_steps", 0))
   if min_steps > 0:
-    epochs = max(epochs, -(-min_steps // max(steps_per_epoch, 1)))
+    epochs = max(epochs, -(-min_steps // steps_per_epoch))
+  max_steps = int(config.get("max_train_steps", 0))
+  if max_steps > 0:
+    epochs = max(1, min(epochs, max_steps // steps_per_epoch))
   return epochs
 
 

@@ -289,6 +289,19 @@ def test_min_train_steps_raises_the_epochs(tmp_path):
   assert len(rundir_lib.read_metrics(tmp_path / "metrics.jsonl")) == 2
 
 
+def test_max_train_steps_lowers_the_epochs(tmp_path):
+  # 9 steps per epoch (as above): at most 20 steps is 2 epochs of the 5 asked for.
+  config = helpers.tiny_config(num_epochs=5, max_train_steps=20)
+  tasks = helpers.make_tasks()[:3]
+  results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  assert results["num_epochs"] == results["completed_epochs"] == 2
+  assert files.read_json(tmp_path / "config.json")["num_epochs"] == 2
+  assert loop.num_epochs_for(helpers.tiny_config(num_epochs=5, max_train_steps=3), 9) == 1
+  with pytest.raises(ValueError, match=r"min_train_steps \(30\) exceeds config.max_train_steps"):
+    train.train_and_evaluate(helpers.tiny_config(min_train_steps=30, max_train_steps=20),
+                             tmp_path / "bad", tasks=tasks)
+
+
 def test_changed_model_code_is_an_error_and_the_workdir_untouched(reference_run, tmp_path,
                                                                   monkeypatch):
   reference, _ = reference_run
