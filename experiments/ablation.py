@@ -21,6 +21,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", str(_CONFIGS / "ablation.py"
                                           "Config file of the study.")
 _ONLY = flags.DEFINE_list("only", None, "Run only these variants now (the tables cover all).")
 _GROUPS = flags.DEFINE_list("groups", None, "UCR groups to run (default: the config's).")
+_SEEDS = flags.DEFINE_list("seeds", None, "Run only these of each variant's seeds now.")
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the Markdown page here.")
 
 
@@ -30,7 +31,9 @@ def main(argv):
   config = _CONFIG.value
   if _GROUPS.value:
     config.data.groups = tuple(_GROUPS.value)
-  pipelines.run_ablation(config, _WORKDIR.value, only=_ONLY.value, output=_OUTPUT.value)
+  seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None
+  pipelines.run_ablation(config, _WORKDIR.value, only=_ONLY.value, seeds=seeds,
+                         output=_OUTPUT.value)
   print((pathlib.Path(_WORKDIR.value) / "ablation.md").read_text())
 
 

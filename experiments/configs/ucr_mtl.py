@@ -50,8 +50,9 @@ def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
   # Train-config overrides of one encoder's runs (`comparison.encoder_overrides`).
   c.encoder_train = ml_collections.ConfigDict({"resnet1d": {}, "resnet2d": {}})
   if scale == "quick":
-    c.note = ("Quick scale on CPU: small models, series resampled to 128 steps, 40 epochs and "
-              "the recipe of docs/ablations.md; not the paper's settings.")
+    c.note = ("Quick scale on CPU: small models, series of at most 128 steps for the trained "
+              "methods (1NN-DTW: each task's own length), 40 epochs and the recipe of "
+              "docs/ablations.md; not the paper's settings.")
     c.data.source = "embedded"  # The Cricket group shipped in the package.
     c.data.length = 128  # Bounds the CPU cost (Cricket's series have 300 steps).
     apply_cpu_recipe(c)

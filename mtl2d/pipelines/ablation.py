@@ -135,6 +135,7 @@ def _wall_time(run_dir: pathlib.Path) -> float:
 
 def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                  only: Sequence[str] | None = None,
+                 seeds: Sequence[int] | None = None,
                  output: str | pathlib.Path | None = None) -> list[dict[str, Any]]:
   """Runs (or resumes) every variant on every group and seed, then writes the tables.
 
@@ -145,6 +146,7 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     workdir: the study's directory (see the module docstring).
     only: names of the variants to run now; the tables still cover every variant that has
       results in `workdir`.
+    seeds: run only these of each variant's seeds now (the tables cover every finished one).
     output: also write the Markdown page here (e.g. `docs/ablations.md`).
 
   Returns:
@@ -172,6 +174,8 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                               ragged=bool(knn.get("ragged", True)))
       continue
     for seed in variant.seeds:
+      if seeds is not None and seed not in seeds:
+        continue
       train, data = _configs(config, variant, seed)
       key = json.dumps(rundir_lib.config_to_dict(data), sort_keys=True)
       if key not in groups_cache:

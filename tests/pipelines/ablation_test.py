@@ -45,6 +45,12 @@ def test_runs_resumes_and_tabulates(tmp_path):
   assert "python -m experiments.ablation --workdir=X" in page and "a note" in page
   assert "| base | ResNet1D w/ MTL |" in page and "| single_lr | ResNet1D |" in page
   assert " / " in page.split("| base |")[1].split("\n")[0]  # two seeds shown side by side
+  # Seeds can be run apart: a new variant's seed 1 only, then the table shows what exists.
+  config.variants = list(config.variants) + [dict(name="later", method="resnet1d_mtl",
+                                                   seeds=(0, 1))]
+  some = ablation.run_ablation(config, tmp_path / "w", only=["later"], seeds=[1])
+  assert sorted({r["seed"] for r in some if r["variant"] == "later"}) == [1]
+  config.variants = config.variants[:2]
   # A rerun resumes: nothing is retrained, the metrics stay as they were.
   before = (tmp_path / "w/base/synthetic/seed1/metrics.jsonl").read_text()
   again = ablation.run_ablation(config, tmp_path / "w", only=["base"])
