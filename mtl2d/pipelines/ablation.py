@@ -278,6 +278,8 @@ def summarize(rows: Sequence[Mapping[str, Any]], variants: Sequence[Variant], *,
                    + " | ".join(cells) + f" | {best} | {epochs} | {_fmt(wall, 1)} | "
                    f"{by_variant[variant.name].note} |")
     lines.append("")
+  if len(groups) > 1:
+    lines += _all_groups(rows, variants, groups)
   lines += ["## Every task", "",
             "| variant | seed | task | train (eval) | train (running) | val | test | best epoch |",
             "|---|---|---|---|---|---|---|---|"]
@@ -286,6 +288,35 @@ def summarize(rows: Sequence[Mapping[str, Any]], variants: Sequence[Variant], *,
                  + " | ".join(_fmt(r[f]) for f in _FIELDS)
                  + f" | {'—' if r['best_epoch'] is None else r['best_epoch']} |")
   return "\n".join(lines) + "\n"
+
+
+def _all_groups(rows: Sequence[Mapping[str, Any]], variants: Sequence[Variant],
+                groups: Sequence[str]) -> list[str]:
+  """The table that decides: per variant, means over every task of every group together.
+
+  Each task counts once (its seeds averaged first); a variant's groups are listed, so a row
+  measured on fewer groups than another is visible as such.
+  """
+  lines = ["## All groups together", "",
+           "Means over every task of the groups listed (each task once, its seeds averaged); "
+           "choose on the validation column.", "",
+           "| variant | method | groups | tasks | seeds | val | test |",
+           "|---|---|---|---|---|---|---|"]
+  for variant in variants:
+    sub = [r for r in rows if r["variant"] == variant.name]
+    if not sub:
+      continue
+    tasks = list(dict.fromkeys((r["group"], r["task"]) for r in sub))
+    cells = []
+    for field in ("val_accuracy", "test_accuracy"):
+      cells.append(_fmt(_mean([_mean([r[field] for r in sub if (r["group"], r["task"]) == t])
+                               for t in tasks])))
+    present = [g for g in groups if any(r["group"] == g for r in sub)]
+    seeds = sorted({r["seed"] for r in sub})
+    lines.append(f"| {variant.name} | {comparison.METHOD_TITLES[variant.method]} | "
+                 f"{', '.join(present)} | {len(tasks)} | {', '.join(map(str, seeds))} | "
+                 + " | ".join(cells) + " |")
+  return lines + [""]
 
 
 def _mean(values: Sequence[Any]) -> float:

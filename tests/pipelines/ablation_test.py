@@ -1,6 +1,7 @@
 """The ablation pipeline on tiny synthetic data: runs, resumes, tables, errors."""
 
 import ml_collections
+import numpy as np
 import pytest
 
 from mtl2d import data
@@ -81,7 +82,8 @@ def test_nn_dtw_variants_run_on_the_data_options(tmp_path):
   root = tmp_path / "ucr"
   make_tiny_archive(root)
   config = _config()
-  config.data.source, config.data.tasks, config.data.data_dir = "ucr", ("CricketX",), str(root)
+  config.data.source, config.data.data_dir = "ucr", str(root)
+  config.data.tasks = ("CricketX", "ECG200")
   config.data.length = 6
   config.knn = ml_collections.ConfigDict({"windows": ("0%", "full"), "own_length": True,
                                           "ragged": True})
@@ -91,14 +93,21 @@ def test_nn_dtw_variants_run_on_the_data_options(tmp_path):
            overrides={"data.znorm": False, "knn.own_length": False}, note="raw, 6 steps"),
   ]
   rows = ablation.run_ablation(config, tmp_path / "w")
-  assert [(r["variant"], r["task"]) for r in rows] == [("nn_z", "CricketX"),
-                                                        ("nn_raw_short", "CricketX")]
+  assert [(r["variant"], r["task"]) for r in rows] == [
+      ("nn_z", "CricketX"), ("nn_z", "ECG200"), ("nn_raw_short", "CricketX"),
+      ("nn_raw_short", "ECG200")]
   for r in rows:
     assert 0 <= r["val_accuracy"] <= 1 and r["train_eval_accuracy"] is None
   lengths = {v: files.read_json(tmp_path / "w" / v / "Cricket" / "seed0" / "results.json")
              ["tasks"]["CricketX"]["length"] for v in ("nn_z", "nn_raw_short")}
   assert lengths == {"nn_z": 12, "nn_raw_short": 6}
-  assert "| nn_z | 1NN-DTW | — | — |" in (tmp_path / "w" / "ablation.md").read_text()
+  page = (tmp_path / "w" / "ablation.md").read_text()
+  assert "| nn_z | 1NN-DTW | — | — |" in page
+  # Two groups: the deciding table averages every task of both, each task once.
+  both = [r for r in rows if r["variant"] == "nn_z"]
+  mean_val = f"{np.mean([r['val_accuracy'] for r in both]):.2f}"
+  assert "## All groups together" in page
+  assert f"| nn_z | 1NN-DTW | Cricket, ECG | 2 | 0 | {mean_val} |" in page
   config.variants = [dict(name="nn_bad", method="1nn_dtw", overrides={"optim.learning_rate": 1})]
   with pytest.raises(ValueError, match="takes only knn.\\* and data.\\* overrides"):
     ablation.run_ablation(config, tmp_path / "w")
