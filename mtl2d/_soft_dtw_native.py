@@ -48,7 +48,7 @@ def available() -> bool:
                             extra_flags=_FLAGS)
 
 
-def value(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma: float,
+def value(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma: jax.Array,
           window: int | None) -> jax.Array:
   """Soft-DTW of one pair or (under `vmap`) a batch, float32, on the CPU.
 
@@ -57,8 +57,8 @@ def value(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma:
     y: `[m, d]` series (valid prefix of `y_len` rows).
     x_len: int32 scalar, 1 <= x_len <= n.
     y_len: int32 scalar, 1 <= y_len <= m.
-    gamma: smoothing > 0.
-    window: Sakoe-Chiba radius (mtl2d.dtw's rule) or None.
+    gamma: smoothing > 0, a float scalar (an operand: it may be traced, and batched by `vmap`).
+    window: Sakoe-Chiba radius (mtl2d.dtw's diagonal band) or None.
 
   Returns:
     float32 scalar.
@@ -66,12 +66,13 @@ def value(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma:
   call = jax.ffi.ffi_call(VALUE_TARGET, jax.ShapeDtypeStruct(x_len.shape, jnp.float32),
                           vmap_method="broadcast_all")
   return call(x.astype(jnp.float32), y.astype(jnp.float32), x_len.astype(jnp.int32),
-              y_len.astype(jnp.int32), gamma=np.float32(gamma),
+              y_len.astype(jnp.int32), jnp.asarray(gamma, jnp.float32),
               window=np.int64(-1 if window is None else window))
 
 
-def value_and_grad(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma: float,
-                   window: int | None, segment: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def value_and_grad(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array,
+                   gamma: jax.Array, window: int | None,
+                   segment: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Soft-DTW and its gradients w.r.t. `x` and `y` (zero beyond the lengths), float32.
 
   `segment` 0 keeps R of every band cell of a pair; `segment` K > 0 keeps the two diagonals
@@ -82,5 +83,5 @@ def value_and_grad(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Arra
          jax.ShapeDtypeStruct(y.shape, jnp.float32))
   call = jax.ffi.ffi_call(GRAD_TARGET, out, vmap_method="broadcast_all")
   return call(x.astype(jnp.float32), y.astype(jnp.float32), x_len.astype(jnp.int32),
-              y_len.astype(jnp.int32), gamma=np.float32(gamma),
+              y_len.astype(jnp.int32), jnp.asarray(gamma, jnp.float32),
               window=np.int64(-1 if window is None else window), segment=np.int64(segment))
