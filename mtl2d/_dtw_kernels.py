@@ -59,13 +59,16 @@ class Ragged(NamedTuple):
   band: str = "diagonal"
 
 
-# The two rules for a Sakoe-Chiba radius r on an [n, m] grid; they agree when n == m
+# The rules for a Sakoe-Chiba radius r on an [n, m] grid; they agree when n == m
 # (|i - j| <= r). "diagonal": around the straight line from (0, 0) to (n - 1, m - 1),
 # |j - i (m-1)/(n-1)| <= max(r, slope / 2) measured along the longer series (mtl2d's default).
 # "widened": -r <= j - i <= (m - n) + r for n <= m (symmetric for n > m), the band around the
 # main diagonal widened by the length difference: tslearn's `sakoe_chiba_radius=r`
 # (`tslearn.metrics.sakoe_chiba_mask`) and dtaidistance's `window=r + 1`.
-BANDS = ("diagonal", "widened")
+# "aeon": aeon's `_sakoe_chiba_bounding` (aeon >= 1.0) with thickness r: the line sampled at
+# l + 1 steps (l, s the longer and shorter length); step t visits column floor(t l / (l + 1))
+# of the longer series and allows rows within r of floor(t s / (l + 1)) of the shorter one.
+BANDS = ("diagonal", "widened", "aeon")
 
 
 def band_limit(n, m, window):
@@ -91,6 +94,16 @@ def in_band(i, j, n, m, window: int, kind: str):
   if kind == "widened":
     d = j - i
     return (d >= -window - xp.maximum(n - m, 0)) & (d <= window + xp.maximum(m - n, 0))
+  if kind == "aeon":
+    # a indexes the shorter series, b the longer one; the steps t with floor(t l / (l + 1)) = b
+    # are [ceil(b (l + 1) / l), ceil((b + 1) (l + 1) / l) - 1] (one or two of them).
+    short_first = n <= m
+    a, b = xp.where(short_first, i, j), xp.where(short_first, j, i)
+    short, long = xp.minimum(n, m), xp.maximum(n, m)
+    t_lo = (b * (long + 1) + long - 1) // long
+    t_hi = xp.minimum(((b + 1) * (long + 1) + long - 1) // long - 1, long)
+    return ((a >= (t_lo * short) // (long + 1) - window)
+            & (a <= (t_hi * short) // (long + 1) + window))
   # |j - i * (m-1)/(n-1)| <= radius, in exact integer arithmetic (scaled by 2 * (min - 1)); the
   # radius is at least half the slope so that consecutive rows of the band touch.
   dev = 2 * xp.abs(i * (m - 1) - j * (n - 1))

@@ -24,9 +24,14 @@ Conventions (and how they differ from other libraries):
 - `band="widened"`: `-window <= j - i <= (m - n) + window` for `n <= m` (symmetric for
   `n > m`): the band around the main diagonal, widened by the length difference so that the
   last cell is reachable. This is tslearn's `sakoe_chiba_radius` and dtaidistance's
-  `window - 1` for unequal lengths too (their values are equal to ours, tested). aeon's band
-  for unequal lengths is neither (it follows the line like `"diagonal"`, with its own
-  rounding). The two bands are the same for `n == m`.
+  `window - 1` for unequal lengths too (their values are equal to ours, tested).
+- `band="aeon"`: aeon's band (`aeon.distances`, `window=f`) with `window = int(f * min(n, m))`
+  (aeon's thickness, measured on the shorter series): the corner-to-corner line sampled at
+  `max(n, m) + 1` steps, each allowing the cells within `window` steps of the shorter series
+  around it, in exact integer arithmetic. aeon computes the sampled index in float64, which
+  on rare shapes rounds an exact integer down (of all shapes up to 44 x 44 with radii 0, 1
+  and 3, only 22 x 43 and 43 x 22 differ, by a few cells); otherwise the values are aeon's
+  (tested). All three bands are the same for `n == m`.
 
 Per-pair lengths (ragged batches): `x_len` / `y_len` (int scalars, traced or not) say that only
 the first `x_len` steps of `x` are the series; values and gradients equal those of the unpadded
@@ -306,7 +311,7 @@ def dtw(x: ArrayLike, y: ArrayLike, *, window: int | None = None, band: str = "d
     x: `[n]` or `[n, d]` series.
     y: `[m]` or `[m, d]` series.
     window: Sakoe-Chiba radius in time steps, or None (see the module docstring).
-    band: "diagonal" or "widened" (tslearn's); how a window is laid out when n != m.
+    band: "diagonal", "widened" (tslearn's) or "aeon": how a window is laid out when n != m.
     x_len: valid length of `x` (int scalar in `[1, n]`), or None for all of it.
     y_len: valid length of `y`, or None.
 
@@ -339,7 +344,7 @@ def dtw_from_cost(cost: ArrayLike, *, window: int | None = None,
   Args:
     cost: `[n, m]` local costs.
     window: Sakoe-Chiba radius in time steps, or None.
-    band: "diagonal" or "widened" (see `dtw`).
+    band: "diagonal", "widened" or "aeon" (see `dtw`).
 
   Returns:
     Scalar: minimum over warping paths of the summed cost.
@@ -421,7 +426,7 @@ def soft_dtw(x: ArrayLike, y: ArrayLike, *, gamma: ArrayLike = 1.0, window: int 
     y: `[m]` or `[m, d]` series.
     gamma: smoothing, a finite real number > 0; may be a traced scalar (jit, vmap, grad).
     window: Sakoe-Chiba radius in time steps, or None.
-    band: "diagonal" or "widened" (see `dtw`); "widened" takes the JAX kernel.
+    band: "diagonal", "widened" or "aeon" (see `dtw`); the last two take the JAX kernel.
     x_len: valid length of `x` (int scalar in `[1, n]`), or None for all of it.
     y_len: valid length of `y`, or None.
     checkpoint: memory-lean backward: keep the two diagonals before every K-th one (K about
@@ -460,7 +465,7 @@ def soft_dtw_divergence(x: ArrayLike, y: ArrayLike, *, gamma: ArrayLike = 1.0,
     y: `[m]` or `[m, d]` series.
     gamma: smoothing, a finite real number > 0; may be traced.
     window: Sakoe-Chiba radius in time steps, or None.
-    band: "diagonal" or "widened" (see `dtw`).
+    band: "diagonal", "widened" or "aeon" (see `dtw`).
     x_len: valid length of `x`, or None.
     y_len: valid length of `y`, or None.
     checkpoint: memory-lean backward (see `soft_dtw`).
@@ -486,7 +491,7 @@ def soft_dtw_from_cost(cost: ArrayLike, *, gamma: ArrayLike = 1.0, window: int |
     cost: `[n, m]` local costs.
     gamma: smoothing, a finite real number > 0; may be traced (jit, vmap, grad).
     window: Sakoe-Chiba radius in time steps, or None.
-    band: "diagonal" or "widened" (see `dtw`).
+    band: "diagonal", "widened" or "aeon" (see `dtw`).
 
   Returns:
     Scalar soft-DTW value.
@@ -549,7 +554,7 @@ def dtw_path(x: ArrayLike, y: ArrayLike, *, window: int | None = None, band: str
     x: `[n]` or `[n, d]` series.
     y: `[m]` or `[m, d]` series.
     window: Sakoe-Chiba radius in time steps, or None.
-    band: "diagonal" or "widened" (see `dtw`).
+    band: "diagonal", "widened" or "aeon" (see `dtw`).
     x_len: valid length of `x` (int scalar in `[1, n]`), or None for all of it.
     y_len: valid length of `y`, or None.
 
@@ -647,7 +652,7 @@ def cdist_dtw(xs: ArrayLike, ys: ArrayLike, *, window: int | None = None,
     xs: `[N, n]` or `[N, n, d]` series.
     ys: `[M, m]` or `[M, m, d]` series.
     window: Sakoe-Chiba radius in time steps, or None.
-    band: "diagonal" or "widened" (see `dtw`).
+    band: "diagonal", "widened" or "aeon" (see `dtw`).
     xs_len: `[N]` valid lengths of `xs` (ragged collections padded to `n`), or None.
     ys_len: `[M]` valid lengths of `ys`, or None.
     chunk_size: pairs processed together (one vectorised scan); memory grows linearly in it.
@@ -678,7 +683,7 @@ def cdist_soft_dtw(xs: ArrayLike, ys: ArrayLike, *, gamma: ArrayLike = 1.0,
     ys: `[M, m]` or `[M, m, d]` series.
     gamma: smoothing, a finite real number > 0; may be traced.
     window: Sakoe-Chiba radius in time steps, or None.
-    band: "diagonal" or "widened" (see `dtw`).
+    band: "diagonal", "widened" or "aeon" (see `dtw`).
     xs_len: `[N]` valid lengths of `xs`, or None.
     ys_len: `[M]` valid lengths of `ys`, or None.
     chunk_size: pairs processed together.

@@ -27,6 +27,17 @@ def ref_widened_band(n, m, r):
   return allowed
 
 
+def ref_aeon_band(n, m, r):
+  """aeon's loop (`_sakoe_chiba_bounding`) restated with exact fractions instead of floats."""
+  if n > m:
+    return ref_aeon_band(m, n, r).T
+  allowed = np.zeros((n, m), bool)
+  for step in range(m + 1):
+    row, col = (step * n) // (m + 1), (step * m) // (m + 1)
+    allowed[max(0, row - r):min(n, row + r + 1), col] = True
+  return allowed
+
+
 def walks(n, m, seed=0):
   rng = np.random.default_rng(seed)
   return np.cumsum(rng.normal(size=n)), np.cumsum(rng.normal(size=m))
@@ -57,6 +68,24 @@ def test_widened_band_matches_numpy_reference(n, m, window):
   np.testing.assert_allclose(cost[path[:, 0], path[:, 1]].sum(), want, rtol=1e-5)
   if n == m or window == 0 and min(n, m) == 1:
     np.testing.assert_array_equal(allowed, ref_band(n, m, window))  # the bands agree
+
+
+@pytest.mark.parametrize("n,m", SHAPES + [(22, 43), (7, 30)])
+@pytest.mark.parametrize("window", [0, 2])
+def test_aeon_band_matches_numpy_reference(n, m, window):
+  x, y = walks(n, m, seed=4)
+  allowed = ref_aeon_band(n, m, window)
+  np.testing.assert_array_equal(D.band_mask(n, m, window=window, band="aeon"), allowed)
+  cost = sq_cost(x, y)
+  want = ref_dtw(cost, allowed)
+  kw = dict(window=window, band="aeon")
+  np.testing.assert_allclose(D.dtw(x, y, **kw), want, rtol=1e-5)
+  np.testing.assert_allclose(D.soft_dtw(x, y, gamma=0.5, **kw), ref_dtw(cost, allowed, 0.5),
+                             rtol=1e-4)
+  # Traced lengths compute the band in the scan: same cells.
+  pad = np.concatenate([x, np.full(5, 99.0)])
+  np.testing.assert_allclose(jax.jit(lambda a, b, la: D.dtw(a, b, x_len=la, **kw))(
+      pad, y, np.int32(n)), want, rtol=1e-5)
 
 
 def test_the_bands_differ_for_unequal_lengths():
@@ -115,6 +144,18 @@ def test_dtaidistance_window_is_our_window_plus_one(n, m, window, x64):
   np.testing.assert_allclose(D.dtw(x, y, window=window, band="widened"), theirs, rtol=1e-9)
   if n == m:
     np.testing.assert_allclose(D.dtw(x, y, window=window), theirs, rtol=1e-9)
+
+
+@pytest.mark.parametrize("n,m,window", [(40, 60, 3), (60, 40, 3), (30, 31, 0), (7, 30, 1)])
+def test_aeon_window_is_our_aeon_band(n, m, window, x64):
+  distances = pytest.importorskip("aeon.distances")
+  bounding = pytest.importorskip("aeon.distances.elastic._bounding_matrix")
+  x, y = walks(n, m, seed=5)
+  fraction = (window + 0.5) / min(n, m)  # aeon's thickness: int(fraction * min(n, m))
+  theirs = distances.dtw_distance(x, y, window=fraction)
+  np.testing.assert_allclose(D.dtw(x, y, window=window, band="aeon"), theirs, rtol=1e-9)
+  np.testing.assert_array_equal(bounding.create_bounding_matrix(n, m, window=fraction),
+                                D.band_mask(n, m, window=window, band="aeon"))
 
 
 def test_aeon_fraction_window_for_equal_lengths(x64):
