@@ -1,8 +1,9 @@
-"""mtl2d.dtw's two bands for unequal lengths, against a NumPy loop and the peer libraries.
+"""mtl2d.dtw's bands for unequal lengths, against NumPy loops and the peer libraries.
 
 `band="diagonal"` (default) follows the corner-to-corner line; `band="widened"` is tslearn's
-`sakoe_chiba_radius` and dtaidistance's `window - 1` for every pair of lengths. The peer tests
-skip when the optional `bench` extra is absent; the NumPy reference below does not.
+`sakoe_chiba_radius` and dtaidistance's `window - 1` for every pair of lengths; `band="aeon"`
+is aeon's band. The peer tests skip when the optional `bench` extra is absent; the NumPy
+references below do not.
 """
 
 import jax
