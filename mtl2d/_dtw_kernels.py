@@ -56,6 +56,19 @@ class Ragged(NamedTuple):
   n: jax.Array
   m: jax.Array
   window: int | None
+  band: str = "diagonal"
+
+
+# The rules for a Sakoe-Chiba radius r on an [n, m] grid; they agree when n == m
+# (|i - j| <= r). "diagonal": around the straight line from (0, 0) to (n - 1, m - 1),
+# |j - i (m-1)/(n-1)| <= max(r, slope / 2) measured along the longer series (mtl2d's default).
+# "widened": -r <= j - i <= (m - n) + r for n <= m (symmetric for n > m), the band around the
+# main diagonal widened by the length difference: tslearn's `sakoe_chiba_radius=r`
+# (`tslearn.metrics.sakoe_chiba_mask`) and dtaidistance's `window=r + 1`.
+# "aeon": aeon's `_sakoe_chiba_bounding` (aeon >= 1.0) with thickness r: the line sampled at
+# l + 1 steps (l, s the longer and shorter length); step t visits column floor(t l / (l + 1))
+# of the longer series and allows rows within r of floor(t s / (l + 1)) of the shorter one.
+BANDS = ("diagonal", "widened", "aeon")
 
 
 def band_limit(n, m, window):
@@ -70,16 +83,38 @@ def band_limit(n, m, window):
   return max(2 * window * lo, hi)
 
 
-def band(n: int, m: int, window: int | None) -> np.ndarray:
-  """Allowed cells `[n, m]` (bool) of the Sakoe-Chiba band; see `mtl2d.dtw` for the rule."""
-  if window is None:
-    return np.ones((n, m), dtype=bool)
-  i = np.arange(n)[:, None]
-  j = np.arange(m)[None, :]
+def in_band(i, j, n, m, window: int, kind: str):
+  """Whether cell `(i, j)` of an `[n, m]` grid is in the band (NumPy or traced JAX integers).
+
+  The one statement of both rules (see `BANDS`), used for the static masks and for the masks
+  computed inside the scan from traced lengths.
+  """
+  traced = any(isinstance(a, jax.Array) for a in (i, j, n, m))
+  xp = jnp if traced else np
+  if kind == "widened":
+    d = j - i
+    return (d >= -window - xp.maximum(n - m, 0)) & (d <= window + xp.maximum(m - n, 0))
+  if kind == "aeon":
+    # a indexes the shorter series, b the longer one; the steps t with floor(t l / (l + 1)) = b
+    # are [ceil(b (l + 1) / l), ceil((b + 1) (l + 1) / l) - 1] (one or two of them).
+    short_first = n <= m
+    a, b = xp.where(short_first, i, j), xp.where(short_first, j, i)
+    short, long = xp.minimum(n, m), xp.maximum(n, m)
+    t_lo = (b * (long + 1) + long - 1) // long
+    t_hi = xp.minimum(((b + 1) * (long + 1) + long - 1) // long - 1, long)
+    return ((a >= (t_lo * short) // (long + 1) - window)
+            & (a <= (t_hi * short) // (long + 1) + window))
   # |j - i * (m-1)/(n-1)| <= radius, in exact integer arithmetic (scaled by 2 * (min - 1)); the
   # radius is at least half the slope so that consecutive rows of the band touch.
-  dev = 2 * np.abs(i * (m - 1) - j * (n - 1))
+  dev = 2 * xp.abs(i * (m - 1) - j * (n - 1))
   return dev <= band_limit(n, m, window)
+
+
+def band(n: int, m: int, window: int | None, kind: str = "diagonal") -> np.ndarray:
+  """Allowed cells `[n, m]` (bool) of the Sakoe-Chiba band; see `mtl2d.dtw` for the rules."""
+  if window is None:
+    return np.ones((n, m), dtype=bool)
+  return in_band(np.arange(n)[:, None], np.arange(m)[None, :], n, m, window, kind)
 
 
 @functools.lru_cache(maxsize=256)
@@ -121,11 +156,11 @@ def cell_positions(n: int, m: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def static_mask(n: int, m: int, window: int | None) -> np.ndarray:
+def static_mask(n: int, m: int, window: int | None, kind: str = "diagonal") -> np.ndarray:
   """`[steps, 2, H]` float32: 0 on the band's cells, +inf elsewhere."""
   lay = layout(n, m)
   mask = np.full(2 * lay.steps * lay.width, np.inf, dtype=np.float32)
-  mask[cell_positions(n, m)[band(n, m, window)]] = 0.0
+  mask[cell_positions(n, m)[band(n, m, window, kind)]] = 0.0
   return mask.reshape(lay.steps, 2, lay.width)
 
 
@@ -168,10 +203,16 @@ def make_softmin(gamma: float) -> Callable[..., tuple[jax.Array, jax.Array]]:
   """
   inv_gamma = 1.0 / gamma
 
+  def exp_gap(g):
+    # exp(-g / gamma), 0 for g = +inf. With a traced gamma, the derivative along gamma is
+    # g * exp(...) / gamma^2: the where keeps inf * 0 out of it.
+    finite = g < jnp.inf
+    return jnp.where(finite, jnp.exp(-jnp.where(finite, g, 0.0) * inv_gamma), 0.0)
+
   def softmin(a, b, c):
     lo, g1, g2 = _sorted_gaps(a, b, c)
-    e1 = jnp.exp(-g1 * inv_gamma)
-    e2 = jnp.exp(-g2 * inv_gamma)
+    e1 = exp_gap(g1)
+    e2 = exp_gap(g2)
     s = 1.0 + e1 + e2
     inv_s = 1.0 / s
     # Weight of a value: 1/s for the minimum (and values tied with it), e/s for the others.
@@ -214,8 +255,7 @@ def computed_mask(lay: Layout, step: jax.Array, rag: Ragged) -> jax.Array:
   j = k - i
   ok = (i >= 0) & (j >= 0) & (i < rag.n) & (j < rag.m)
   if rag.window is not None:
-    dev = 2 * jnp.abs(i * (rag.m - 1) - j * (rag.n - 1))
-    ok = ok & (dev <= band_limit(rag.n, rag.m, rag.window))
+    ok = ok & in_band(i, j, jnp.asarray(rag.n), jnp.asarray(rag.m), rag.window, rag.band)
   return jnp.where(ok, 0.0, jnp.inf)
 
 
@@ -396,12 +436,13 @@ def unskew(diags: jax.Array, lay: Layout) -> jax.Array:
   return diags.reshape(-1).at[pos].get(mode="promise_in_bounds", unique_indices=True)
 
 
-def skew_cost(cost: jax.Array, lay: Layout, window: int | None) -> jax.Array:
+def skew_cost(cost: jax.Array, lay: Layout, window: int | None,
+              kind: str = "diagonal") -> jax.Array:
   """Grid `[n, m]` -> masked diagonal storage `[steps, 2, H]` (+inf off the band)."""
   flat = jnp.full((2 * lay.steps * lay.width,), jnp.inf, cost.dtype)
   flat = flat.at[cell_positions(lay.n, lay.m).reshape(-1)].set(
       cost.reshape(-1), unique_indices=True, mode="promise_in_bounds")
-  return flat.reshape(lay.steps, 2, lay.width) + static_mask(lay.n, lay.m, window)
+  return flat.reshape(lay.steps, 2, lay.width) + static_mask(lay.n, lay.m, window, kind)
 
 
 def pad_series(x: jax.Array, y: jax.Array, lay: Layout) -> tuple[jax.Array, jax.Array]:
@@ -411,7 +452,8 @@ def pad_series(x: jax.Array, y: jax.Array, lay: Layout) -> tuple[jax.Array, jax.
   return jnp.pad(x, pad_x), jnp.pad(y[::-1], pad_y)
 
 
-def mask_source(lay: Layout, window: int | None, rag: Ragged | None) -> Ragged | np.ndarray:
+def mask_source(lay: Layout, window: int | None, rag: Ragged | None,
+                kind: str = "diagonal") -> Ragged | np.ndarray:
   """How a series pair's band is masked.
 
   Returns the static table (small grids of arrays' own lengths), or the lengths to compute it
@@ -420,8 +462,8 @@ def mask_source(lay: Layout, window: int | None, rag: Ragged | None) -> Ragged |
   if rag is not None:
     return rag
   if lay.n * lay.m <= STATIC_MASK_CELLS:
-    return static_mask(lay.n, lay.m, window)
-  return Ragged(lay.n, lay.m, window)
+    return static_mask(lay.n, lay.m, window, kind)
+  return Ragged(lay.n, lay.m, window, kind)
 
 
 def series_steps(lay: Layout, mask):

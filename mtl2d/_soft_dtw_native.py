@@ -8,87 +8,32 @@ that read a scanned residual at two offsets are not vectorised. The soft-DTW val
 one go, vectorised along each anti-diagonal, with two exponentials and one logarithm per cell
 forward and two exponentials per cell backward (see the comment at the top of `soft_dtw.cc`).
 
-Built like `mtl2d.models.conv_native`: the first time it is needed, with `$CXX` or `c++` (C++17)
-against jaxlib's FFI headers, cached under `$MTL2D_CACHE_DIR` (default `~/.cache/mtl2d`) keyed by
-the source, flags and jaxlib version. Without a compiler, or with `MTL2D_NATIVE_DTW=0`,
-`available()` is False and `mtl2d.dtw` uses its JAX kernels (same values to float32 rounding).
+Built by `mtl2d._native_build` (as `mtl2d.models.conv_native`): the first time it is needed,
+with `$CXX` or `c++` (C++17) against jaxlib's FFI headers, cached under `$MTL2D_CACHE_DIR`
+(default `~/.cache/mtl2d`) keyed by the source, flags and jaxlib version. Without a compiler,
+or with `MTL2D_NATIVE_DTW=0`, `available()` is False and `mtl2d.dtw` uses its JAX kernels (same
+values to float32 rounding).
 """
 
-import ctypes
 import functools
-import hashlib
-import logging
-import os
 import pathlib
-import platform
-import shutil
-import subprocess
-import tempfile
 
 import jax
 import jax.numpy as jnp
-import jaxlib
 import numpy as np
+
+from mtl2d import _native_build
 
 VALUE_TARGET = "mtl2d_soft_dtw"
 GRAD_TARGET = "mtl2d_soft_dtw_grad"
 _SOURCE = pathlib.Path(__file__).with_name("soft_dtw.cc")
-
-
-def _cache_dir() -> pathlib.Path:
-  root = os.environ.get("MTL2D_CACHE_DIR")
-  if root:
-    return pathlib.Path(root)
-  xdg = os.environ.get("XDG_CACHE_HOME")
-  return (pathlib.Path(xdg) if xdg else pathlib.Path.home() / ".cache") / "mtl2d"
-
-
-def _isa_flags() -> list[str]:
-  """AVX2/FMA code where this CPU has both (x86-64); the compiler's default target otherwise."""
-  if platform.machine().lower() not in ("x86_64", "amd64"):
-    return []
-  try:
-    flags = pathlib.Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0]
-  except (OSError, IndexError):
-    return []
-  return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= set(flags.split()) else []
+# -ffp-contract=fast lets the polynomials use FMA; the kernel has no other reassociation.
+_FLAGS = ("-ffp-contract=fast",)
 
 
 def build() -> pathlib.Path:
-  """Compiles `soft_dtw.cc` into the cache (once) and returns the shared library's path.
-
-  Raises:
-    RuntimeError: no C++ compiler was found, or it failed (its output is in the message).
-  """
-  compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-  if not compiler:
-    raise RuntimeError("no C++ compiler found (set $CXX or install g++)")
-  # -ffp-contract=fast lets the polynomials use FMA; the kernel has no other reassociation.
-  flags = ["-O3", "-std=c++17", "-shared", "-fPIC", "-ffp-contract=fast", *_isa_flags(),
-           f"-I{jax.ffi.include_dir()}"]
-  key = hashlib.sha256("\0".join(
-      [_SOURCE.read_text(), compiler, *flags, jaxlib.__version__]).encode()).hexdigest()[:16]
-  library = _cache_dir() / f"soft_dtw-{key}.so"
-  if library.exists():
-    return library
-  library.parent.mkdir(parents=True, exist_ok=True)
-  # Compile to a temporary name and rename: concurrent builds never load a half-written file.
-  fd, partial = tempfile.mkstemp(suffix=".so", dir=library.parent)
-  os.close(fd)
-  try:
-    run = subprocess.run([compiler, *flags, str(_SOURCE), "-o", partial], capture_output=True,
-                         text=True)
-    if run.returncode:
-      raise RuntimeError(f"{compiler} failed to build {_SOURCE.name} "
-                         f"(exit {run.returncode}):\n{run.stderr[-4000:]}")
-    os.replace(partial, library)
-  finally:
-    if os.path.exists(partial):
-      os.remove(partial)
-  for stale in library.parent.glob("soft_dtw-*.so"):
-    if stale != library:
-      stale.unlink(missing_ok=True)
-  return library
+  """Compiles `soft_dtw.cc` into the cache (once) and returns the shared library's path."""
+  return _native_build.build(_SOURCE, _FLAGS)
 
 
 @functools.cache
@@ -97,21 +42,13 @@ def available() -> bool:
 
   False when `MTL2D_NATIVE_DTW=0` or the build fails (logged once as a warning).
   """
-  if os.environ.get("MTL2D_NATIVE_DTW", "1") == "0":
-    return False
-  try:
-    library = ctypes.cdll.LoadLibrary(str(build()))
-    jax.ffi.register_ffi_target(VALUE_TARGET, jax.ffi.pycapsule(library.Mtl2dSoftDtw),
-                                platform="cpu")
-    jax.ffi.register_ffi_target(GRAD_TARGET, jax.ffi.pycapsule(library.Mtl2dSoftDtwGrad),
-                                platform="cpu")
-  except (OSError, RuntimeError, AttributeError) as e:
-    logging.warning("mtl2d: native CPU soft-DTW kernel unavailable, using the JAX kernel: %s", e)
-    return False
-  return True
+  return _native_build.load(_SOURCE, {VALUE_TARGET: "Mtl2dSoftDtw",
+                                      GRAD_TARGET: "Mtl2dSoftDtwGrad"},
+                            disable_env="MTL2D_NATIVE_DTW", fallback="the JAX kernel",
+                            extra_flags=_FLAGS)
 
 
-def value(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma: float,
+def value(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma: jax.Array,
           window: int | None) -> jax.Array:
   """Soft-DTW of one pair or (under `vmap`) a batch, float32, on the CPU.
 
@@ -120,8 +57,8 @@ def value(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma:
     y: `[m, d]` series (valid prefix of `y_len` rows).
     x_len: int32 scalar, 1 <= x_len <= n.
     y_len: int32 scalar, 1 <= y_len <= m.
-    gamma: smoothing > 0.
-    window: Sakoe-Chiba radius (mtl2d.dtw's rule) or None.
+    gamma: smoothing > 0, a float scalar (an operand: it may be traced, and batched by `vmap`).
+    window: Sakoe-Chiba radius (mtl2d.dtw's diagonal band) or None.
 
   Returns:
     float32 scalar.
@@ -129,12 +66,13 @@ def value(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma:
   call = jax.ffi.ffi_call(VALUE_TARGET, jax.ShapeDtypeStruct(x_len.shape, jnp.float32),
                           vmap_method="broadcast_all")
   return call(x.astype(jnp.float32), y.astype(jnp.float32), x_len.astype(jnp.int32),
-              y_len.astype(jnp.int32), gamma=np.float32(gamma),
+              y_len.astype(jnp.int32), jnp.asarray(gamma, jnp.float32),
               window=np.int64(-1 if window is None else window))
 
 
-def value_and_grad(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array, gamma: float,
-                   window: int | None, segment: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def value_and_grad(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Array,
+                   gamma: jax.Array, window: int | None,
+                   segment: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Soft-DTW and its gradients w.r.t. `x` and `y` (zero beyond the lengths), float32.
 
   `segment` 0 keeps R of every band cell of a pair; `segment` K > 0 keeps the two diagonals
@@ -145,5 +83,5 @@ def value_and_grad(x: jax.Array, y: jax.Array, x_len: jax.Array, y_len: jax.Arra
          jax.ShapeDtypeStruct(y.shape, jnp.float32))
   call = jax.ffi.ffi_call(GRAD_TARGET, out, vmap_method="broadcast_all")
   return call(x.astype(jnp.float32), y.astype(jnp.float32), x_len.astype(jnp.int32),
-              y_len.astype(jnp.int32), gamma=np.float32(gamma),
+              y_len.astype(jnp.int32), jnp.asarray(gamma, jnp.float32),
               window=np.int64(-1 if window is None else window), segment=np.int64(segment))

@@ -1,6 +1,7 @@
 // Soft-DTW value and gradient on CPU, as XLA FFI custom calls (mtl2d._soft_dtw_native).
 //
-// For each pair b of a batch, with n = x_len[b] <= N, m = y_len[b] <= M and d features:
+// For each pair b of a batch, with n = x_len[b] <= N, m = y_len[b] <= M, d features and
+// gamma = gamma[b] (an operand, so that it may be traced: jit, vmap and grad over gamma):
 //   cost(i, j) = sum_f (x[b, i, f] - y[b, j, f])^2,
 //   R(i, j) = cost(i, j) + softmin_gamma(R(i-1, j), R(i, j-1), R(i-1, j-1)), R(-1, -1) = 0,
 //   value[b] = R(n-1, m-1),
@@ -189,6 +190,7 @@ struct Scratch {
 struct Inputs {
   const float *x, *y;
   const int32_t *xl, *yl;
+  const float* gamma;  // per pair
   int64_t N, M, d;
 };
 
@@ -300,9 +302,10 @@ void Backward(const Pair& p, Scratch& s, int64_t k0, int64_t k1, const float* ck
   }
 }
 
-void SetupPair(const Inputs& in, int64_t b, float gamma, int64_t window, Pair* p, Scratch* s) {
+void SetupPair(const Inputs& in, int64_t b, int64_t window, Pair* p, Scratch* s) {
   const int64_t n = std::clamp<int64_t>(in.xl[b], 1, in.N);
   const int64_t m = std::clamp<int64_t>(in.yl[b], 1, in.M);
+  const float gamma = in.gamma[b];
   *p = Pair{n, m, in.d, window, gamma, -kLog2e / gamma};
   s->Resize(n, m, in.d);
   const float* x = in.x + b * in.N * in.d;
@@ -320,19 +323,19 @@ void SetupPair(const Inputs& in, int64_t b, float gamma, int64_t window, Pair* p
   s->r[1][0] = 0.0f;
 }
 
-float Value(const Inputs& in, int64_t b, float gamma, int64_t window, Scratch& s) {
+float Value(const Inputs& in, int64_t b, int64_t window, Scratch& s) {
   Pair p;
-  SetupPair(in, b, gamma, window, &p, &s);
+  SetupPair(in, b, window, &p, &s);
   const int64_t last = p.n + p.m - 2;
   Forward(p, s, 0, last + 1, false);
   return s.r[last % 3][p.n];  // cell (n - 1, m - 1)
 }
 
 // segment <= 0: keep R of every band cell; otherwise checkpoints every `segment` diagonals.
-float ValueGrad(const Inputs& in, int64_t b, float gamma, int64_t window, int64_t segment,
-                Scratch& s, float* gx, float* gy) {
+float ValueGrad(const Inputs& in, int64_t b, int64_t window, int64_t segment, Scratch& s,
+                float* gx, float* gy) {
   Pair p;
-  SetupPair(in, b, gamma, window, &p, &s);
+  SetupPair(in, b, window, &p, &s);
   const int64_t n = p.n, m = p.m, d = p.d, last = n + m - 2, diags = last + 1;
   const int64_t seg = segment > 0 ? std::min(segment, diags) : diags;
   const int64_t segments = (diags + seg - 1) / seg, w = n + 18;
@@ -410,48 +413,51 @@ template <class F> void ParallelPairs(ffi::ThreadPool& pool, int64_t pairs, F fn
 }
 
 ffi::Error CheckShapes(const char* name, ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::F32>& y,
-                       ffi::Buffer<ffi::S32>& xl, ffi::Buffer<ffi::S32>& yl, Inputs* in,
-                       int64_t* pairs) {
+                       ffi::Buffer<ffi::S32>& xl, ffi::Buffer<ffi::S32>& yl,
+                       ffi::Buffer<ffi::F32>& gamma, Inputs* in, int64_t* pairs) {
   const auto xd = x.dimensions(), yd = y.dimensions(), ld = xl.dimensions();
   const size_t r = ld.size();
-  if (xd.size() != r + 2 || yd.size() != r + 2 || yl.dimensions().size() != r)
-    return ffi::Error::InvalidArgument(std::string(name) +
-                                       ": x [..., N, D], y [..., M, D], x_len, y_len [...] expected");
+  if (xd.size() != r + 2 || yd.size() != r + 2 || yl.dimensions().size() != r ||
+      gamma.dimensions().size() != r)
+    return ffi::Error::InvalidArgument(
+        std::string(name) + ": x [..., N, D], y [..., M, D], x_len, y_len, gamma [...] expected");
   int64_t count = 1;
   for (size_t a = 0; a < r; ++a) {
-    if (xd[a] != ld[a] || yd[a] != ld[a] || yl.dimensions()[a] != ld[a])
+    if (xd[a] != ld[a] || yd[a] != ld[a] || yl.dimensions()[a] != ld[a] ||
+        gamma.dimensions()[a] != ld[a])
       return ffi::Error::InvalidArgument(std::string(name) + ": batch dimensions disagree");
     count *= ld[a];
   }
   if (xd[r + 1] != yd[r + 1] || xd[r] < 1 || yd[r] < 1)
     return ffi::Error::InvalidArgument(std::string(name) + ": empty series or feature mismatch");
-  *in = Inputs{x.typed_data(), y.typed_data(), xl.typed_data(), yl.typed_data(), xd[r], yd[r],
-               xd[r + 1]};
+  *in = Inputs{x.typed_data(), y.typed_data(), xl.typed_data(), yl.typed_data(),
+               gamma.typed_data(), xd[r], yd[r], xd[r + 1]};
   *pairs = count;
   return ffi::Error::Success();
 }
 
 ffi::Error ValueImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> y,
                      ffi::Buffer<ffi::S32> xl, ffi::Buffer<ffi::S32> yl,
-                     ffi::ResultBuffer<ffi::F32> value, float gamma, int64_t window) {
+                     ffi::Buffer<ffi::F32> gamma, ffi::ResultBuffer<ffi::F32> value,
+                     int64_t window) {
   Inputs in;
   int64_t pairs;
-  if (auto err = CheckShapes("mtl2d_soft_dtw", x, y, xl, yl, &in, &pairs); err.failure())
+  if (auto err = CheckShapes("mtl2d_soft_dtw", x, y, xl, yl, gamma, &in, &pairs); err.failure())
     return err;
   float* out = value->typed_data();
-  ParallelPairs(pool, pairs,
-                [&](int64_t b, Scratch& s) { out[b] = Value(in, b, gamma, window, s); });
+  ParallelPairs(pool, pairs, [&](int64_t b, Scratch& s) { out[b] = Value(in, b, window, s); });
   return ffi::Error::Success();
 }
 
 ffi::Error ValueGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> y,
                          ffi::Buffer<ffi::S32> xl, ffi::Buffer<ffi::S32> yl,
-                         ffi::ResultBuffer<ffi::F32> value, ffi::ResultBuffer<ffi::F32> gx,
-                         ffi::ResultBuffer<ffi::F32> gy, float gamma, int64_t window,
-                         int64_t segment) {
+                         ffi::Buffer<ffi::F32> gamma, ffi::ResultBuffer<ffi::F32> value,
+                         ffi::ResultBuffer<ffi::F32> gx, ffi::ResultBuffer<ffi::F32> gy,
+                         int64_t window, int64_t segment) {
   Inputs in;
   int64_t pairs;
-  if (auto err = CheckShapes("mtl2d_soft_dtw_grad", x, y, xl, yl, &in, &pairs); err.failure())
+  if (auto err = CheckShapes("mtl2d_soft_dtw_grad", x, y, xl, yl, gamma, &in, &pairs);
+      err.failure())
     return err;
   float* out = value->typed_data();
   float* gxo = gx->typed_data();
@@ -460,8 +466,7 @@ ffi::Error ValueGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buf
   std::memset(gxo, 0, 4 * pairs * in.N * in.d);
   std::memset(gyo, 0, 4 * pairs * in.M * in.d);
   ParallelPairs(pool, pairs, [&](int64_t b, Scratch& s) {
-    out[b] = ValueGrad(in, b, gamma, window, segment, s, gxo + b * in.N * in.d,
-                       gyo + b * in.M * in.d);
+    out[b] = ValueGrad(in, b, window, segment, s, gxo + b * in.N * in.d, gyo + b * in.M * in.d);
   });
   return ffi::Error::Success();
 }
@@ -475,8 +480,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(Mtl2dSoftDtw, ValueImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<float>("gamma")
                                   .Attr<int64_t>("window"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(Mtl2dSoftDtwGrad, ValueGradImpl,
@@ -486,9 +491,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(Mtl2dSoftDtwGrad, ValueGradImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<float>("gamma")
                                   .Attr<int64_t>("window")
                                   .Attr<int64_t>("segment"));

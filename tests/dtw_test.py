@@ -143,9 +143,12 @@ def test_soft_gradient_finite_small_gamma_long_series():
 def test_dtw_path_is_valid_and_optimal():
   for (n, m, window), seed in zip([(9, 13, 2), (10, 10, None), (12, 4, 0)], range(3)):
     x, y = make_pair(n, m, 2, seed=seed)
-    path, length = jax.jit(lambda a, b: D.dtw_path(a, b, window=window))(x, y)
-    path = np.asarray(path)[: int(length)]
-    assert np.all(np.asarray(path)[int(length):] == -1) if int(length) < n + m - 1 else True
+    full, length = jax.jit(lambda a, b: D.dtw_path(a, b, window=window))(x, y)
+    full, length = np.asarray(full), int(length)
+    assert full.shape == (n + m - 1, 2) and max(n, m) <= length <= n + m - 1
+    # The padding after the path is -1 (checked on the unsliced output), the path itself is not.
+    assert np.all(full[length:] == -1) and np.all(full[:length] >= 0)
+    path = full[:length]
     assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (n - 1, m - 1)
     steps = np.diff(path, axis=0)
     assert all(tuple(s) in {(0, 1), (1, 0), (1, 1)} for s in steps)
@@ -202,7 +205,10 @@ _X4, _X5 = np.ones(4), np.ones(5)
     (lambda: D.soft_dtw(_X4, _X5, gamma=-0.5), "gamma must be a finite number > 0"),
     (lambda: D.soft_dtw(_X4, _X5, gamma=True), "gamma must be a real"),
     (lambda: D.soft_dtw(_X4, _X5, gamma=np.bool_(True)), "gamma must be a real"),
-    (lambda: D.soft_dtw(_X4, _X5, gamma=jnp.float32(0.5)), "gamma must be a real"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma=jnp.ones(2)), "gamma must be a real number or a real"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma=jnp.float32(-0.5)), "gamma must be a finite number > 0"),
+    (lambda: D.soft_dtw(_X4, _X5, gamma="1"), "gamma must be a real"),
+    (lambda: D.dtw(_X4, _X5, window=1, band="tslearn"), "band must be one of"),
     (lambda: D.soft_dtw_from_cost(np.ones((3, 3)), gamma=float("inf")), "gamma must be a finite"),
     (lambda: D.cdist_soft_dtw(np.ones((2, 4)), np.ones((2, 4)), gamma=True),
      "gamma must be a real"),
@@ -279,3 +285,35 @@ def test_soft_dtw_second_order_matches_finite_differences(window, hessian_of):
     hvp32 = jax.jit(lambda a: jax.jvp(g32, (a,), (u32,))[1])(np.asarray(x, np.float32))
     assert hvp32.dtype == jnp.float32
     np.testing.assert_allclose(hvp32, want32, rtol=2e-3, atol=2e-3 * np.abs(want32).max())
+
+
+def test_eager_calls_reuse_one_compilation():
+  """Repeated eager calls with the same shapes and settings compile nothing new."""
+  rng = np.random.default_rng(9)
+  x, y = rng.normal(size=(2, 16)).astype(np.float32)
+  calls = [
+      (D._dtw_jit, lambda a, b: D.dtw(a, b, window=2)),
+      (D._dtw_path, lambda a, b: D.dtw_path(a, b)),
+      (D._soft_jit, lambda a, b: D.soft_dtw(a, b, gamma=0.3)),
+      (D._divergence, lambda a, b: D.soft_dtw_divergence(a, b, gamma=0.3)),
+      (D._dtw_from_cost, lambda a, b: D.dtw_from_cost(sq_cost(a, b))),
+  ]
+  for jitted, call in calls:
+    want = call(x, y)
+    before = jitted._cache_size()
+    for k in range(3):
+      call(x + k, y)
+    # Another gamma is an operand, not a new compilation.
+    D.soft_dtw(x, y, gamma=0.7)
+    assert jitted._cache_size() == before, jitted
+    for got, expected in zip(jax.tree.leaves(call(x, y)), jax.tree.leaves(want)):
+      np.testing.assert_array_equal(got, expected)
+
+
+def test_cdist_lengths_have_one_spelling():
+  xs = np.ones((2, 4))
+  with pytest.raises(TypeError, match="cdist functions take xs_len="):
+    D.cdist_dtw(xs, xs, x_len=np.array([4, 4]))
+  with pytest.raises(TypeError, match="ys_len="):
+    D.cdist_soft_dtw(xs, xs, y_len=np.array([4, 4]))
+  np.testing.assert_allclose(D.cdist_dtw(xs, xs, xs_len=np.array([4, 2])), 0.0)

@@ -1,7 +1,7 @@
 """DTW / soft-DTW throughput of `mtl2d.dtw` side by side with dtaidistance, aeon and ott-jax.
 
 Run: `python -m mtl2d.bench.dtw [--lengths=128,512] [--batch=1024] [--soft_batch=64,256,1024]
-[--memory_lengths=1024,4096,16384]`.
+[--memory_lengths=1024,4096,16384] [--eager_lengths=128]`.
 
 Cells per second = (pairs x n x m) / wall time, after one untimed warm-up call (compilation),
 best of `--repeats`. mtl2d gets `--batch` random-walk pairs `(x_b, y_b)` for hard DTW; mtl2d and
@@ -17,6 +17,10 @@ installed (the `bench` extra) are skipped with a note.
 (`checkpoint=False`) and the memory-lean one (`checkpoint=True`), each in a fresh subprocess whose
 peak resident memory above its state before the first call (inputs made, modules imported) is
 reported; a mode whose estimated full-backward storage exceeds `--memory_limit_mb` is skipped.
+
+`--eager_lengths` times the public functions called eagerly, one pair at a time, as a user
+calls them outside `jit` (`dtw.dtw(x, y)`): median milliseconds per call over `--eager_calls`
+calls after one warm-up call (the compilation), validation included.
 """
 
 import argparse
@@ -66,16 +70,18 @@ def bench_length(length: int, batch: int, soft_batches: Sequence[int], peer_seri
   y = random_walks(total, length, seed + 1)
   cells = length * length
 
-  def row(method, kind, pairs, seconds, diff=None, group=None):
+  def row(method, kind, pairs, seconds, diff=None, group=None, total=None):
+    # total: the sum of mtl2d's values over its pairs (x_b, y_b), so that a test can check
+    # what was timed against a reference.
     rows.append({"method": method, "kind": kind, "length": length, "pairs": pairs,
                  "seconds": seconds, "mcells": pairs * cells / seconds / 1e6, "diff": diff,
-                 "group": (kind, length) if group is None else group})
+                 "group": (kind, length) if group is None else group, "total": total})
 
   xj, yj = jnp.asarray(x), jnp.asarray(y)
   hard = jax.jit(jax.vmap(dtw_lib.dtw))
   seconds, ours = _best_time(lambda: _ready(hard(xj[:batch], yj[:batch])), repeats)
   ours = np.asarray(ours)
-  row("mtl2d dtw", "dtw", batch, seconds)
+  row("mtl2d dtw", "dtw", batch, seconds, total=float(np.sum(ours, dtype=np.float64)))
 
   p = min(peer_series, batch)
   try:
@@ -111,7 +117,8 @@ def bench_length(length: int, batch: int, soft_batches: Sequence[int], peer_seri
     xs, ys = xj[:soft_batch], yj[:soft_batch]
     group = ("soft", length, soft_batch)
     seconds, (sval, (sgx, _)) = _best_time(lambda: _ready(soft(xs, ys)), repeats)
-    row("mtl2d soft_dtw value+grad", "soft", soft_batch, seconds, group=group)
+    row("mtl2d soft_dtw value+grad", "soft", soft_batch, seconds, group=group,
+        total=float(np.sum(np.asarray(sval), dtype=np.float64)))
     if ott_fn is not None:
       seconds, (oval, (ogx, _)) = _best_time(lambda: _ready(ott_fn(xs, ys)), repeats)
       diff = max(float(jnp.max(jnp.abs(oval - sval))), float(jnp.max(jnp.abs(ogx - sgx))))
@@ -174,6 +181,42 @@ def bench_memory(lengths: Sequence[int], gamma: float, repeats: int, seed: int,
   return rows, notes
 
 
+def bench_eager(lengths: Sequence[int], calls: int, gamma: float, seed: int) -> list[dict]:
+  """Median per-call time of the public functions called eagerly on one pair of each length."""
+  rows = []
+  for length in lengths:
+    x, y = random_walks(2, length, seed)
+    xs, ys = random_walks(4, length, seed + 1), random_walks(4, length, seed + 2)
+    window = max(1, length // 10)
+    cases = {
+        "dtw(x, y)": lambda: dtw_lib.dtw(x, y),
+        f"dtw(x, y, window={window})": lambda: dtw_lib.dtw(x, y, window=window),
+        "dtw_path(x, y)": lambda: dtw_lib.dtw_path(x, y),
+        f"soft_dtw(x, y, gamma={gamma:g})": lambda: dtw_lib.soft_dtw(x, y, gamma=gamma),
+        f"soft_dtw_divergence(x, y, gamma={gamma:g})":
+            lambda: dtw_lib.soft_dtw_divergence(x, y, gamma=gamma),
+        "cdist_dtw(4 x 4 series)": lambda: dtw_lib.cdist_dtw(xs, ys),
+    }
+    for name, fn in cases.items():
+      _ready(fn())  # compilation
+      times = []
+      for _ in range(calls):
+        start = time.perf_counter()
+        _ready(fn())
+        times.append(time.perf_counter() - start)
+      rows.append({"method": name, "kind": "eager", "length": length,
+                   "ms_per_call": 1e3 * float(np.median(times)), "calls": calls})
+  return rows
+
+
+def format_eager_table(rows: Sequence[dict]) -> str:
+  """Markdown table of `bench_eager` rows."""
+  lines = ["| eager call | length | ms per call (median) |", "|---|---:|---:|"]
+  for r in rows:
+    lines.append(f"| {r['method']} | {r['length']} | {r['ms_per_call']:.2f} |")
+  return "\n".join(lines)
+
+
 def format_memory_table(rows: Sequence[dict]) -> str:
   """Markdown table of `bench_memory` rows, time relative to the full backward."""
   full = {r["length"]: r["seconds"] for r in rows if not r["checkpoint"]}
@@ -213,6 +256,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                       help="skip a full backward whose estimated storage exceeds this")
   parser.add_argument("--peer_series", type=int, default=0,
                       help="series per side for dtaidistance/aeon matrices (0: ~4e8 cells)")
+  parser.add_argument("--eager_lengths", default="128",
+                      help="comma-separated lengths for the eager per-call table ('' skips it)")
+  parser.add_argument("--eager_calls", type=int, default=20)
   parser.add_argument("--gamma", type=float, default=1.0)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--seed", type=int, default=0)
@@ -220,8 +266,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
   lengths = [int(v) for v in args.lengths.split(",") if v]
   soft_batches = [int(v) for v in args.soft_batch.split(",") if v]
   memory_lengths = [int(v) for v in args.memory_lengths.split(",") if v]
-  if any(v < 1 for v in lengths + soft_batches + memory_lengths) or args.batch < 1:
-    parser.error("--lengths, --batch, --soft_batch and --memory_lengths must be positive")
+  eager_lengths = [int(v) for v in args.eager_lengths.split(",") if v]
+  if (any(v < 1 for v in lengths + soft_batches + memory_lengths + eager_lengths)
+      or args.batch < 1 or args.eager_calls < 1):
+    parser.error("--lengths, --batch, --soft_batch, --memory_lengths, --eager_lengths and "
+                 "--eager_calls must be positive")
   all_rows, all_notes = [], []
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores")
   for length in lengths:
@@ -237,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     print(format_memory_table(rows))
     all_rows += rows
     all_notes += notes
+  if eager_lengths:
+    rows = bench_eager(eager_lengths, args.eager_calls, args.gamma, args.seed)
+    print(format_eager_table(rows))
+    all_rows += rows
   for note in all_notes:
     print("note:", note)
   return all_rows
