@@ -292,7 +292,10 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
     if not path.is_file():
       raise ValueError(f"{path}: no table; is {workdir} a finished comparison "
                        "(python -m experiments.ucr_mtl --workdir=...)?")
-    these, found, found_rows = ranks.read_table_csv(path.read_text())
+    text = path.read_text()
+    if not any(line.split(",")[1:2] == ["average_rank"] for line in text.splitlines()):
+      raise ValueError(f"{path}: no average_rank row (the table is cut short); rerun {workdir}")
+    these, found, found_rows = ranks.read_table_csv(text)
     unknown = [m for m in these if m not in METHOD_TITLES]
     if unknown:
       raise ValueError(f"{path}: unknown methods {unknown}; expected some of {list(METHODS)}")
@@ -348,11 +351,11 @@ def _write_table(workdir: pathlib.Path, table: ranks.RankedTable, *, title: str,
     reference = ranks.RankedTable([f"{METHOD_TITLES[m]} (paper)" for m in ref.methods],
                                   ref.rows, ref.accuracy, ref.ranks, ref.average_rank,
                                   ref.decimals)
-  (workdir / "table.csv").write_text(table.to_csv())
+  files.write_text(workdir / "table.csv", table.to_csv())
   if reference is not None:
     note = (note + " Cells: ours / paper, accuracy (rank among the five methods); the paper's "
             "ranks are recomputed on the same tasks.").strip()
-  (workdir / "table.md").write_text(titled.to_markdown(
+  files.write_text(workdir / "table.md", titled.to_markdown(
       title=title or "Accuracy and rank per task", note=note, beside=reference))
   files.write_json(workdir / "results.json", {
       "methods": list(table.methods),

@@ -421,7 +421,7 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
     lines.append(m)
   path = workdir / "metrics.jsonl"
   if jax.process_index() == 0:
-    path.write_text("".join(json.dumps(m, sort_keys=True) + "\n" for m in lines))
+    files.write_text(path, "".join(json.dumps(m, sort_keys=True) + "\n" for m in lines))
   values = list(runs.values())
   tasks = {name: r["tasks"][name] for name, r in runs.items()}
   lost = {name: r["best_checkpoint_lost"] for name, r in runs.items()

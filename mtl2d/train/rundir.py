@@ -236,9 +236,7 @@ def truncate_metrics(path: pathlib.Path, epoch: int, *, write: bool = True) -> l
     raise ValueError(f"{path} should hold epochs 1..{epoch} to resume from the checkpoint of "
                      f"epoch {epoch}, found {epochs[:10]}{' ...' if len(epochs) > 10 else ''}")
   if write:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    os.replace(tmp, path)
+    files_lib.write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
   return records
 
 

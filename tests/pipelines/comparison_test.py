@@ -141,6 +141,20 @@ def test_combining_refuses_overlaps_and_unfinished_dirs(tmp_path):
   assert not out.exists()
 
 
+def test_combining_refuses_a_table_cut_at_a_row_boundary(tmp_path):
+  rows = [("Cricket", "CricketX"), ("Cricket", "CricketY")]
+  results = {"1nn_dtw": {"CricketX": 0.7, "CricketY": 0.6}, "resnet1d": {"CricketX": 0.8,
+                                                                       "CricketY": 0.5}}
+  _write_table(tmp_path / "a", results, rows)
+  _write_table(tmp_path / "b", {m: {"ECG200": 0.8} for m in results}, [("ECG", "ECG200")])
+  path = tmp_path / "a" / "table.csv"
+  lines = path.read_text().splitlines(keepends=True)
+  path.write_text("".join(lines[:2]))  # header and one task: a write cut short
+  with pytest.raises(ValueError, match=r"a/table.csv: no average_rank row"):
+    comparison.combine_comparisons([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
 def test_combining_two_runs_equals_one_run_over_both(archive, tmp_path):
   comparison.run_comparison(_config(archive, tasks=("CricketX",)), tmp_path / "x")
   comparison.run_comparison(_config(archive, tasks=("CricketY",)), tmp_path / "y")
