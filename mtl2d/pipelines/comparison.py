@@ -46,6 +46,7 @@ from mtl2d.report import ranks
 from mtl2d.train import config as train_lib_config
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
+from mtl2d.train import runlock
 from mtl2d.train import train_and_evaluate
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "combine_comparisons",
@@ -240,7 +241,8 @@ def run_comparison(config: ml_collections.ConfigDict,
       logging.info("== %s on %s (%d tasks) -> %s", METHOD_TITLES[method], group, len(tasks),
                    run_dir)
       if method == "1nn_dtw":
-        run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
+        with runlock.hold(run_dir, wait=bool(config.train.get("wait_for_lock", False))):
+          run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
         continue
       train_config = copy.deepcopy(config.train)
       train_config.model.encoder, train_config.multitask = TRAINED_METHODS[method]
@@ -250,9 +252,10 @@ def run_comparison(config: ml_collections.ConfigDict,
       with train_config.unlocked():
         train_config.data = copy.deepcopy(config.data)
       train_and_evaluate(train_config, run_dir, tasks=tasks)
-  table = collect_table(workdir, rows)
-  _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
-               synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
+  with runlock.hold(workdir, wait=True):  # methods run side by side: the last table sees all
+    table = collect_table(workdir, rows)
+    _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
+                 synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
   return table
 
 

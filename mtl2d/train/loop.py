@@ -10,6 +10,7 @@ schedule and the step keys depend only on `(seed, epoch, step)`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import pathlib
@@ -31,6 +32,7 @@ from mtl2d.train import curves
 from mtl2d.train import optimizers
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
+from mtl2d.train import runlock
 from mtl2d.train import sharding
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
@@ -264,14 +266,23 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
         problem: problems.Problem) -> dict:
   """Trains `problem` in `workdir` (resuming if it holds a checkpoint); returns the results.
 
+  The workdir's lock (`runlock`) is held from the checks to the end of the run.
+
   Raises:
     ValueError: the workdir holds a different run, more completed epochs than
       `config.num_epochs`, or is not writable.
+    runlock.RunLockedError: another process runs in the workdir (and not
+      `config.wait_for_lock`).
     checkpoints.CheckpointMismatchError: its checkpoints hold a different parameter tree
       (nothing in the workdir is changed).
     checkpoints.CheckpointReadError: an I/O error persisted while reading a checkpoint.
   """
-  workdir = pathlib.Path(workdir)
+  with contextlib.ExitStack() as stack:
+    return _fit(config, pathlib.Path(workdir), problem, stack)
+
+
+def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: problems.Problem,
+         stack: contextlib.ExitStack) -> dict:
   epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size))
   if epochs != config.num_epochs:
     config = copy.deepcopy(config)
@@ -293,6 +304,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   rundir_lib.record_or_verify(workdir, config_record, fingerprint, write=False)
   if is_main:
     rundir_lib.ensure_writable(workdir)
+    # Only process 0 locks: the processes of one multi-host run share the workdir.
+    stack.enter_context(runlock.hold(workdir, wait=bool(config.get("wait_for_lock", False))))
     if (workdir / "checkpoints").is_dir():
       rundir_lib.ensure_writable(workdir / "checkpoints")
   tx = make_optimizer(config, problem.steps_per_epoch(config.batch_size))
@@ -490,16 +503,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   # One model per task: the top level (which sees every task's epochs) is checked before any
   # task's run starts.
   num_devices = sharding.DataParallel(int(config.num_devices)).num_devices
-  rundir_lib.record_or_verify(workdir, _config_record(config, num_devices), problem.fingerprint(),
-                    write=jax.process_index() == 0)
-  runs, subdirs = {}, {}
-  for name, task_problem in per_task.items():
-    subdirs[name] = workdir / "tasks" / files.safe_name(name)
-    logging.info("single-task run %r in %s", name, subdirs[name])
-    runs[name] = fit(config, subdirs[name], task_problem)
-  results = _merge_single_task(workdir, runs, subdirs)
-  if jax.process_index() == 0:
-    files.write_json(workdir / "results.json", results)
-    if config.get("write_curves", True):
-      curves.write_png(workdir, rundir_lib.read_metrics(workdir / "metrics.jsonl"))
+  record = _config_record(config, num_devices)
+  is_main = jax.process_index() == 0
+  rundir_lib.record_or_verify(workdir, record, problem.fingerprint(), write=False)
+  with contextlib.ExitStack() as stack:
+    if is_main:
+      rundir_lib.ensure_writable(workdir)
+      stack.enter_context(runlock.hold(workdir, wait=bool(config.get("wait_for_lock", False))))
+    rundir_lib.record_or_verify(workdir, record, problem.fingerprint(), write=is_main)
+    runs, subdirs = {}, {}
+    for name, task_problem in per_task.items():
+      subdirs[name] = workdir / "tasks" / files.safe_name(name)
+      logging.info("single-task run %r in %s", name, subdirs[name])
+      runs[name] = fit(config, subdirs[name], task_problem)
+    results = _merge_single_task(workdir, runs, subdirs)
+    if is_main:
+      files.write_json(workdir / "results.json", results)
+      if config.get("write_curves", True):
+        curves.write_png(workdir, rundir_lib.read_metrics(workdir / "metrics.jsonl"))
   return results

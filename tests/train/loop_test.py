@@ -24,6 +24,7 @@ from mtl2d.train import checkpoints
 from mtl2d.train import loop
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
+from mtl2d.train import runlock
 from tests.train import helpers
 
 # Diagnostics that legitimately differ between runs: wall-clock timings, and compilations
@@ -45,10 +46,13 @@ def _results(workdir):
 
 
 def _snapshot(root):
-  """Every file under `root` with its SHA-256 (to show a workdir was left untouched)."""
+  """Every file under `root` with its SHA-256 (to show a workdir was left untouched).
+
+  The lock file is left out: it names the last process that ran there, not what was computed.
+  """
   root = pathlib.Path(root)
   return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-          for p in sorted(root.rglob("*")) if p.is_file()}
+          for p in sorted(root.rglob("*")) if p.is_file() and p.name != runlock.LOCK_NAME}
 
 
 @pytest.fixture(scope="module")
