@@ -14,6 +14,7 @@ import contextlib
 import copy
 import json
 import pathlib
+import signal
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from mtl2d.train import checkpoints
 from mtl2d.train import config as config_lib
 from mtl2d.train import curves
 from mtl2d.train import optimizers
+from mtl2d.train import preemption
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import runlock
@@ -178,15 +180,22 @@ def _check_nonfinite(fetched: dict[str, Any], names: list[str], epoch: int,
 
 
 def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch, padded,
-                 first_step):
-  """Runs one epoch of train steps; returns `(state, per-task summaries, timing)`."""
+                 first_step, stop: preemption.StopRequest | None = None,
+                 resume: preemption.Snapshot | None = None):
+  """Runs one epoch of train steps; returns `(state, per-task summaries, timing)`.
+
+  With `resume`, the epoch goes on after the steps the snapshot holds. When `stop` is requested
+  the epoch ends after the current step and a `preemption.Snapshot` is returned instead.
+  """
   total = problem.steps_per_epoch(config.batch_size)
   progress = _Progress(epoch, config.num_epochs, total)
-  totals: dict[str, Any] = {}
-  names: list[str] = []
+  totals: dict[str, Any] = dict(resume.totals) if resume is not None else {}
+  names: list[str] = list(resume.names) if resume is not None else []
   host_s, examples = 0.0, 0.0
   t0 = time.perf_counter()
   batches = problem.batches(epoch, config.batch_size, padded)
+  for _ in range(len(names)):  # trained before the snapshot: the schedule is deterministic
+    next(batches)
   while True:
     # Host-side work (schedule, gather, pad, transfer, metric dispatch) is timed; the train
     # step itself runs asynchronously, so this is the time the device may wait for the host.
@@ -204,6 +213,9 @@ def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch
     totals[name] = metrics if name not in totals else steps_lib.accumulate(totals[name], metrics)
     names.append(name)
     host_s += time.perf_counter() - h0
+    if stop is not None and stop.requested:
+      return preemption.Snapshot(epoch, len(names), state, jax.device_get(totals), names,
+                                 problem.extra())
     if len(names) % config.log_every_steps == 0 and len(names) < total:
       fetched = jax.device_get(totals)
       _check_nonfinite(fetched, names, epoch, first_step)
@@ -332,6 +344,17 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
     state, start = restored.state, restored.epoch
     problem.load_extra(restored.extra)
     logging.info("resuming %s from the checkpoint of epoch %d", workdir, start)
+  # A run stopped by a signal inside a later epoch goes on from where it stopped.
+  snapshot = preemption.load(workdir, state) if jax.process_count() == 1 else None
+  if snapshot is not None and snapshot.epoch <= start:
+    preemption.remove(workdir)  # an epoch checkpoint is newer
+    snapshot = None
+  if snapshot is not None:
+    state, start = snapshot.state, snapshot.epoch - 1
+    if snapshot.extra is not None:
+      problem.load_extra(snapshot.extra)
+    logging.info("resuming %s from step %d of epoch %d (stopped by a signal)", workdir,
+                 snapshot.steps, snapshot.epoch)
   metrics_path = workdir / "metrics.jsonl"
   history = rundir_lib.truncate_metrics(metrics_path, start, write=is_main)
 
@@ -340,17 +363,31 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
   eval_step = steps_lib.jit_eval_step(problem.eval_step, dp, fast_compile=fast)
   # jit caches are per function, shared by runs in one process: count this run's additions.
   compiled_before = (_cache_size(train_step), _cache_size(eval_step))
-  global_step = int(jax.device_get(state.step))
+  # The first step of the next epoch (`_train_epoch` counts a snapshot's steps again).
+  global_step = int(jax.device_get(state.step)) - (snapshot.steps if snapshot else 0)
   last = config.num_epochs
   if config.stop_after_epochs:
     last = min(last, int(config.stop_after_epochs))
   write_curves = is_main and bool(config.get("write_curves", True))
   writer = curves.EventWriter(workdir, first_epoch=start + 1) if write_curves else None
+  stop = stack.enter_context(preemption.StopRequest())
   try:
     for epoch in range(start + 1, last + 1):
       t0 = time.perf_counter()
-      state, train, loss, timing = _train_epoch(problem, state, train_step, dp, config, epoch,
-                                                padded, global_step)
+      resume = snapshot if snapshot is not None and snapshot.epoch == epoch else None
+      if stop.requested:  # the signal came during the previous epoch's evaluation or save
+        out = preemption.Snapshot(epoch, 0, state, {}, [], problem.extra())
+      else:
+        out = _train_epoch(problem, state, train_step, dp, config, epoch, padded, global_step,
+                           stop, resume)
+      if isinstance(out, preemption.Snapshot):
+        preemption.save(workdir, out)
+        ckpt.close()
+        raise preemption.Preempted(
+            f"{workdir}: stopped by {signal.Signals(stop.signal).name} after step {out.steps} of "
+            f"epoch {epoch}, saved in {workdir / preemption.DIR_NAME}; run the same command "
+            f"again to continue (exit code {preemption.EXIT_CODE})")
+      state, train, loss, timing = out
       steps = timing.pop("steps")
       global_step += steps
       timing["step_time_s"] = timing["train_time_s"] / max(steps, 1)
@@ -369,6 +406,9 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
       problem.observe(epoch, record, history)
       if is_main:
         rundir_lib.append_metrics(metrics_path, record)
+      if resume is not None:
+        preemption.remove(workdir)  # its epoch is complete again
+        snapshot = None
       if writer is not None:
         lr = float(schedule(global_step - 1))  # the rate of the epoch's last step
         writer.write(epoch, curves.epoch_scalars(record, lr))
