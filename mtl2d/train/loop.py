@@ -268,10 +268,14 @@ def _lost_best(history: list[dict[str, Any]], best: int | None, problem: problem
     return None
   root = checkpoints.unreadable_dir(ckpt.directory)
   kept = sorted(str(p) for p in root.glob(f"{expected}.*")) if root.is_dir() else []
+  if kept:
+    what = "could not be restored and was set aside"
+  else:  # say only what happened: mtl2d moved nothing
+    what = ("is not among the checkpoints kept and was not set aside by mtl2d (removed by "
+            "hand, or metrics.jsonl does not match the checkpoints)")
   return {"epoch": expected, "kept_in": kept,
-          "note": f"the checkpoint of epoch {expected}, the best by validation, could not be "
-                  f"restored and was set aside; restore_model(which='best') returns epoch "
-                  f"{best}"}
+          "note": f"the checkpoint of epoch {expected}, the best by validation, {what}; "
+                  f"restore_model(which='best') returns epoch {best}"}
 
 
 def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
