@@ -47,6 +47,7 @@ from mtl2d.train import config as train_lib_config
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import runlock
+from mtl2d.train import sharding
 from mtl2d.train import train_and_evaluate
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "combine_comparisons",
@@ -136,7 +137,8 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   claim = {"method": "1nn_dtw", "windows": list(windows)}
   fingerprint = problems.tasks_fingerprint(tasks)
   path = workdir / "results.json"
-  if path.exists() and not (workdir / "config.json").exists():
+  writer = sharding.is_main_process()
+  if path.exists() and not (workdir / "config.json").exists() and writer:
     # Results written before run directories were claimed: their windows are the claim.
     old = files.read_json(path)
     files.write_json(workdir / "config.json",
@@ -168,8 +170,9 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
     logging.info("1NN-DTW %s: window %s, val %.3f, test %.3f (%.1fs)", task.name, name,
                  results["tasks"][task.name]["val_accuracy"], test_acc,
                  time.perf_counter() - t0)
-  rundir_lib.record_or_verify(workdir, claim, fingerprint)
-  files.write_json(path, results)
+  rundir_lib.record_or_verify(workdir, claim, fingerprint, write=writer)
+  if writer:
+    files.write_json(path, results)
   return results
 
 
@@ -193,8 +196,10 @@ def _claim_data(workdir: pathlib.Path, data_config: ml_collections.ConfigDict,
       if diff:
         raise ValueError(f"{workdir} holds a comparison with a different data config "
                          f"(fields {', '.join(diff)} differ); use another --workdir")
-      path.unlink()
-  rundir_lib.record_or_verify(workdir, None, data_fingerprint(groups))
+      if sharding.is_main_process():
+        path.unlink()
+  rundir_lib.record_or_verify(workdir, None, data_fingerprint(groups),
+                              write=sharding.is_main_process())
 
 
 def encoder_overrides(config: ml_collections.ConfigDict, encoder: str) -> dict[str, Any]:
@@ -230,18 +235,19 @@ def run_comparison(config: ml_collections.ConfigDict,
   groups = load_groups(config.data)  # before anything is written: a failed load leaves no trace
   _claim_data(workdir, config.data, groups)
   rows = [(g, t.name) for g, tasks in groups.items() for t in tasks]
-  (workdir / "splits").mkdir(exist_ok=True)
-  for _, tasks in groups.items():
-    for task in tasks:
-      files.write_json(workdir / "splits" / f"{files.safe_name(task.name)}.json",
-                       task.split_indices())
+  writer = sharding.is_main_process()  # the other processes of a multi-process run only read
+  for task in [t for tasks in groups.values() for t in tasks] if writer else []:
+    (workdir / "splits").mkdir(exist_ok=True)
+    files.write_json(workdir / "splits" / f"{files.safe_name(task.name)}.json",
+                     task.split_indices())
   for method in methods:
     for group, tasks in groups.items():
       run_dir = workdir / method / files.safe_name(group)
       logging.info("== %s on %s (%d tasks) -> %s", METHOD_TITLES[method], group, len(tasks),
                    run_dir)
       if method == "1nn_dtw":
-        with runlock.hold(run_dir, wait=bool(config.train.get("wait_for_lock", False))):
+        with runlock.hold(run_dir, wait=bool(config.train.get("wait_for_lock", False)),
+                          active=writer):
           run_nn_dtw(tasks, tuple(config.knn.windows), run_dir)
         continue
       train_config = copy.deepcopy(config.train)
@@ -252,10 +258,12 @@ def run_comparison(config: ml_collections.ConfigDict,
       with train_config.unlocked():
         train_config.data = copy.deepcopy(config.data)
       train_and_evaluate(train_config, run_dir, tasks=tasks)
-  with runlock.hold(workdir, wait=True):  # methods run side by side: the last table sees all
+  sharding.barrier("mtl2d_comparison_table")  # process 0's results are all written
+  with runlock.hold(workdir, wait=True, active=writer):  # the last of parallel methods sees all
     table = collect_table(workdir, rows)
-    _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
-                 synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
+    if writer:
+      _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
+                   synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
   return table
 
 

@@ -455,6 +455,7 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
   if is_main:
     problem.write_outputs(workdir)
     files.write_json(workdir / "results.json", results)
+  sharding.barrier("mtl2d_fit_results")  # other processes may read them next
   return results
 
 

@@ -56,14 +56,16 @@ def _describe(info: dict | None) -> str:
 
 
 @contextlib.contextmanager
-def hold(directory: str | os.PathLike, *, wait: bool = False,
-         poll_s: float = 1.0) -> Iterator[pathlib.Path]:
+def hold(directory: str | os.PathLike, *, wait: bool = False, poll_s: float = 1.0,
+         active: bool = True) -> Iterator[pathlib.Path]:
   """Holds the exclusive lock of a run directory (created if missing) inside the block.
 
   Args:
     directory: the run directory.
     wait: wait for another holder to finish instead of failing.
     poll_s: seconds between attempts while waiting (a log line says who is waited for).
+    active: False does nothing (the processes of a multi-process run other than process 0,
+      which hold no lock on the directory they share with it).
 
   Yields:
     The lock file's path.
@@ -72,6 +74,9 @@ def hold(directory: str | os.PathLike, *, wait: bool = False,
     RunLockedError: another process holds the lock and `wait` is False; names the holder.
   """
   directory = pathlib.Path(directory)
+  if not active:
+    yield directory / LOCK_NAME
+    return
   directory.mkdir(parents=True, exist_ok=True)
   key = str(directory.resolve())
   path = directory / LOCK_NAME

@@ -162,3 +162,23 @@ def test_combining_two_runs_equals_one_run_over_both(archive, tmp_path):
   combined = comparison.combine_comparisons([tmp_path / "x", tmp_path / "y"], tmp_path / "xy")
   assert combined.rows == both.rows
   np.testing.assert_allclose(combined.accuracy, both.accuracy, atol=5e-5)  # CSV: 4 decimals
+
+
+def _mtimes(root):
+  return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+
+
+def test_only_process_zero_writes_shared_files(archive, tmp_path, monkeypatch):
+  # Before: every process of a jax.distributed run rewrote data.json, the splits, the 1NN-DTW
+  # results and the table of the workdir they share (process 1 failed at the table step).
+  import jax
+  workdir = tmp_path / "cmp"
+  table = comparison.run_comparison(_config(archive), workdir)
+  (workdir / "1nn_dtw" / "Cricket" / "config.json").unlink()  # the legacy path rewrites it
+  before = _mtimes(workdir)
+  monkeypatch.setattr(jax, "process_index", lambda: 1)
+  again = comparison.run_comparison(_config(archive), workdir)
+  assert _mtimes(workdir) == before
+  np.testing.assert_array_equal(again.accuracy, table.accuracy)
+  comparison.run_comparison(_config(archive), tmp_path / "other")  # a new workdir: not created
+  assert not (tmp_path / "other").exists()
