@@ -1,5 +1,6 @@
 """Atomic JSON files and path-safe names (`mtl2d.files`)."""
 
+import errno
 import json
 import os
 import pathlib
@@ -95,3 +96,17 @@ def test_confined_refuses_names_outside_the_directory(tmp_path, name):
 
 def test_confined_accepts_names_inside(tmp_path):
   assert files.confined(tmp_path, "sub/task_0.jaxexport") == tmp_path / "sub" / "task_0.jaxexport"
+
+
+def test_a_full_disk_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+  path = tmp_path / "results.json"
+  files.write_json(path, {"epoch": 1})
+
+  def full(fd):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(os, "fsync", full)
+  with pytest.raises(OSError, match="No space left"):
+    files.write_json(path, {"epoch": 2})
+  assert json.loads(path.read_text()) == {"epoch": 1}
+  assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
