@@ -213,7 +213,7 @@ def replace_directory(directory: str | os.PathLike, fill: Callable[[pathlib.Path
   Raises:
     ValueError: `directory` is a non-empty directory not `owned`, or not a directory.
   """
-  directory = pathlib.Path(directory)
+  directory = pathlib.Path(directory).absolute()  # "." has no name to put a sibling beside
   exists = directory.exists()
   if exists and (not directory.is_dir() or (any(directory.iterdir()) and not owned(directory))):
     raise ValueError(f"{directory} exists and holds other files; it is replaced whole, so "

@@ -27,22 +27,8 @@ from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import runlock
 from tests.train import helpers
 
-# Diagnostics that legitimately differ between runs: wall-clock timings, and compilations
-# (a resumed process reuses programs compiled earlier in the same process).
-TIMING_KEYS = ("train_time_s", "examples_per_sec", "host_overhead_fraction",
-               "train_step_compilations", "eval_step_compilations")
-
-
-def _metrics(workdir):
-  records = rundir_lib.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
-  for r in records:
-    r.pop("timing")
-  return records
-
-
-def _results(workdir):
-  r = json.loads((pathlib.Path(workdir) / "results.json").read_text())
-  return {k: v for k, v in r.items() if k not in TIMING_KEYS}
+_metrics = helpers.metrics
+_results = helpers.results
 
 
 def _snapshot(root):

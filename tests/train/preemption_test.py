@@ -12,12 +12,9 @@ import pytest
 from mtl2d import train
 from mtl2d.train import preemption
 from mtl2d.train import problems
-from mtl2d.train import rundir as rundir_lib
 from tests.train import helpers
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TIMING_KEYS = ("train_time_s", "examples_per_sec", "host_overhead_fraction",
-               "train_step_compilations", "eval_step_compilations")
 # Trains, sending itself a signal while the batch of (epoch, step) is produced: the signal
 # arrives inside the epoch, as a scheduler's SIGTERM would.
 SCRIPT = """
@@ -40,16 +37,8 @@ print("finished without stopping")
 """
 
 
-def _metrics(workdir):
-  records = rundir_lib.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
-  for r in records:
-    r.pop("timing")
-  return records
-
-
-def _results(workdir):
-  r = json.loads((pathlib.Path(workdir) / "results.json").read_text())
-  return {k: v for k, v in r.items() if k not in TIMING_KEYS}
+_metrics = helpers.metrics
+_results = helpers.results
 
 
 @pytest.fixture(scope="module")
