@@ -264,6 +264,7 @@ def run_comparison(config: ml_collections.ConfigDict,
     if writer:
       _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
                    synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
+  sharding.barrier("mtl2d_comparison_table_written")  # launchers print table.md next
   return table
 
 
