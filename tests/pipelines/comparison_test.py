@@ -2,7 +2,13 @@
 1NN-DTW results protected like the trained methods' (1NN-DTW only: no training, seconds)."""
 
 import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -171,7 +177,6 @@ def _mtimes(root):
 def test_only_process_zero_writes_shared_files(archive, tmp_path, monkeypatch):
   # Before: every process of a jax.distributed run rewrote data.json, the splits, the 1NN-DTW
   # results and the table of the workdir they share (process 1 failed at the table step).
-  import jax
   workdir = tmp_path / "cmp"
   table = comparison.run_comparison(_config(archive), workdir)
   (workdir / "1nn_dtw" / "Cricket" / "config.json").unlink()  # the legacy path rewrites it
@@ -182,3 +187,34 @@ def test_only_process_zero_writes_shared_files(archive, tmp_path, monkeypatch):
   np.testing.assert_array_equal(again.accuracy, table.accuracy)
   comparison.run_comparison(_config(archive), tmp_path / "other")  # a new workdir: not created
   assert not (tmp_path / "other").exists()
+
+
+TWO_PROCESSES = """
+import sys
+from mtl2d.train import sharding
+sharding.initialize_distributed()
+import jax
+from mtl2d.pipelines import comparison
+from tests.pipelines.comparison_test import _config
+comparison.run_comparison(_config(sys.argv[1]), sys.argv[2])
+print("process", jax.process_index(), "of", jax.process_count())
+"""
+
+
+def test_two_processes_under_jax_distributed_both_exit_0(archive, tmp_path):
+  # Before: process 1 exited with status 1 at the table step.
+  root = pathlib.Path(__file__).resolve().parents[2]
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = [subprocess.Popen(
+      [sys.executable, "-c", TWO_PROCESSES, str(archive), str(tmp_path / "cmp")], cwd=root,
+      env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(root), JAX_NUM_PROCESSES="2",
+               JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_PROCESS_ID=str(i)),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+    assert p.returncode == 0, err[-3000:]
+    assert f"process {i} of 2" in out
+  assert (tmp_path / "cmp" / "table.md").is_file()
+  assert not list((tmp_path / "cmp").rglob("*.tmp"))
