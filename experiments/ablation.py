@@ -23,12 +23,15 @@ _ONLY = flags.DEFINE_list("only", None, "Run only these variants now (the tables
 _GROUPS = flags.DEFINE_list("groups", None, "UCR groups to run (default: the config's).")
 _SEEDS = flags.DEFINE_list("seeds", None, "Run only these of each variant's seeds now.")
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the Markdown page here.")
+_WAIT = flags.DEFINE_bool("wait_for_lock", False, "If another launcher is running in a run "
+                          "directory of --workdir, wait for it instead of failing at once.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
+  config.train.wait_for_lock = _WAIT.value
   if _GROUPS.value:
     config.data.groups = tuple(_GROUPS.value)
   seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None

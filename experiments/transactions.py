@@ -18,12 +18,16 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs; reru
                                required=True)
 _CONFIG = config_flags.DEFINE_config_file("config", str(_CONFIGS / "transactions.py"),
                                           "Config file, optionally with ':quick' or ':paper'.")
+_WAIT = flags.DEFINE_bool("wait_for_lock", False, "If another launcher is running in a run "
+                          "directory of --workdir, wait for it instead of failing at once.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  pipelines.run_comparison(_CONFIG.value, _WORKDIR.value)
+  config = _CONFIG.value
+  config.train.wait_for_lock = _WAIT.value
+  pipelines.run_comparison(config, _WORKDIR.value)
   print((pathlib.Path(_WORKDIR.value) / "table.md").read_text())
 
 

@@ -34,6 +34,8 @@ _METHODS = flags.DEFINE_list("methods", None, "Subset of methods: 1nn_dtw, resne
 _COMBINE = flags.DEFINE_list("combine", None, "Finished comparison workdirs to combine into one "
                              "table in --workdir (ranks recomputed over all their tasks); "
                              "nothing is trained.")
+_WAIT = flags.DEFINE_bool("wait_for_lock", False, "If another launcher is running in a run "
+                          "directory of --workdir, wait for it instead of failing at once.")
 
 
 def main(argv):
@@ -48,6 +50,7 @@ def main(argv):
     print((pathlib.Path(_WORKDIR.value) / "table.md").read_text())
     return
   config = _CONFIG.value
+  config.train.wait_for_lock = _WAIT.value
   if _METHODS.value:
     config.methods = ",".join(_METHODS.value)
   if _GROUPS.value and [g.lower() for g in _GROUPS.value] == ["all"]:

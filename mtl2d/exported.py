@@ -9,6 +9,7 @@
                                 float32 `[batch, length]` preprocessed series -> float32 logits
                                 `[batch, num_classes]`; the batch size is symbolic, the trained
                                 parameters are constants inside the program
+  directory/SHA256SUMS          the SHA-256 of every other file (`sha256sum -c` format)
 
 This module reads them back (`load`) and applies the same preprocessing the estimator applied
 when it was fitted (`preprocess`): every series is resampled by linear interpolation to the
@@ -20,26 +21,50 @@ mtl2d's native CPU kernel.
 
 The estimators validate and preprocess their inputs with the same functions (`as_series`,
 `preprocess`), so an exported model and the estimator it came from see identical inputs.
+
+Trust: `load` verifies every file against SHA256SUMS, refuses file names that leave the
+directory, and refuses programs that call custom calls outside JAX's list of stable ones (JAX
+checks that list when it exports, not when it loads) unless `allow_custom_calls=True`; the
+directory is written whole (`mtl2d.files.replace_directory`), so an export over an earlier one
+never mixes their files. `mtl2d.files` is standard library only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 import json
+import logging
 import os
 import pathlib
+import re
 from typing import Any
 
 import jax
 from jax import export as jax_export
 import numpy as np
 
-__all__ = ["ExportedClassifier", "as_series", "load", "model_input", "preprocess", "resample",
-           "save", "softmax", "znormalize"]
+from mtl2d import files as files_lib
+
+__all__ = ["STABLE_CUSTOM_CALLS", "ExportedClassifier", "as_series", "custom_call_targets",
+           "load", "model_input", "preprocess", "resample", "save", "softmax", "znormalize"]
 
 FORMAT = "mtl2d.exported"
-VERSION = 1
+# 2: with SHA256SUMS. Version 1 (no checksums) still loads, with a warning.
+VERSION = 2
 META_NAME = "model.json"
+try:  # JAX's own list (what `jax.export` accepts without disabled checks)
+  from jax._src.export._export import _CUSTOM_CALL_TARGETS_GUARANTEED_STABLE as _STABLE
+except ImportError:  # a JAX that moved it: the targets mtl2d's programs use
+  _STABLE = {"shape_assertion", "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape"}
+# Custom calls a program may make and still run on any JAX that loads it.
+STABLE_CUSTOM_CALLS = frozenset(_STABLE)
+
+
+def custom_call_targets(program: jax_export.Exported) -> set[str]:
+  """The custom-call targets a program calls (from its StableHLO text)."""
+  text = program.mlir_module()
+  return set(re.findall(r'call_target_name = "([^"]+)"', text)) | set(
+      re.findall(r"stablehlo\.custom_call @([\w.$-]+)", text))
 
 Series = np.ndarray | list[np.ndarray]
 
@@ -243,7 +268,8 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
   """Writes an exported model (the format `load` reads; called by the estimators' `export`).
 
   Args:
-    directory: created if missing; its `model.json` and `task_<i>.jaxexport` are replaced.
+    directory: created if missing, else replaced whole (it must hold an earlier export or
+      nothing).
     tasks: per task, `name`, `length`, `znormalize`, `classes` (array of labels) and `program`
       (bytes of `jax.export.Exported.serialize()`).
     estimator: the estimator's class name (recorded).
@@ -254,11 +280,10 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
     The path of `model.json`.
   """
   directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
-  entries = []
+  payload, entries = {}, []
   for i, t in enumerate(tasks):
     file = f"task_{i}.jaxexport"
-    (directory / file).write_bytes(bytes(t["program"]))
+    payload[file] = bytes(t["program"])
     entries.append({"name": str(t["name"]), "file": file, "length": int(t["length"]),
                     "znormalize": bool(t["znormalize"]), **_classes_to_json(t["classes"])})
   meta = {"format": FORMAT, "version": VERSION, "estimator": estimator,
@@ -267,11 +292,15 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
           "input": "float32 [batch, length] series, resampled to `length` and z-normalised "
                    "per series when `znormalize`",
           "output": "float32 [batch, len(classes)] logits, columns in the order of `classes`"}
-  path = directory / META_NAME
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(meta, indent=2) + "\n")
-  os.replace(tmp, path)  # written last: a directory with model.json is complete
-  return path
+  payload[META_NAME] = (json.dumps(meta, indent=2) + "\n").encode()
+
+  def fill(tmp: pathlib.Path) -> None:
+    for name, data in payload.items():
+      (tmp / name).write_bytes(data)
+    files_lib.write_checksums(tmp, payload)
+
+  files_lib.replace_directory(directory, fill, owned=lambda d: (d / META_NAME).is_file())
+  return directory / META_NAME
 
 
 class ExportedClassifier:
@@ -338,17 +367,23 @@ class ExportedClassifier:
     return self.classes(task)[np.argmax(self.predict_proba(x, task), axis=1)]
 
 
-def load(directory: str | os.PathLike) -> ExportedClassifier:
+def load(directory: str | os.PathLike, *, allow_custom_calls: bool = False
+         ) -> ExportedClassifier:
   """Loads a directory written by an estimator's `export`.
 
   Args:
-    directory: holds `model.json` and the `task_<i>.jaxexport` programs.
+    directory: holds `model.json`, the `task_<i>.jaxexport` programs and `SHA256SUMS`.
+    allow_custom_calls: run programs that call custom calls outside JAX's stable list
+      (`STABLE_CUSTOM_CALLS`); such code is native code of whoever wrote the program, and may
+      not exist or behave the same in this JAX. mtl2d's own exports never need it.
 
   Returns:
     An `ExportedClassifier` with `predict`, `predict_proba` and `logits`.
 
   Raises:
-    ValueError: the directory or a file is missing, or `model.json` is not this format.
+    ValueError: the directory or a file is missing, `model.json` is not this format, a file
+      differs from its SHA-256 in SHA256SUMS or names a path outside the directory, or a
+      program calls a custom call outside the stable list (each names the file).
   """
   directory = pathlib.Path(directory)
   path = directory / META_NAME
@@ -359,14 +394,26 @@ def load(directory: str | os.PathLike) -> ExportedClassifier:
     meta = json.loads(path.read_text())
   except json.JSONDecodeError as e:
     raise ValueError(f"{path}: not JSON ({e})") from e
-  if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+  if meta.get("format") != FORMAT or meta.get("version") not in (1, VERSION):
     raise ValueError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
-                     f"this loader reads {FORMAT!r} version {VERSION}")
+                     f"this loader reads {FORMAT!r} versions 1 to {VERSION}")
+  if meta["version"] >= 2 or (directory / files_lib.SUMS_NAME).exists():
+    files_lib.verify_checksums(directory, required=(META_NAME,))
+  else:
+    logging.warning("%s was written by an older mtl2d without checksums; loaded unverified",
+                    path)
   programs = {}
   for t in meta["tasks"]:
-    file = directory / t["file"]
+    file = files_lib.confined(directory, t["file"], what=f"{path} names")
     if not file.is_file():
       raise ValueError(f"{path} names program {t['file']!r} of task {t['name']!r}, which is "
                        f"missing from {directory}")
-    programs[t["name"]] = jax_export.deserialize(bytearray(file.read_bytes()))
+    program = jax_export.deserialize(bytearray(file.read_bytes()))
+    unstable = custom_call_targets(program) - STABLE_CUSTOM_CALLS
+    if unstable and not allow_custom_calls:
+      raise ValueError(f"{file} calls custom calls outside JAX's stable list: "
+                       f"{sorted(unstable)}. They run native code that this JAX may lack or "
+                       f"run differently; load(..., allow_custom_calls=True) if you trust the "
+                       f"program's author")
+    programs[t["name"]] = program
   return ExportedClassifier(meta, programs)

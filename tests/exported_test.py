@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mtl2d import exported
+from mtl2d import files
 from mtl2d.data import ucr
 
 
@@ -86,7 +87,103 @@ def test_load_refuses_missing_or_foreign_directories(tmp_path):
   with pytest.raises(ValueError, match="format 'other'"):
     exported.load(tmp_path)
   (tmp_path / "model.json").write_text(json.dumps(
-      {"format": exported.FORMAT, "version": exported.VERSION, "platforms": ["cpu"],
+      {"format": exported.FORMAT, "version": 1, "platforms": ["cpu"],  # before checksums
        "tasks": [{"name": "t", "file": "task_0.jaxexport"}]}))
   with pytest.raises(ValueError, match="'task_0.jaxexport' of task 't', which is missing"):
     exported.load(tmp_path)
+
+
+def _program(custom_call=None):
+  """A tiny exported program: `[batch, 4]` -> 2 logits; optionally through a custom call."""
+  import jax
+  from jax import export as jax_export
+
+  def logits(x):
+    if custom_call is not None:
+      x = jax.ffi.ffi_call(custom_call, jax.ShapeDtypeStruct(x.shape, x.dtype))(x)
+    return x[:, :2] * 2.0
+
+  checks = [jax_export.DisabledSafetyCheck.custom_call(custom_call)] if custom_call else []
+  batch = jax_export.symbolic_shape("batch")[0]
+  return jax_export.export(jax.jit(logits), platforms=("cpu",), disabled_checks=checks)(
+      jax.ShapeDtypeStruct((batch, 4), np.float32)).serialize()
+
+
+def _save(directory, program=None, classes=("no", "yes")):
+  task = {"name": "t", "length": 4, "znormalize": False, "classes": np.array(classes),
+          "program": program or _program()}
+  return exported.save(directory, [task], estimator="Test", platforms=("cpu",),
+                       mtl2d_version="test")
+
+
+X = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]], np.float32)
+
+
+def test_a_changed_byte_or_label_is_refused_naming_the_file(tmp_path):
+  # Before: a flipped byte loaded silently, and swapped classes flipped every label.
+  _save(tmp_path / "m")
+  assert exported.load(tmp_path / "m").predict(X).tolist() == ["yes", "no"]
+  meta = (tmp_path / "m" / "model.json").read_text()
+  (tmp_path / "m" / "model.json").write_text(meta.replace('"no",', '"tmp",').replace(
+      '"yes"', '"no"').replace('"tmp"', '"yes"'))
+  with pytest.raises(ValueError, match=r"m/model.json does not match its SHA-256"):
+    exported.load(tmp_path / "m")
+  (tmp_path / "m" / "model.json").write_text(meta)
+  program = bytearray((tmp_path / "m" / "task_0.jaxexport").read_bytes())
+  program[len(program) // 2] ^= 1
+  (tmp_path / "m" / "task_0.jaxexport").write_bytes(bytes(program))
+  with pytest.raises(ValueError, match=r"m/task_0.jaxexport does not match its SHA-256"):
+    exported.load(tmp_path / "m")
+  (tmp_path / "m" / "SHA256SUMS").unlink()
+  with pytest.raises(ValueError, match="has no SHA256SUMS"):
+    exported.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("name", ["../outside.jaxexport", "/tmp/outside.jaxexport"])
+def test_file_names_that_leave_the_directory_are_refused(tmp_path, name):
+  _save(tmp_path / "m")
+  outside = tmp_path / "outside.jaxexport"
+  outside.write_bytes((tmp_path / "m" / "task_0.jaxexport").read_bytes())
+  meta = json.loads((tmp_path / "m" / "model.json").read_text())
+  meta["tasks"][0]["file"] = name
+  (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+  files.write_checksums(tmp_path / "m", ["model.json", "task_0.jaxexport"])  # consistent sums
+  with pytest.raises(ValueError, match=r"only names inside"):
+    exported.load(tmp_path / "m")
+  (tmp_path / "m" / "SHA256SUMS").write_text(
+      f"{files.sha256(outside)}  ../outside.jaxexport\n")
+  with pytest.raises(ValueError, match=r"only names inside"):
+    exported.load(tmp_path / "m")
+
+
+def test_overwriting_an_export_is_all_or_nothing(tmp_path, monkeypatch):
+  # Before: interrupted before the metadata rename, the directory held model A's labels with
+  # model B's program.
+  _save(tmp_path / "m", classes=("a0", "a1"))
+
+  def interrupted(directory, names):
+    raise KeyboardInterrupt
+
+  with monkeypatch.context() as m:
+    m.setattr(files, "write_checksums", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+      _save(tmp_path / "m", classes=("b0", "b1"))
+  assert exported.load(tmp_path / "m").predict(X).tolist() == ["a1", "a0"]
+  _save(tmp_path / "m", classes=("b0", "b1"))
+  assert exported.load(tmp_path / "m").predict(X).tolist() == ["b1", "b0"]
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary left
+  (tmp_path / "other").mkdir()
+  (tmp_path / "other" / "notes.txt").write_text("mine")
+  with pytest.raises(ValueError, match="holds other files"):
+    _save(tmp_path / "other")
+  assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_custom_calls_outside_jax_s_stable_list_need_an_opt_in(tmp_path):
+  # Before: load ran any serialized program (JAX checks the list only when exporting).
+  _save(tmp_path / "m", program=_program(custom_call="mtl2d_test_untrusted"))
+  with pytest.raises(ValueError, match=r"task_0.jaxexport calls custom calls outside JAX's "
+                                       r"stable list: \['mtl2d_test_untrusted'\]"):
+    exported.load(tmp_path / "m")
+  assert exported.load(tmp_path / "m", allow_custom_calls=True).tasks == ("t",)
+  assert "shape_assertion" in exported.STABLE_CUSTOM_CALLS

@@ -18,8 +18,14 @@ archive that no longer matches its checksum is fetched again; an error names the
 checksum's source and the cached file.
 
 Installation is all or nothing: both splits are converted and read back in a temporary directory
-beside the dataset's, and only then moved into `DATA_DIR/NAME/`, so an archive that lacks a split
-or holds an unreadable one leaves no half dataset behind.
+beside the dataset's, which then replaces `DATA_DIR/NAME/` whole (`mtl2d.files.replace_directory`),
+so an archive that lacks a split or holds an unreadable one leaves no half dataset behind, and a
+reinstall (`force=True`) never mixes the splits of two archive versions. Directories follow the
+umask.
+
+Bounds: an archive member larger than `max_extracted_bytes` (default 1 GiB) once extracted or
+converted, or expanding more than `max_ratio` (default 200) times its compressed size, is refused
+before it is read whole (UCR text compresses 3-20 times; a larger ratio is a zip bomb).
 """
 
 from __future__ import annotations
@@ -30,20 +36,20 @@ from collections.abc import Sequence
 import hashlib
 import io
 import logging
-import os
 import pathlib
 import re
-import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 
+from mtl2d import files
 from mtl2d.data import groups as groups_lib
 from mtl2d.data import ucr
 
 DEFAULT_BASE_URL = "https://www.timeseriesclassification.com/aeon-toolkit"
+MAX_EXTRACTED_BYTES = 1 << 30
+MAX_RATIO = 200
 ARCHIVE_DIR = ".archives"
 SUMS_FILE = "SHA256SUMS"
 
@@ -91,7 +97,7 @@ def _ts_rows(text: str, where: str) -> list[list[str]]:
   return rows
 
 
-def _convert(member: str, data: bytes) -> str:
+def _convert(member: str, data: bytes, max_bytes: int = MAX_EXTRACTED_BYTES) -> str:
   """UCR 2018 TSV text of an archive member (.tsv kept, .txt/.ts re-delimited, NaN-padded)."""
   text = data.decode("utf-8", errors="replace")
   suffix = member.rsplit(".", 1)[-1].lower()
@@ -102,13 +108,35 @@ def _convert(member: str, data: bytes) -> str:
   else:
     rows = _ts_rows(text, member)
   width = max(len(r) for r in rows)
+  if width * len(rows) * 4 > max_bytes:  # NaN padding of ragged rows: >= 4 bytes a cell
+    raise DownloadError(f"{member}: {len(rows)} rows padded to {width} cells would exceed "
+                        f"max_extracted_bytes={max_bytes}; nothing was installed")
   return "".join("\t".join(r + ["NaN"] * (width - len(r))) + "\n" for r in rows)
 
 
-def _extract(name: str, archive: bytes, target: pathlib.Path, where: str) -> None:
-  """Converts both splits of an archive into `target`, checks them, then installs them.
+def _read_member(zf: zipfile.ZipFile, member: str, where: str, max_bytes: int,
+                 max_ratio: float) -> bytes:
+  """A member's bytes, refused (DownloadError) once they pass the size or ratio bound."""
+  info = zf.getinfo(member)
+  limit = min(max_bytes, int(max_ratio * max(info.compress_size, 1)))
+  # The sizes in the zip directory may lie: the stream is cut at the bound, whatever they say.
+  with zf.open(member) as f:
+    data = f.read(limit + 1)
+  if len(data) > limit or info.file_size > limit:
+    size = max(len(data), info.file_size)
+    raise DownloadError(
+        f"{where}: {member} extracts to more than {limit} bytes ({size}+ from "
+        f"{info.compress_size} compressed; max_extracted_bytes={max_bytes}, max_ratio="
+        f"{max_ratio}); refusing it as a likely zip bomb, nothing was installed")
+  return data
 
-  Nothing reaches `target` unless both splits were found and read back.
+
+def _extract(name: str, archive: bytes, target: pathlib.Path, where: str, *,
+             max_bytes: int = MAX_EXTRACTED_BYTES, max_ratio: float = MAX_RATIO) -> None:
+  """Converts both splits of an archive into a staging directory, checks them, then swaps it in.
+
+  Nothing reaches `target` unless both splits were found and read back; `target` is then
+  replaced whole.
   """
   with zipfile.ZipFile(io.BytesIO(archive)) as zf:
     members = {pathlib.PurePosixPath(m).name.lower(): m for m in zf.namelist()}
@@ -121,25 +149,25 @@ def _extract(name: str, archive: bytes, target: pathlib.Path, where: str) -> Non
                             f"(it holds {', '.join(sorted(members)) or 'nothing'}); nothing was "
                             f"installed")
       chosen[split] = member
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial",
-                                            dir=target.parent))
-    try:
+
+    def fill(staging: pathlib.Path) -> None:
       for split, member in chosen.items():
         out = staging / f"{name}_{split}.tsv"
-        out.write_text(_convert(member, zf.read(member)))
+        text = _convert(member, _read_member(zf, member, where, max_bytes, max_ratio),
+                        max_bytes)
+        if len(text) > max_bytes:
+          raise DownloadError(f"{where}: {member} converts to {len(text)} bytes, more than "
+                              f"max_extracted_bytes={max_bytes}; nothing was installed")
+        out.write_text(text)
+        del text
         try:
           ucr.read_ucr_file(out)
         except ValueError as e:  # Name the archive member, not the staging file.
           detail = str(e).replace(str(out), member, 1)
           raise ValueError(f"{where}: {detail}; nothing was installed") from None
-      if not target.exists():
-        os.rename(staging, target)
-      else:
-        for out in staging.iterdir():
-          os.replace(out, target / out.name)
-    finally:
-      shutil.rmtree(staging, ignore_errors=True)
+
+    # The dataset's directory is the installer's: replaced whole, whatever it held.
+    files.replace_directory(target, fill, owned=lambda d: True)
 
 
 def _fetch(url: str, timeout: float) -> bytes:
@@ -156,6 +184,8 @@ def download(
     require_checksums: bool = False,
     force: bool = False,
     timeout: float = 60.0,
+    max_extracted_bytes: int = MAX_EXTRACTED_BYTES,
+    max_ratio: float = MAX_RATIO,
 ) -> dict[str, pathlib.Path]:
   """Fetches UCR datasets into `data_dir` in the UCR 2018 layout.
 
@@ -167,13 +197,16 @@ def download(
     require_checksums: refuse archives with no known checksum instead of recording one.
     force: fetch and extract again even if the dataset is present.
     timeout: seconds to wait for the server.
+    max_extracted_bytes: largest split accepted, extracted or converted (bytes).
+    max_ratio: largest accepted ratio of a split's extracted to compressed size.
 
   Returns:
     dataset name -> its directory.
 
   Raises:
     DownloadError: the server cannot be reached or has no such archive (the message says how to
-      install the files by hand), a checksum does not match, or the archive lacks a split.
+      install the files by hand), a checksum does not match, the archive lacks a split, or a
+      split exceeds `max_extracted_bytes` or `max_ratio`.
     ValueError: an empty dataset name.
   """
   data_dir = pathlib.Path(data_dir).expanduser() if data_dir is not None else \
@@ -229,11 +262,11 @@ def download(
           f"server's archive changed on purpose, remove the line of {name}.zip from {sums_path} "
           f"(or pass its new checksum) and rerun.")
     try:
-      _extract(name, archive, target, url)
+      _extract(name, archive, target, url, max_bytes=max_extracted_bytes, max_ratio=max_ratio)
     except zipfile.BadZipFile:
       raise DownloadError(f"{url} is not a zip archive. {_by_hand(name, data_dir, url)}") from None
     archives.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(archive)
+    files.write_bytes(cached, archive)
     if expected is None:  # Trust on first use: later fetches must match this archive.
       with open(sums_path, "a") as f:
         f.write(f"{digest}  {name}.zip\n")

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 import functools
 import hashlib
+import io
 import json
 import os
 import pathlib
 
 import numpy as np
 
+from mtl2d import files
 from mtl2d.data import ucr
 from mtl2d.data.transactions import TRANSACTION_LENGTH
 from mtl2d.data.types import PairSplit
@@ -97,10 +99,10 @@ def _pairs(num_pairs: int, length: int, windows: Sequence[str], seed: Sequence[i
   targets = {w: _dtw_targets(x1, x2, r) for w, r in radii.items()}
   if path is not None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x1=x1, x2=x2, key=json.dumps(key),
+    buffer = io.BytesIO()  # written whole: concurrent runs may fill the same cache
+    np.savez(buffer, x1=x1, x2=x2, key=json.dumps(key),
              **{f"target_{i}": targets[w] for i, w in enumerate(windows)})
-    os.replace(tmp, path)
+    files.write_bytes(path, buffer.getvalue())
   return PairSplit(x1=x1, x2=x2, targets=targets)
 
 

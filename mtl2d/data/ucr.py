@@ -36,7 +36,6 @@ measured per group in docs/ablations.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
-import gzip
 import io
 import logging
 import os
@@ -46,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mtl2d.data import groups as groups_lib
+from mtl2d.data import integrity
 from mtl2d.data import splits as splits_lib
 from mtl2d.data.types import Split
 from mtl2d.data.types import Task
@@ -168,9 +168,7 @@ def read_ucr_file(path: PathLike) -> tuple[list[str], np.ndarray]:
       non-finite numeric label or a row without values; the message names the file and line.
   """
   path = pathlib.Path(path)
-  raw = path.read_bytes()
-  if raw[:2] == b"\x1f\x8b":
-    raw = gzip.decompress(raw)
+  raw = integrity.read_bytes(path)  # gunzipped; embedded files checked against SHA256SUMS
   lines = raw.split(b"\n")
   data_lines = [(i, ln) for i, ln in enumerate(lines, start=1)
                 if ln.strip() and not ln.lstrip().startswith(b"#")]

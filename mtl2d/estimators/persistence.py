@@ -8,6 +8,11 @@ A saved estimator is a directory:
                               training history (the run's metrics.jsonl records)
   variables_epoch<E>.msgpack  `{"params", "batch_stats"}` of epoch E (flax msgpack), one file per
                               distinct best epoch
+  SHA256SUMS                  the SHA-256 of every other file (`sha256sum -c` format)
+
+The directory is written whole (`mtl2d.files.replace_directory`): a save over an earlier one
+leaves the old or the new, never a mix; loading verifies every file against SHA256SUMS and
+refuses names that leave the directory.
 
 Loading it needs mtl2d (the model is rebuilt from the model fields the config records, see
 `mtl2d.train.inference.rebuild_model`). An export (`export`) needs only
@@ -23,6 +28,7 @@ import os
 import pathlib
 from typing import Any
 
+from absl import logging
 from flax import serialization
 import jax
 from jax import export as jax_export
@@ -32,6 +38,7 @@ import numpy as np
 
 import mtl2d
 from mtl2d import exported
+from mtl2d import files as files_lib
 from mtl2d.estimators import fitting
 from mtl2d.models import conv_native
 from mtl2d.models import factory
@@ -40,7 +47,8 @@ from mtl2d.train import inference
 __all__ = ["PLATFORMS", "export", "read", "write"]
 
 FORMAT = "mtl2d.estimator"
-VERSION = 1
+# 2: with SHA256SUMS. Version 1 (no checksums) still loads, with a warning.
+VERSION = 2
 META_NAME = "estimator.json"
 # Where an exported program may run. Lowering for a platform needs no such device here.
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
@@ -58,15 +66,13 @@ def _json_param(name: str, value: Any) -> Any:
 def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str, Any],
           tasks: Sequence[fitting.FittedTask], config: Mapping[str, Any],
           history: list[dict[str, Any]]) -> pathlib.Path:
-  """Writes a fitted estimator to `directory` (created if missing); returns the JSON path."""
+  """Writes a fitted estimator to `directory`, replacing it whole; returns the JSON path.
+
+  Raises:
+    ValueError: `directory` holds files other than a saved estimator.
+  """
   directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
-  files = {}
-  for t in tasks:
-    if t.best_epoch not in files:
-      files[t.best_epoch] = f"variables_epoch{t.best_epoch}.msgpack"
-      (directory / files[t.best_epoch]).write_bytes(serialization.msgpack_serialize(
-          jax.tree.map(np.asarray, t.variables)))
+  files = {t.best_epoch: f"variables_epoch{t.best_epoch}.msgpack" for t in tasks}
   meta = {
       "format": FORMAT, "version": VERSION, "class": class_name,
       "mtl2d_version": mtl2d.__version__,
@@ -78,11 +84,26 @@ def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str,
       "config": dict(config),
       "history": history,
   }
-  path = directory / META_NAME
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_text(json.dumps(meta, indent=1) + "\n")
-  os.replace(tmp, path)  # written last: a directory with estimator.json is complete
-  return path
+  payload = {name: serialization.msgpack_serialize(jax.tree.map(np.asarray, t.variables))
+             for t in tasks for name in [files[t.best_epoch]]}
+  payload[META_NAME] = (json.dumps(meta, indent=1) + "\n").encode()
+
+  def fill(tmp: pathlib.Path) -> None:
+    for name, data in payload.items():
+      (tmp / name).write_bytes(data)
+    files_lib.write_checksums(tmp, payload)
+
+  files_lib.replace_directory(directory, fill, owned=lambda d: (d / META_NAME).is_file())
+  return directory / META_NAME
+
+
+def _verify(directory: pathlib.Path, meta_name: str, version: int, path: pathlib.Path) -> None:
+  # Version 1 directories were written before checksums existed.
+  if version >= 2 or (directory / files_lib.SUMS_NAME).exists():
+    files_lib.verify_checksums(directory, required=(meta_name,))
+  else:
+    logging.warning("%s was written by an older mtl2d without checksums; loaded unverified",
+                    path)
 
 
 def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fitting.FittedTask],
@@ -90,7 +111,9 @@ def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fittin
   """Reads a saved estimator: `(class name, params, fitted tasks, config, history)`.
 
   Raises:
-    ValueError: no saved estimator in `directory`, another format, or a missing file.
+    ValueError: no saved estimator in `directory`, another format, a missing file, a file that
+      differs from its SHA-256 in SHA256SUMS, or a file name that leaves the directory (each
+      names the file).
   """
   directory = pathlib.Path(directory)
   path = directory / META_NAME
@@ -101,12 +124,13 @@ def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fittin
     meta = json.loads(path.read_text())
   except json.JSONDecodeError as e:
     raise ValueError(f"{path}: not JSON ({e})") from e
-  if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+  if meta.get("format") != FORMAT or meta.get("version") not in (1, VERSION):
     raise ValueError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
-                     f"this mtl2d reads {FORMAT!r} version {VERSION}")
+                     f"this mtl2d reads {FORMAT!r} versions 1 to {VERSION}")
+  _verify(directory, META_NAME, meta["version"], path)
   tasks, loaded = [], {}
   for t in meta["tasks"]:
-    file = directory / t["variables"]
+    file = files_lib.confined(directory, t["variables"], what=f"{path} names")
     if not file.is_file():
       raise ValueError(f"{path} names {t['variables']!r} (task {t['name']!r}), which is "
                        f"missing from {directory}")
@@ -157,6 +181,10 @@ def export(directory: str | os.PathLike, *, class_name: str,
     if conv_native.TARGET in program.mlir_module():
       raise RuntimeError(f"the exported program of task {t.name!r} calls the native CPU kernel "
                          f"{conv_native.TARGET!r}; it would not load elsewhere")
+    unstable = exported.custom_call_targets(program) - exported.STABLE_CUSTOM_CALLS
+    if unstable:
+      raise RuntimeError(f"the exported program of task {t.name!r} calls {sorted(unstable)}, "
+                         f"outside JAX's stable custom calls; exported.load would refuse it")
     entries.append({"name": t.name, "length": t.length, "znormalize": znorm,
                     "classes": t.classes, "program": program.serialize()})
   return exported.save(directory, entries, estimator=class_name, platforms=platforms,

@@ -193,11 +193,11 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   page = summarize(rows, variants, title=config.get("title", "Ablation"),
                    note=config.get("note", ""), command=config.get("command", ""))
   workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "ablation.md").write_text(page)
-  (workdir / "ablation.csv").write_text(_csv(rows))
+  files.write_text(workdir / "ablation.md", page)
+  files.write_text(workdir / "ablation.csv", _csv(rows))
   files.write_json(workdir / "results.json", rows)
   if output:
-    pathlib.Path(output).write_text(page)
+    files.write_text(output, page)
   return rows
 
 

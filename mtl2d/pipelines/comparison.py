@@ -46,6 +46,8 @@ from mtl2d.report import ranks
 from mtl2d.train import config as train_lib_config
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
+from mtl2d.train import runlock
+from mtl2d.train import sharding
 from mtl2d.train import train_and_evaluate
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "combine_comparisons",
@@ -140,7 +142,8 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
     claim["ragged"] = False
   fingerprint = problems.tasks_fingerprint(tasks)
   path = workdir / "results.json"
-  if path.exists() and not (workdir / "config.json").exists():
+  writer = sharding.is_main_process()
+  if path.exists() and not (workdir / "config.json").exists() and writer:
     # Results written before run directories were claimed: their windows are the claim.
     old = files.read_json(path)
     files.write_json(workdir / "config.json",
@@ -176,8 +179,9 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
     logging.info("1NN-DTW %s: window %s, val %.3f, test %.3f (%.1fs)", task.name, name,
                  results["tasks"][task.name]["val_accuracy"], test_acc,
                  time.perf_counter() - t0)
-  rundir_lib.record_or_verify(workdir, claim, fingerprint)
-  files.write_json(path, results)
+  rundir_lib.record_or_verify(workdir, claim, fingerprint, write=writer)
+  if writer:
+    files.write_json(path, results)
   return results
 
 
@@ -225,8 +229,10 @@ def _claim_data(workdir: pathlib.Path, data_config: ml_collections.ConfigDict,
       if diff:
         raise ValueError(f"{workdir} holds a comparison with a different data config "
                          f"(fields {', '.join(diff)} differ); use another --workdir")
-      path.unlink()
-  rundir_lib.record_or_verify(workdir, None, data_fingerprint(groups))
+      if sharding.is_main_process():
+        path.unlink()
+  rundir_lib.record_or_verify(workdir, None, data_fingerprint(groups),
+                              write=sharding.is_main_process())
 
 
 def encoder_overrides(config: ml_collections.ConfigDict, encoder: str) -> dict[str, Any]:
@@ -262,11 +268,11 @@ def run_comparison(config: ml_collections.ConfigDict,
   groups = load_groups(config.data)  # before anything is written: a failed load leaves no trace
   _claim_data(workdir, config.data, groups)
   rows = [(g, t.name) for g, tasks in groups.items() for t in tasks]
-  (workdir / "splits").mkdir(exist_ok=True)
-  for _, tasks in groups.items():
-    for task in tasks:
-      files.write_json(workdir / "splits" / f"{files.safe_name(task.name)}.json",
-                       task.split_indices())
+  writer = sharding.is_main_process()  # the other processes of a multi-process run only read
+  for task in [t for tasks in groups.values() for t in tasks] if writer else []:
+    (workdir / "splits").mkdir(exist_ok=True)
+    files.write_json(workdir / "splits" / f"{files.safe_name(task.name)}.json",
+                     task.split_indices())
   nn_groups = None
   for method in methods:
     for group, tasks in groups.items():
@@ -276,8 +282,10 @@ def run_comparison(config: ml_collections.ConfigDict,
       if method == "1nn_dtw":
         if nn_groups is None:
           nn_groups = _nn_dtw_groups(config, groups)
-        run_nn_dtw(nn_groups[group], tuple(config.knn.windows), run_dir,
-                   ragged=bool(config.knn.get("ragged", True)))
+        with runlock.hold(run_dir, wait=bool(config.train.get("wait_for_lock", False)),
+                          active=writer):
+          run_nn_dtw(nn_groups[group], tuple(config.knn.windows), run_dir,
+                     ragged=bool(config.knn.get("ragged", True)))
         continue
       train_config = copy.deepcopy(config.train)
       train_config.model.encoder, train_config.multitask = TRAINED_METHODS[method]
@@ -287,9 +295,13 @@ def run_comparison(config: ml_collections.ConfigDict,
       with train_config.unlocked():
         train_config.data = copy.deepcopy(config.data)
       train_and_evaluate(train_config, run_dir, tasks=tasks)
-  table = collect_table(workdir, rows)
-  _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
-               synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
+  sharding.barrier("mtl2d_comparison_table")  # process 0's results are all written
+  with runlock.hold(workdir, wait=True, active=writer):  # the last of parallel methods sees all
+    table = collect_table(workdir, rows)
+    if writer:
+      _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
+                   synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
+  sharding.barrier("mtl2d_comparison_table_written")  # launchers print table.md next
   return table
 
 
@@ -344,7 +356,11 @@ def run_paper_groups(config: ml_collections.ConfigDict,
     note.append(f"Run from the rows of one file only (TRAIN or TEST absent): {', '.join(partial)}.")
   if missing:
     note.append(f"Not run (no files in the data directory): {', '.join(missing)}.")
-  return combine_comparisons(done, workdir, title=config.get("title", ""), note=" ".join(note))
+  if sharding.is_main_process():
+    combine_comparisons(done, workdir, title=config.get("title", ""), note=" ".join(note))
+  sharding.barrier("mtl2d_paper_groups_combined")  # the other processes read what it wrote
+  methods, results, rows = ranks.read_table_csv((workdir / "table.csv").read_text())
+  return ranks.rank_methods(results, methods, rows)
 
 
 def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pathlib.Path, *,
@@ -384,7 +400,10 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
     if not path.is_file():
       raise ValueError(f"{path}: no table; is {workdir} a finished comparison "
                        "(python -m experiments.ucr_mtl --workdir=...)?")
-    these, found, found_rows = ranks.read_table_csv(path.read_text())
+    text = path.read_text()
+    if not any(line.split(",")[1:2] == ["average_rank"] for line in text.splitlines()):
+      raise ValueError(f"{path}: no average_rank row (the table is cut short); rerun {workdir}")
+    these, found, found_rows = ranks.read_table_csv(text)
     unknown = [m for m in these if m not in METHOD_TITLES]
     if unknown:
       raise ValueError(f"{path}: unknown methods {unknown}; expected some of {list(METHODS)}")
@@ -441,11 +460,11 @@ def _write_table(workdir: pathlib.Path, table: ranks.RankedTable, *, title: str,
     reference = ranks.RankedTable([f"{METHOD_TITLES[m]} (paper)" for m in ref.methods],
                                   ref.rows, ref.accuracy, ref.ranks, ref.average_rank,
                                   ref.decimals)
-  (workdir / "table.csv").write_text(table.to_csv())
+  files.write_text(workdir / "table.csv", table.to_csv())
   if reference is not None:
     note = (note + " Cells: ours / paper, accuracy (rank among the five methods); the paper's "
             "ranks are recomputed on the same tasks.").strip()
-  (workdir / "table.md").write_text(titled.to_markdown(
+  files.write_text(workdir / "table.md", titled.to_markdown(
       title=title or "Accuracy and rank per task", note=note, beside=reference))
   files.write_json(workdir / "results.json", {
       "methods": list(table.methods),

@@ -116,8 +116,8 @@ def _write(workdir: pathlib.Path, summary: dict[str, dict[str, Any]],
       lines.append(f"| {window} | {MODEL_TITLES[model]} | {s['test_mse']:.4g} | "
                    f"{s['test_mae']:.4g} | {s['median_abs_error']:.4g} | "
                    f"{s['target_mean']:.4g} |")
-  (workdir / "errors.csv").write_text(out.getvalue())
-  (workdir / "errors.md").write_text("\n".join(lines) + "\n")
+  files.write_text(workdir / "errors.csv", out.getvalue())
+  files.write_text(workdir / "errors.md", "\n".join(lines) + "\n")
   plots.error_boxplot(errors, workdir / "fig1_errors.png",
                       title="DTW approximation error (synthetic random walks)",
                       ylabel="|prediction - DTW|")

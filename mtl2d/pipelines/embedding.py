@@ -134,5 +134,5 @@ def run_tsne(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
            "| panel | 5-NN (features) | 5-NN (t-SNE) | examples |", "|---|---|---|---|"]
   lines += [f"| {k} | {v['knn_features']:.3f} | {v['knn_tsne']:.3f} | {v['num_examples']} |"
             for k, v in scores.items()]
-  (workdir / "tsne.md").write_text("\n".join(lines) + "\n")
+  files.write_text(workdir / "tsne.md", "\n".join(lines) + "\n")
   return result

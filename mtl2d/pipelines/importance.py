@@ -18,6 +18,7 @@ workdir/
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import pathlib
 from typing import Any
@@ -103,9 +104,11 @@ def run_importance(config: ml_collections.ConfigDict,
     logging.info("pair %d: near-path / off-path importance = %.3f", k, ratio)
   plots.importance_grid(maps, paths, workdir / "fig4_importance.png", titles=titles,
                         suptitle=f"ResNet2D pixel importance, DTW window {window} (synthetic)")
-  np.savez(workdir / "importance_maps.npz", maps=np.stack(maps), matrices=np.stack(mats),
+  buffer = io.BytesIO()
+  np.savez(buffer, maps=np.stack(maps), matrices=np.stack(mats),
            paths=np.array([np.pad(p, ((0, 2 * len(x1) - len(p)), (0, 0)), constant_values=-1)
                            for p in paths]))
+  files.write_bytes(workdir / "importance_maps.npz", buffer.getvalue())
   near_share = [float(perturbation.path_mask(p, m.shape, radius=int(config.radius)).mean())
                 for p, m in zip(paths, maps)]
   result = {
@@ -115,7 +118,8 @@ def run_importance(config: ml_collections.ConfigDict,
       "near_path_cell_share": float(np.mean(near_share)), "synthetic": True,
   }
   files.write_json(workdir / "importance.json", result)
-  (workdir / "importance.md").write_text(
+  files.write_text(
+      workdir / "importance.md",
       "## Pixel-perturbation importance near the DTW path (Fig. 4)\n\n"
       f"Synthetic random-walk test pairs, DistanceResNet2D trained on DTW window {window}. "
       f"Mean importance of cells within {config.radius} step(s) of the ground-truth DTW path "

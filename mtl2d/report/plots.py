@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Sequence
+import io
 import pathlib
 from typing import Any
 
@@ -12,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # Files only: launchers run headless on CI and accelerators.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from mtl2d import files  # noqa: E402
 
 __all__ = ["error_boxplot", "importance_grid", "embedding_scatter", "training_curves"]
 
@@ -188,6 +191,8 @@ def training_curves(records: Sequence[Mapping[str, Any]], path: str | pathlib.Pa
 def _save(fig, path) -> pathlib.Path:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
+  buffer = io.BytesIO()
+  fig.savefig(buffer, dpi=120, format=path.suffix.lstrip(".") or "png")
+  files.write_bytes(path, buffer.getvalue())
   plt.close(fig)
   return path

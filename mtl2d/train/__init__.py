@@ -6,6 +6,8 @@ state         TrainState (with batch_stats), create_train_state, make_optimizer
 steps         pure train/eval steps on padded, masked batches
 sharding      Mesh / NamedSharding data parallelism, multi-host launch
 checkpoints   orbax CheckpointManager: latest + best, checksummed, kept-aside fallback
+preemption    SIGTERM/SIGINT: finish the step, save, exit 75, resume identically
+runlock       one process per run directory (fcntl.flock held for the run's lifetime)
 rundir        config.json / data.json / metrics.jsonl / results.json
 problems      classification (Table I) and distance (Fig. 1) problems
 loop          train_and_evaluate(config, workdir)
@@ -20,12 +22,16 @@ from mtl2d.train.inference import predict_distance
 from mtl2d.train.inference import rebuild_model
 from mtl2d.train.inference import restore_model
 from mtl2d.train.loop import train_and_evaluate
+from mtl2d.train.preemption import Preempted
+from mtl2d.train.runlock import RunLockedError
 from mtl2d.train.scheduler import epoch_batches
 from mtl2d.train.scheduler import single_task_batches
 from mtl2d.train.state import TrainState
 from mtl2d.train.state import create_train_state
 
 __all__ = [
+    "Preempted",
+    "RunLockedError",
     "TrainState",
     "base_config",
     "create_train_state",

@@ -18,7 +18,9 @@ is tried. Two failures are not corruption and change nothing on disk: a checkpoi
 parameter tree differs from the model's (`CheckpointMismatchError`, naming the arrays that
 differ) and an I/O error (retried, then `CheckpointReadError`). Checkpoints without checksums
 (saved by an older mtl2d, or by a run killed between orbax's finalize and the checksum write)
-are restored unverified, with a warning.
+are restored unverified, with a warning; a training run that restores one (read whole, finite
+parameters) then records its checksums, so later damage is caught. Moving aside works across
+file systems (`checkpoints/` a symlink to a scratch disk): copied whole, then removed.
  With `keep_best_of` names, also the best checkpoint
 by each named score (a multitask run's per-task validation accuracy), so the model behind every
 task's reported accuracy stays restorable.
@@ -36,6 +38,7 @@ import json
 import logging as py_logging
 import os
 import pathlib
+import shutil
 import sys
 import time
 from typing import Any
@@ -48,6 +51,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
+
+from mtl2d import files
 
 __all__ = ["CHECKSUMS", "CheckpointMismatchError", "CheckpointReadError", "Checkpointer",
            "Restored", "unreadable_dir"]
@@ -160,9 +165,8 @@ def _files(step_dir: pathlib.Path) -> list[str]:
 def write_checksums(step_dir: pathlib.Path) -> None:
   """Records the SHA-256 of every file of a finalized checkpoint (atomically)."""
   sums = {name: _sha256(step_dir / name) for name in _files(step_dir)}
-  tmp = step_dir / (CHECKSUMS + ".tmp")
-  tmp.write_text(json.dumps({"sha256": sums}, indent=1, sort_keys=True) + "\n")
-  os.replace(tmp, step_dir / CHECKSUMS)
+  files.write_text(step_dir / CHECKSUMS, json.dumps({"sha256": sums}, indent=1, sort_keys=True)
+                   + "\n")
 
 
 def _verify(step_dir: pathlib.Path) -> bool:
@@ -200,6 +204,26 @@ def _verify(step_dir: pathlib.Path) -> bool:
       raise _Unreadable(f"{name} does not match its SHA-256 (checkpoint damaged after it was "
                         f"saved)")
   return True
+
+
+def _move(source: pathlib.Path, dest: pathlib.Path) -> None:
+  """Renames a directory; across file systems (EXDEV), copies it whole and then removes it.
+
+  `checkpoints/` is often a symlink to a scratch disk while `checkpoints.unreadable/` sits
+  beside the link, on the workdir's file system. The copy goes to a temporary name first, so
+  `dest` appears complete or not at all, and the source is removed only after it.
+  """
+  try:
+    os.rename(source, dest)
+    return
+  except OSError as e:
+    if e.errno != errno.EXDEV:
+      raise
+  partial = dest.with_name(dest.name + ".partial")
+  shutil.rmtree(partial, ignore_errors=True)
+  shutil.copytree(source, partial, symlinks=True)
+  os.rename(partial, dest)
+  shutil.rmtree(source)
 
 
 def _shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -409,6 +433,11 @@ class Checkpointer:
       logging.warning("checkpoint of epoch %d in %s has no checksums (saved by an older mtl2d, "
                       "or the run was killed right after saving it); restored unverified",
                       epoch, self.directory)
+      if not self.read_only and jax.process_index() == 0:
+        # It was read whole and its parameters are finite: record its checksums now, so that
+        # damage from here on is caught like in any other checkpoint.
+        write_checksums(step_dir)
+        self._verified[epoch] = True
     extra = dict(out["extra"]) if has_extra else None
     return Restored(epoch, out["state"], meta, extra)
 
@@ -462,7 +491,7 @@ class Checkpointer:
       dest, n = root / f"{step}.{stamp}.{n}", n + 1
     if jax.process_index() == 0:
       root.mkdir(parents=True, exist_ok=True)
-      os.rename(self.directory / str(step), dest)
+      _move(self.directory / str(step), dest)
     if jax.process_count() > 1:  # every process must see the move before listing the steps
       ocp.multihost.sync_global_processes(f"mtl2d_set_aside_{step}")
     self.set_aside[step] = dest

@@ -14,7 +14,7 @@ __all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config"]
 # Fields a rerun in an existing workdir may change without starting a different run: they
 # decide how long or how verbosely the same run goes on, not what it computes.
 RESUMABLE_FIELDS = ("num_epochs", "min_train_steps", "max_train_steps", "stop_after_epochs",
-                    "log_every_steps", "write_curves")
+                    "log_every_steps", "write_curves", "wait_for_lock")
 
 
 def _data_config() -> ml_collections.ConfigDict:
@@ -89,6 +89,8 @@ def base_config() -> ml_collections.ConfigDict:
     write_curves: write TensorBoard event files (train loss, validation metrics, learning rate,
       step time per epoch) into the workdir beside `metrics.jsonl`, and `curves.png` at the end
       of each invocation (see `mtl2d.train.curves`).
+    wait_for_lock: when another process is running in the same workdir (it holds the run's
+      lock, see `mtl2d.train.runlock`), wait for it to finish instead of failing at once.
     distance.target: DTW window whose distances are regressed, a key of `PairSplit.targets`.
     data: the data pipeline's config (`mtl2d.data.config.data_config()`), read only when the
       tasks/pairs are not passed to `train_and_evaluate`.
@@ -140,6 +142,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_train_split = False
   c.evaluate_test = True
   c.write_curves = True
+  c.wait_for_lock = False
 
   c.distance = ml_collections.ConfigDict()
   c.distance.target = "10%"

@@ -10,9 +10,11 @@ schedule and the step keys depend only on `(seed, epoch, step)`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import pathlib
+import signal
 import time
 from typing import Any
 
@@ -29,8 +31,10 @@ from mtl2d.train import checkpoints
 from mtl2d.train import config as config_lib
 from mtl2d.train import curves
 from mtl2d.train import optimizers
+from mtl2d.train import preemption
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
+from mtl2d.train import runlock
 from mtl2d.train import sharding
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
@@ -180,15 +184,22 @@ def _check_nonfinite(fetched: dict[str, Any], names: list[str], epoch: int,
 
 
 def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch, padded,
-                 first_step):
-  """Runs one epoch of train steps; returns `(state, per-task summaries, timing)`."""
+                 first_step, stop: preemption.StopRequest | None = None,
+                 resume: preemption.Snapshot | None = None):
+  """Runs one epoch of train steps; returns `(state, per-task summaries, timing)`.
+
+  With `resume`, the epoch goes on after the steps the snapshot holds. When `stop` is requested
+  the epoch ends after the current step and a `preemption.Snapshot` is returned instead.
+  """
   total = problem.steps_per_epoch(config.batch_size)
   progress = _Progress(epoch, config.num_epochs, total)
-  totals: dict[str, Any] = {}
-  names: list[str] = []
+  totals: dict[str, Any] = dict(resume.totals) if resume is not None else {}
+  names: list[str] = list(resume.names) if resume is not None else []
   host_s, examples = 0.0, 0.0
   t0 = time.perf_counter()
   batches = problem.batches(epoch, config.batch_size, padded)
+  for _ in range(len(names)):  # trained before the snapshot: the schedule is deterministic
+    next(batches)
   while True:
     # Host-side work (schedule, gather, pad, transfer, metric dispatch) is timed; the train
     # step itself runs asynchronously, so this is the time the device may wait for the host.
@@ -206,6 +217,9 @@ def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch
     totals[name] = metrics if name not in totals else steps_lib.accumulate(totals[name], metrics)
     names.append(name)
     host_s += time.perf_counter() - h0
+    if stop is not None and stop.requested:
+      return preemption.Snapshot(epoch, len(names), state, jax.device_get(totals), names,
+                                 problem.extra())
     if len(names) % config.log_every_steps == 0 and len(names) < total:
       fetched = jax.device_get(totals)
       _check_nonfinite(fetched, names, epoch, first_step)
@@ -264,24 +278,37 @@ def _lost_best(history: list[dict[str, Any]], best: int | None, problem: problem
     return None
   root = checkpoints.unreadable_dir(ckpt.directory)
   kept = sorted(str(p) for p in root.glob(f"{expected}.*")) if root.is_dir() else []
+  if kept:
+    what = "could not be restored and was set aside"
+  else:  # say only what happened: mtl2d moved nothing
+    what = ("is not among the checkpoints kept and was not set aside by mtl2d (removed by "
+            "hand, or metrics.jsonl does not match the checkpoints)")
   return {"epoch": expected, "kept_in": kept,
-          "note": f"the checkpoint of epoch {expected}, the best by validation, could not be "
-                  f"restored and was set aside; restore_model(which='best') returns epoch "
-                  f"{best}"}
+          "note": f"the checkpoint of epoch {expected}, the best by validation, {what}; "
+                  f"restore_model(which='best') returns epoch {best}"}
 
 
 def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
         problem: problems.Problem) -> dict:
   """Trains `problem` in `workdir` (resuming if it holds a checkpoint); returns the results.
 
+  The workdir's lock (`runlock`) is held from the checks to the end of the run.
+
   Raises:
     ValueError: the workdir holds a different run, more completed epochs than
       `config.num_epochs`, or is not writable.
+    runlock.RunLockedError: another process runs in the workdir (and not
+      `config.wait_for_lock`).
     checkpoints.CheckpointMismatchError: its checkpoints hold a different parameter tree
       (nothing in the workdir is changed).
     checkpoints.CheckpointReadError: an I/O error persisted while reading a checkpoint.
   """
-  workdir = pathlib.Path(workdir)
+  with contextlib.ExitStack() as stack:
+    return _fit(config, pathlib.Path(workdir), problem, stack)
+
+
+def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: problems.Problem,
+         stack: contextlib.ExitStack) -> dict:
   epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size))
   if epochs != config.num_epochs:
     config = copy.deepcopy(config)
@@ -303,6 +330,8 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   rundir_lib.record_or_verify(workdir, config_record, fingerprint, write=False)
   if is_main:
     rundir_lib.ensure_writable(workdir)
+    # Only process 0 locks: the processes of one multi-host run share the workdir.
+    stack.enter_context(runlock.hold(workdir, wait=bool(config.get("wait_for_lock", False))))
     if (workdir / "checkpoints").is_dir():
       rundir_lib.ensure_writable(workdir / "checkpoints")
   tx = make_optimizer(config, problem.steps_per_epoch(config.batch_size))
@@ -329,6 +358,17 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     state, start = restored.state, restored.epoch
     problem.load_extra(restored.extra)
     logging.info("resuming %s from the checkpoint of epoch %d", workdir, start)
+  # A run stopped by a signal inside a later epoch goes on from where it stopped.
+  snapshot = preemption.load(workdir, state) if jax.process_count() == 1 else None
+  if snapshot is not None and snapshot.epoch <= start:
+    preemption.remove(workdir)  # an epoch checkpoint is newer
+    snapshot = None
+  if snapshot is not None:
+    state, start = snapshot.state, snapshot.epoch - 1
+    if snapshot.extra is not None:
+      problem.load_extra(snapshot.extra)
+    logging.info("resuming %s from step %d of epoch %d (stopped by a signal)", workdir,
+                 snapshot.steps, snapshot.epoch)
   metrics_path = workdir / "metrics.jsonl"
   history = rundir_lib.truncate_metrics(metrics_path, start, write=is_main)
 
@@ -337,17 +377,31 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   eval_step = steps_lib.jit_eval_step(problem.eval_step, dp, fast_compile=fast)
   # jit caches are per function, shared by runs in one process: count this run's additions.
   compiled_before = (_cache_size(train_step), _cache_size(eval_step))
-  global_step = int(jax.device_get(state.step))
+  # The first step of the next epoch (`_train_epoch` counts a snapshot's steps again).
+  global_step = int(jax.device_get(state.step)) - (snapshot.steps if snapshot else 0)
   last = config.num_epochs
   if config.stop_after_epochs:
     last = min(last, int(config.stop_after_epochs))
   write_curves = is_main and bool(config.get("write_curves", True))
   writer = curves.EventWriter(workdir, first_epoch=start + 1) if write_curves else None
+  stop = stack.enter_context(preemption.StopRequest())
   try:
     for epoch in range(start + 1, last + 1):
       t0 = time.perf_counter()
-      state, train, loss, timing = _train_epoch(problem, state, train_step, dp, config, epoch,
-                                                padded, global_step)
+      resume = snapshot if snapshot is not None and snapshot.epoch == epoch else None
+      if stop.requested:  # the signal came during the previous epoch's evaluation or save
+        out = preemption.Snapshot(epoch, 0, state, {}, [], problem.extra())
+      else:
+        out = _train_epoch(problem, state, train_step, dp, config, epoch, padded, global_step,
+                           stop, resume)
+      if isinstance(out, preemption.Snapshot):
+        preemption.save(workdir, out)
+        ckpt.close()
+        raise preemption.Preempted(
+            f"{workdir}: stopped by {signal.Signals(stop.signal).name} after step {out.steps} of "
+            f"epoch {epoch}, saved in {workdir / preemption.DIR_NAME}; run the same command "
+            f"again to continue (exit code {preemption.EXIT_CODE})")
+      state, train, loss, timing = out
       steps = timing.pop("steps")
       global_step += steps
       timing["step_time_s"] = timing["train_time_s"] / max(steps, 1)
@@ -366,6 +420,9 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
       problem.observe(epoch, record, history)
       if is_main:
         rundir_lib.append_metrics(metrics_path, record)
+      if resume is not None:
+        preemption.remove(workdir)  # its epoch is complete again
+        snapshot = None
       if writer is not None:
         lr = float(schedule(global_step - 1))  # the rate of the epoch's last step
         writer.write(epoch, curves.epoch_scalars(record, lr))
@@ -408,6 +465,7 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   if is_main:
     problem.write_outputs(workdir)
     files.write_json(workdir / "results.json", results)
+  sharding.barrier("mtl2d_fit_results")  # other processes may read them next
   return results
 
 
@@ -431,7 +489,7 @@ def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
     lines.append(m)
   path = workdir / "metrics.jsonl"
   if jax.process_index() == 0:
-    path.write_text("".join(json.dumps(m, sort_keys=True) + "\n" for m in lines))
+    files.write_text(path, "".join(json.dumps(m, sort_keys=True) + "\n" for m in lines))
   values = list(runs.values())
   tasks = {name: r["tasks"][name] for name, r in runs.items()}
   lost = {name: r["best_checkpoint_lost"] for name, r in runs.items()
@@ -500,16 +558,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   # One model per task: the top level (which sees every task's epochs) is checked before any
   # task's run starts.
   num_devices = sharding.DataParallel(int(config.num_devices)).num_devices
-  rundir_lib.record_or_verify(workdir, _config_record(config, num_devices), problem.fingerprint(),
-                    write=jax.process_index() == 0)
-  runs, subdirs = {}, {}
-  for name, task_problem in per_task.items():
-    subdirs[name] = workdir / "tasks" / files.safe_name(name)
-    logging.info("single-task run %r in %s", name, subdirs[name])
-    runs[name] = fit(config, subdirs[name], task_problem)
-  results = _merge_single_task(workdir, runs, subdirs)
-  if jax.process_index() == 0:
-    files.write_json(workdir / "results.json", results)
-    if config.get("write_curves", True):
-      curves.write_png(workdir, rundir_lib.read_metrics(workdir / "metrics.jsonl"))
+  record = _config_record(config, num_devices)
+  is_main = jax.process_index() == 0
+  rundir_lib.record_or_verify(workdir, record, problem.fingerprint(), write=False)
+  with contextlib.ExitStack() as stack:
+    if is_main:
+      rundir_lib.ensure_writable(workdir)
+      stack.enter_context(runlock.hold(workdir, wait=bool(config.get("wait_for_lock", False))))
+    rundir_lib.record_or_verify(workdir, record, problem.fingerprint(), write=is_main)
+    runs, subdirs = {}, {}
+    for name, task_problem in per_task.items():
+      subdirs[name] = workdir / "tasks" / files.safe_name(name)
+      logging.info("single-task run %r in %s", name, subdirs[name])
+      runs[name] = fit(config, subdirs[name], task_problem)
+    results = _merge_single_task(workdir, runs, subdirs)
+    if is_main:
+      files.write_json(workdir / "results.json", results)
+      if config.get("write_curves", True):
+        curves.write_png(workdir, rundir_lib.read_metrics(workdir / "metrics.jsonl"))
   return results

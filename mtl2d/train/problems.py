@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from collections.abc import Sequence
 import functools
-import os
+import io
 import pathlib
 from typing import Any
 from typing import Callable
@@ -672,11 +672,11 @@ class DistanceProblem:
     if self.best_test_predictions is None:
       return
     targets = self.pairs["test"].targets[self.target]
-    tmp = str(path) + ".tmp.npz"
-    np.savez(tmp, predictions=self.best_test_predictions, targets=targets,
+    buffer = io.BytesIO()
+    np.savez(buffer, predictions=self.best_test_predictions, targets=targets,
              errors=self.best_test_predictions - targets, best_epoch=self.best_epoch,
              target=np.asarray(self.target))
-    os.replace(tmp, path)
+    files.write_bytes(path, buffer.getvalue())
 
 
 PROBLEM_TYPES.update({cls.task_type: cls for cls in (ClassificationProblem, DistanceProblem)})

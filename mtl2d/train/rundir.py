@@ -196,23 +196,64 @@ def record_or_verify(workdir: pathlib.Path, config: dict[str, Any] | None, data:
       files_lib.write_json(workdir / name, new)
 
 
-def read_metrics(path: pathlib.Path) -> list[dict[str, Any]]:
-  """Epoch records of `metrics.jsonl`; a half-written last line (killed run) is dropped."""
+# Each metrics.jsonl line carries "chain": the SHA-256 of the previous line's chain and of this
+# record, so an edited, removed, reordered or inserted line is detected when the history is
+# read (results and model selection are rebuilt from it). Lines written before the chain
+# existed (none of them has one) are read as they are.
+CHAIN = "chain"
+
+
+def _link(previous: str, record: dict[str, Any]) -> str:
+  body = json.dumps({k: v for k, v in record.items() if k != CHAIN}, sort_keys=True)
+  return hashlib.sha256((previous + "\n" + body).encode()).hexdigest()
+
+
+def _chained(records: Iterable[dict[str, Any]], previous: str = "") -> str:
+  lines = []
+  for r in records:
+    previous = _link(previous, r)
+    lines.append(json.dumps({**r, CHAIN: previous}, sort_keys=True) + "\n")
+  return "".join(lines)
+
+
+def _read_chained(path: pathlib.Path) -> tuple[list[dict[str, Any]], str]:
+  """Records (without their chain) and the last chain value; checks the chain."""
   path = pathlib.Path(path)
   if not path.exists():
-    return []
-  records = []
+    return [], ""
+  records, previous, chained = [], "", False
   lines = path.read_text().splitlines()
   for i, line in enumerate(lines):
     if not line.strip():
       continue
     try:
-      records.append(json.loads(line))
+      record = json.loads(line)
     except json.JSONDecodeError as e:
       if i == len(lines) - 1:
         break
       raise ValueError(f"{path}:{i + 1}: not a JSON line ({e})") from e
-  return records
+    link = record.pop(CHAIN, None)
+    if link is None and chained or link is not None and link != _link(previous, record):
+      raise ValueError(
+          f"{path}:{i + 1}: the record of epoch {record.get('epoch')!r} is not the one this run "
+          f"wrote (the hash chain of metrics.jsonl breaks there: the file was edited, or lines "
+          f"were removed, reordered or inserted). Results and model selection are rebuilt from "
+          f"this history, so nothing is computed from it: restore the file, or use a new "
+          f"workdir")
+    chained = chained or link is not None
+    previous = link or ""
+    records.append(record)
+  return records, previous
+
+
+def read_metrics(path: pathlib.Path) -> list[dict[str, Any]]:
+  """Epoch records of `metrics.jsonl`; a half-written last line (killed run) is dropped.
+
+  Raises:
+    ValueError: a line that is not JSON, or a record changed after it was written (the hash
+      chain breaks; names the line).
+  """
+  return _read_chained(path)[0]
 
 
 def truncate_metrics(path: pathlib.Path, epoch: int, *, write: bool = True) -> list[dict[str, Any]]:
@@ -236,14 +277,13 @@ def truncate_metrics(path: pathlib.Path, epoch: int, *, write: bool = True) -> l
     raise ValueError(f"{path} should hold epochs 1..{epoch} to resume from the checkpoint of "
                      f"epoch {epoch}, found {epochs[:10]}{' ...' if len(epochs) > 10 else ''}")
   if write:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-    os.replace(tmp, path)
+    files_lib.write_text(path, _chained(records))
   return records
 
 
 def append_metrics(path: pathlib.Path, record: dict[str, Any]) -> None:
-  """Appends one epoch record as a JSON line."""
+  """Appends one epoch record as a JSON line, chained to the previous line."""
+  _, previous = _read_chained(path)
   with open(path, "a") as f:
-    f.write(json.dumps(record, sort_keys=True) + "\n")
+    f.write(_chained([record], previous))
     f.flush()

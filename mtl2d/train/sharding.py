@@ -53,6 +53,22 @@ def initialize_distributed() -> None:
   jax.distributed.initialize(**kwargs)
 
 
+def is_main_process() -> bool:
+  """Whether this process writes the files processes share (process 0; any single process).
+
+  Every process of a multi-process run computes the same results; one writes them, so two
+  processes never race on one file of a shared workdir.
+  """
+  return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+  """Waits for every process (multi-process runs only), e.g. until process 0 has written."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # only needed with several processes
+    multihost_utils.sync_global_devices(name)
+
+
 def padded_batch_size(batch_size: int, num_devices: int) -> int:
   """Smallest multiple of `num_devices` that is >= `batch_size`."""
   return -(-int(batch_size) // int(num_devices)) * int(num_devices)

@@ -2,8 +2,10 @@ import functools
 import hashlib
 import http.server
 import io
+import os
 import shutil
 import socket
+import stat
 import threading
 import zipfile
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 
 from mtl2d import data
+from mtl2d import files
 from mtl2d.data import download as download_lib
 
 
@@ -188,3 +191,75 @@ def test_command_line(server, tmp_path, capsys):
   assert rc == 0 and f"Toy: {tmp_path / 'Toy'}" in capsys.readouterr().out
   rc = download_lib.main(["--datasets=Nope", f"--data_dir={tmp_path}", f"--base_url={url}"])
   assert rc == 1 and "HTTP 404" in capsys.readouterr().err
+
+
+def _splits(directory):
+  return {split: (directory / f"Toy_{split}.tsv").read_text() for split in ("TRAIN", "TEST")}
+
+
+@pytest.mark.parametrize("exchange", [True, False])  # renameat2 exchange, or two renames
+def test_force_reinstall_never_mixes_two_archive_versions(server, tmp_path, monkeypatch,
+                                                          exchange):
+  # Before: a failure between the per-file renames left TRAIN of one archive and TEST of the
+  # other, reported as installed.
+  served, url = server
+  out_dir = tmp_path / "data"
+  (served / "Toy.zip").write_bytes(_make_zip("Toy", _parts(seed=0), "tsv"))
+  download_lib.download(["Toy"], out_dir, base_url=url, timeout=10)
+  old = _splits(out_dir / "Toy")
+  (served / "Toy.zip").write_bytes(_make_zip("Toy", _parts(seed=1), "tsv"))
+  calls, real_replace = [], os.replace
+
+  def flaky_replace(a, b):
+    calls.append(b)
+    if len(calls) == 2:
+      raise OSError(28, "No space left on device (injected)")
+    return real_replace(a, b)
+
+  if not exchange:
+    monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+  monkeypatch.setattr(os, "replace", flaky_replace)
+  try:
+    download_lib.download(["Toy"], out_dir, base_url=url, timeout=10, force=True,
+                          checksums={"Toy": hashlib.sha256(
+                              (served / "Toy.zip").read_bytes()).hexdigest()})
+  except OSError:
+    pass
+  monkeypatch.setattr(os, "replace", real_replace)
+  installed = _splits(out_dir / "Toy")
+  changed = [split for split in installed if installed[split] != old[split]]
+  assert changed in ([], ["TRAIN", "TEST"]), "TRAIN and TEST come from different archives"
+  assert sorted(p.name for p in out_dir.iterdir()) == [".archives", "Toy"]  # no staging left
+
+
+def test_directories_follow_the_umask(server, tmp_path):
+  # Before: the dataset directory was created 0700 (a renamed mkdtemp) whatever the umask.
+  served, url = server
+  (served / "Toy.zip").write_bytes(_make_zip("Toy", _parts(), "tsv"))
+  old = os.umask(0o022)
+  try:
+    download_lib.download(["Toy"], tmp_path / "data", base_url=url, timeout=10)
+  finally:
+    os.umask(old)
+  assert stat.S_IMODE((tmp_path / "data" / "Toy").stat().st_mode) == 0o755
+  assert stat.S_IMODE((tmp_path / "data" / "Toy" / "Toy_TRAIN.tsv").stat().st_mode) == 0o644
+
+
+def test_extraction_is_bounded_in_size_and_ratio(server, tmp_path):
+  # Before: a 1.1 MB zip installed 200 MB and peaked at 1 GB of memory.
+  served, url = server
+  buf = io.BytesIO()
+  with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr("Bomb_TRAIN.tsv", "1\t" + "\t".join(["0.0"] * 999) + "\n" * 1 + (
+        "1\t" + "\t".join(["0.0"] * 999) + "\n") * 2000)
+    zf.writestr("Bomb_TEST.tsv", "1\t0.5\n")
+  (served / "Bomb.zip").write_bytes(buf.getvalue())
+  with pytest.raises(download_lib.DownloadError, match=r"Bomb_TRAIN.tsv extracts to more than "
+                                                       r".*max_ratio=200.*zip bomb"):
+    download_lib.download(["Bomb"], tmp_path / "data", base_url=url, timeout=10)
+  assert not (tmp_path / "data" / "Bomb").exists()
+  (served / "Toy.zip").write_bytes(_make_zip("Toy", _parts(), "tsv"))
+  with pytest.raises(download_lib.DownloadError, match="max_extracted_bytes=100,"):
+    download_lib.download(["Toy"], tmp_path / "data", base_url=url, timeout=10,
+                          max_extracted_bytes=100)
+  assert not (tmp_path / "data" / "Toy").exists()

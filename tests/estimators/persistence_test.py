@@ -12,6 +12,7 @@ import pytest
 
 from mtl2d import estimators
 from mtl2d import exported
+from mtl2d import files
 from mtl2d.models import conv_native
 from mtl2d.models import factory
 from tests.estimators import helpers
@@ -57,7 +58,7 @@ def _run_loader(tmp_path, export_dir, inputs):
       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-4000:]
   modules = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert modules == ["mtl2d", "mtl2d.exported"]
+  assert modules == ["mtl2d", "mtl2d.exported", "mtl2d.files"]  # files: standard library only
   return dict(np.load(tmp_path / "out.npz", allow_pickle=True))
 
 
@@ -94,7 +95,7 @@ def test_save_and_load_reproduce_the_estimator(resnet2d_fit, multitask_fit, tmp_
   with pytest.raises(ValueError, match="holds no saved estimator"):
     estimators.load(tmp_path / "nothing")
   files = sorted(p.name for p in (tmp_path / "single").iterdir())
-  assert files == ["estimator.json", f"variables_epoch{clf.best_epoch_}.msgpack"]
+  assert files == ["SHA256SUMS", "estimator.json", f"variables_epoch{clf.best_epoch_}.msgpack"]
 
 
 def test_a_saved_estimator_loads_as_trained_after_its_preset_changes(resnet2d_fit, tmp_path,
@@ -102,13 +103,16 @@ def test_a_saved_estimator_loads_as_trained_after_its_preset_changes(resnet2d_fi
   clf, x, _ = resnet2d_fit
   expected = clf.predict_proba(x)
   clf.save(tmp_path / "saved")
-  # An estimator saved before the model fields were recorded: only preset and overrides.
+  # An estimator saved before the model fields were recorded: only preset and overrides (and,
+  # older still, no checksums: version 1).
   meta = json.loads((tmp_path / "saved" / "estimator.json").read_text())
   assert meta["config"]["resolved"]["model"]["fields"]["downsample"] is None
   del meta["config"]["resolved"]
+  meta["version"] = 1
   (tmp_path / "old").mkdir()
   for p in (tmp_path / "saved").iterdir():
-    (tmp_path / "old" / p.name).write_bytes(p.read_bytes())
+    if p.name != "SHA256SUMS":
+      (tmp_path / "old" / p.name).write_bytes(p.read_bytes())
   (tmp_path / "old" / "estimator.json").write_text(json.dumps(meta))
   np.testing.assert_array_equal(estimators.load(tmp_path / "old").predict_proba(x), expected)
 
@@ -185,3 +189,55 @@ def test_export_uses_xla_convolutions_whatever_the_training_used(tmp_path):
   np.testing.assert_allclose(model.predict_proba(x), clf.predict_proba(x), rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="task 'other' is not one of the model's tasks"):
     model.predict(x, "other")
+
+
+def test_a_saved_estimator_is_verified_and_its_names_confined(resnet2d_fit, tmp_path):
+  # Before: a flipped weight byte loaded silently; swapped classes flipped every label; a
+  # variables name such as "../x" was followed outside the directory.
+  clf, x, _ = resnet2d_fit
+  clf.save(tmp_path / "s")
+  (weights,) = [p for p in (tmp_path / "s").iterdir() if p.suffix == ".msgpack"]
+  original = weights.read_bytes()
+  damaged = bytearray(original)
+  damaged[-5] ^= 1
+  weights.write_bytes(bytes(damaged))
+  with pytest.raises(ValueError, match=f"{weights.name} does not match its SHA-256"):
+    estimators.load(tmp_path / "s")
+  weights.write_bytes(original)
+  meta_path = tmp_path / "s" / "estimator.json"
+  meta = json.loads(meta_path.read_text())
+  meta["tasks"][0]["classes"] = meta["tasks"][0]["classes"][::-1]
+  meta_path.write_text(json.dumps(meta, indent=1))
+  with pytest.raises(ValueError, match="estimator.json does not match its SHA-256"):
+    estimators.load(tmp_path / "s")
+  meta["tasks"][0]["classes"] = meta["tasks"][0]["classes"][::-1]
+  (tmp_path / "x.msgpack").write_bytes(original)
+  for name in ("../x.msgpack", str(tmp_path / "x.msgpack")):
+    meta["tasks"][0]["variables"] = name
+    meta_path.write_text(json.dumps(meta, indent=1))
+    files.write_checksums(tmp_path / "s", ["estimator.json", weights.name])
+    with pytest.raises(ValueError, match="only names inside"):
+      estimators.load(tmp_path / "s")
+
+
+def test_overwriting_a_save_is_all_or_nothing(resnet2d_fit, multitask_fit, tmp_path,
+                                              monkeypatch):
+  # Before: interrupted before estimator.json was replaced, the directory loaded as model A's
+  # labels with model B's weights.
+  clf, x, _ = resnet2d_fit
+  mtl, _ = multitask_fit
+  clf.save(tmp_path / "s")
+
+  def interrupted(directory, names):
+    raise KeyboardInterrupt
+
+  with monkeypatch.context() as m:
+    m.setattr(files, "write_checksums", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+      mtl.save(tmp_path / "s")
+  loaded = estimators.load(tmp_path / "s")
+  assert type(loaded) is type(clf)
+  np.testing.assert_array_equal(loaded.predict(x), clf.predict(x))
+  mtl.save(tmp_path / "s")
+  assert type(estimators.load(tmp_path / "s")) is type(mtl)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]

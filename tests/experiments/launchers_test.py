@@ -77,7 +77,8 @@ def test_ucr_mtl_combines_finished_comparisons(tmp_path):
   for name, task, accuracy in (("a", "CricketX", "0.7000"), ("b", "ECG200", "0.9000")):
     (tmp_path / name).mkdir()
     (tmp_path / name / "table.csv").write_text(
-        f"group,task,1nn_dtw,1nn_dtw_rank\n{task[:3]},{task},{accuracy},1.0\n")
+        f"group,task,1nn_dtw,1nn_dtw_rank\n{task[:3]},{task},{accuracy},1.0\n"
+        ",average_rank,,1.00\n")  # a whole table ends with its average rank
   out = _run("ucr_mtl", tmp_path / "all", f"--combine={tmp_path / 'a'},{tmp_path / 'b'}")
   assert "**0.90 (1.0)** / 0.82 (1.0)" in out  # ECG200: ours / the paper's 1NN-DTW
   rows = _finite_csv(tmp_path / "all" / "table.csv", ["1nn_dtw"])
@@ -124,3 +125,24 @@ def test_tsne(tmp_path):
   assert result["synthetic"] and len(result["panels"]) == 6
   assert all(0 <= p["knn_features"] <= 1 for p in result["panels"].values())
   assert _png(tmp_path / "fig5_tsne.png")
+
+
+def test_ucr_mtl_refuses_a_run_directory_in_use_or_waits_with_the_flag(tmp_path):
+  # Before: two launchers on one workdir both ran, interleaving their files.
+  run_dir = tmp_path / "1nn_dtw" / "synthetic"
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time\nfrom mtl2d.train import runlock\n"
+       "with runlock.hold(sys.argv[1]):\n  print('ready', flush=True)\n"
+       "  time.sleep(float(sys.argv[2]))", str(run_dir), "20"],
+      cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "ready"
+    flags = (*TINY, "--config.data.source=synthetic", "--config.data.scale=0.15",
+             "--methods=1nn_dtw", "--config.knn.windows=('0%','full')")
+    with pytest.raises(AssertionError, match=rf"in use by process {holder.pid} on host"):
+      _run("ucr_mtl", tmp_path, *flags)
+    assert "average rank" in _run("ucr_mtl", tmp_path, *flags, "--wait_for_lock")
+    assert holder.poll() is not None  # it ran once the holder had finished
+  finally:
+    holder.kill()
+    holder.wait()

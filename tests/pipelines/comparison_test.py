@@ -2,7 +2,13 @@
 1NN-DTW results protected like the trained methods' (1NN-DTW only: no training, seconds)."""
 
 import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -142,6 +148,20 @@ def test_combining_refuses_overlaps_and_unfinished_dirs(tmp_path):
   assert not out.exists()
 
 
+def test_combining_refuses_a_table_cut_at_a_row_boundary(tmp_path):
+  rows = [("Cricket", "CricketX"), ("Cricket", "CricketY")]
+  results = {"1nn_dtw": {"CricketX": 0.7, "CricketY": 0.6}, "resnet1d": {"CricketX": 0.8,
+                                                                       "CricketY": 0.5}}
+  _write_table(tmp_path / "a", results, rows)
+  _write_table(tmp_path / "b", {m: {"ECG200": 0.8} for m in results}, [("ECG", "ECG200")])
+  path = tmp_path / "a" / "table.csv"
+  lines = path.read_text().splitlines(keepends=True)
+  path.write_text("".join(lines[:2]))  # header and one task: a write cut short
+  with pytest.raises(ValueError, match=r"a/table.csv: no average_rank row"):
+    comparison.combine_comparisons([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
 def test_combining_two_runs_equals_one_run_over_both(archive, tmp_path):
   comparison.run_comparison(_config(archive, tasks=("CricketX",)), tmp_path / "x")
   comparison.run_comparison(_config(archive, tasks=("CricketY",)), tmp_path / "y")
@@ -215,3 +235,53 @@ def test_nn_dtw_on_padded_series_uses_their_lengths(tmp_path):
   # Zero padding compared as values carries the duration; stretching erases it.
   assert results["pad", False] == 1.0
   assert results["stretch", True] < 0.9
+
+
+def _mtimes(root):
+  return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+
+
+def test_only_process_zero_writes_shared_files(archive, tmp_path, monkeypatch):
+  # Before: every process of a jax.distributed run rewrote data.json, the splits, the 1NN-DTW
+  # results and the table of the workdir they share (process 1 failed at the table step).
+  workdir = tmp_path / "cmp"
+  table = comparison.run_comparison(_config(archive), workdir)
+  (workdir / "1nn_dtw" / "Cricket" / "config.json").unlink()  # the legacy path rewrites it
+  before = _mtimes(workdir)
+  monkeypatch.setattr(jax, "process_index", lambda: 1)
+  again = comparison.run_comparison(_config(archive), workdir)
+  assert _mtimes(workdir) == before
+  np.testing.assert_array_equal(again.accuracy, table.accuracy)
+  comparison.run_comparison(_config(archive), tmp_path / "other")  # a new workdir: not created
+  assert not (tmp_path / "other").exists()
+
+
+TWO_PROCESSES = """
+import sys
+from mtl2d.train import sharding
+sharding.initialize_distributed()
+import jax
+from mtl2d.pipelines import comparison
+from tests.pipelines.comparison_test import _config
+comparison.run_comparison(_config(sys.argv[1]), sys.argv[2])
+print("process", jax.process_index(), "of", jax.process_count())
+"""
+
+
+def test_two_processes_under_jax_distributed_both_exit_0(archive, tmp_path):
+  # Before: process 1 exited with status 1 at the table step.
+  root = pathlib.Path(__file__).resolve().parents[2]
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = [subprocess.Popen(
+      [sys.executable, "-c", TWO_PROCESSES, str(archive), str(tmp_path / "cmp")], cwd=root,
+      env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(root), JAX_NUM_PROCESSES="2",
+               JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_PROCESS_ID=str(i)),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+    assert p.returncode == 0, err[-3000:]
+    assert f"process {i} of 2" in out
+  assert (tmp_path / "cmp" / "table.md").is_file()
+  assert not list((tmp_path / "cmp").rglob("*.tmp"))

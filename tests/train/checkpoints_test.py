@@ -5,7 +5,9 @@ import hashlib
 import json
 import logging
 import pathlib
+import shutil
 import sys
+import tempfile
 import time
 import types
 
@@ -176,3 +178,49 @@ def test_specific_epoch_is_not_moved_and_errors_name_it(tmp_path):
   finally:
     ckpt.close()
   assert (root / "1").is_dir()
+
+
+def test_checksums_missing_after_a_kill_are_completed_on_the_next_start(tmp_path):
+  # Before: a run killed between orbax's finalize and the checksum write left a checkpoint
+  # that was never verified again, so later damage went unnoticed.
+  root = _saved(tmp_path / "ckpt")
+  (root / "2" / checkpoints.CHECKSUMS).unlink()
+  restored, _ = _restore(root)
+  assert restored.epoch == 2 and (root / "2" / checkpoints.CHECKSUMS).is_file()
+  target = _largest_array_file(root / "2")
+  data = bytearray(target.read_bytes())
+  data[len(data) // 2] ^= 0x01
+  target.write_bytes(bytes(data))
+  restored, ckpt = _restore(root)
+  assert restored.epoch == 1 and 2 in ckpt.set_aside
+
+
+def test_setting_aside_works_across_file_systems(tmp_path, monkeypatch):
+  # Before: checkpoints/ symlinked to another file system made the move fail with EXDEV, and
+  # every rerun crashed.
+  scratch = pathlib.Path("/dev/shm")
+  if scratch.is_dir() and scratch.stat().st_dev != tmp_path.stat().st_dev:
+    other = pathlib.Path(tempfile.mkdtemp(dir=scratch))
+  else:  # no second file system here: the rename fails as it would across one
+    other = tmp_path / "scratch"
+    other.mkdir()
+    real_rename = checkpoints.os.rename
+
+    def cross_device(a, b):
+      if pathlib.Path(a).parent == other / "ckpt":
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+      return real_rename(a, b)
+
+    monkeypatch.setattr(checkpoints.os, "rename", cross_device)
+  try:
+    _saved(other / "ckpt")
+    (tmp_path / "checkpoints").symlink_to(other / "ckpt")
+    (other / "ckpt" / "2" / "_CHECKPOINT_METADATA").write_bytes(b"\0garbage")
+    before = _snapshot(other / "ckpt" / "2")
+    restored, ckpt = _restore(tmp_path / "checkpoints")
+    assert restored.epoch == 1
+    moved = ckpt.set_aside[2]
+    assert moved.parent == tmp_path / "checkpoints.unreadable"
+    assert _snapshot(moved) == before and not (other / "ckpt" / "2").exists()
+  finally:
+    shutil.rmtree(other, ignore_errors=True)

@@ -1,5 +1,7 @@
 """Tiny data, models and configs shared by the training-engine tests."""
 
+import json
+import pathlib
 from typing import Any
 
 import flax.linen as nn
@@ -9,6 +11,26 @@ import numpy as np
 
 from mtl2d.data import types
 from mtl2d.train import config as config_lib
+from mtl2d.train import rundir as rundir_lib
+
+# Diagnostics that legitimately differ between runs: wall-clock timings, and compilations
+# (a resumed process reuses programs compiled earlier in the same process).
+TIMING_KEYS = ("train_time_s", "examples_per_sec", "host_overhead_fraction",
+               "train_step_compilations", "eval_step_compilations")
+
+
+def metrics(workdir) -> list[dict[str, Any]]:
+  """A run's metrics.jsonl records without their timings."""
+  records = rundir_lib.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
+  for r in records:
+    r.pop("timing")
+  return records
+
+
+def results(workdir) -> dict[str, Any]:
+  """A run's results.json without timings and compilation counts."""
+  r = json.loads((pathlib.Path(workdir) / "results.json").read_text())
+  return {k: v for k, v in r.items() if k not in TIMING_KEYS}
 
 
 def make_split(rng: np.random.Generator, n: int, length: int, num_classes: int,

@@ -24,31 +24,21 @@ from mtl2d.train import checkpoints
 from mtl2d.train import loop
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
+from mtl2d.train import runlock
 from tests.train import helpers
 
-# Diagnostics that legitimately differ between runs: wall-clock timings, and compilations
-# (a resumed process reuses programs compiled earlier in the same process).
-TIMING_KEYS = ("train_time_s", "examples_per_sec", "host_overhead_fraction",
-               "train_step_compilations", "eval_step_compilations")
-
-
-def _metrics(workdir):
-  records = rundir_lib.read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
-  for r in records:
-    r.pop("timing")
-  return records
-
-
-def _results(workdir):
-  r = json.loads((pathlib.Path(workdir) / "results.json").read_text())
-  return {k: v for k, v in r.items() if k not in TIMING_KEYS}
+_metrics = helpers.metrics
+_results = helpers.results
 
 
 def _snapshot(root):
-  """Every file under `root` with its SHA-256 (to show a workdir was left untouched)."""
+  """Every file under `root` with its SHA-256 (to show a workdir was left untouched).
+
+  The lock file is left out: it names the last process that ran there, not what was computed.
+  """
   root = pathlib.Path(root)
   return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-          for p in sorted(root.rglob("*")) if p.is_file()}
+          for p in sorted(root.rglob("*")) if p.is_file() and p.name != runlock.LOCK_NAME}
 
 
 @pytest.fixture(scope="module")
@@ -525,3 +515,40 @@ def test_gradient_accumulation_end_to_end(reference_run, tmp_path):
   assert all(np.isfinite(v["loss"]) for v in record["train"].values())
   resolved = files.read_json(tmp_path / "config.json")["resolved"]
   assert resolved["train"] == {"microbatches": 2}
+
+
+def _edit_history(workdir, epoch, *, chained=True):
+  """Makes `epoch` the best by validation in metrics.jsonl, as a hand edit would."""
+  path = workdir / "metrics.jsonl"
+  lines = []
+  for line in path.read_text().splitlines():
+    r = json.loads(line)
+    if not chained:
+      r.pop("chain", None)
+    if r["epoch"] == epoch:
+      for v in r["val"].values():
+        v["accuracy"] = 1.0
+      r["mean_val_accuracy"] = 1.0
+    lines.append(json.dumps(r, sort_keys=True) + "\n")
+  path.write_text("".join(lines))
+
+
+def test_a_hand_edited_history_is_refused_and_messages_stay_true(reference_run, tmp_path):
+  # Before: results.json said the best epoch's checkpoint "could not be restored and was set
+  # aside" while nothing was set aside (kept_in: []).
+  reference, results = reference_run
+  other = 3 - results["best_checkpoint_epoch"]
+  workdir = tmp_path / "run"
+  shutil.copytree(reference, workdir)
+  _edit_history(workdir, other)
+  with pytest.raises(ValueError, match=r"metrics.jsonl:\d: the record of epoch .* hash chain"):
+    train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=helpers.make_tasks())
+  # A history written before the chain existed cannot be checked: the message says what is
+  # known, nothing that did not happen.
+  shutil.rmtree(workdir)
+  shutil.copytree(reference, workdir)
+  _edit_history(workdir, other, chained=False)
+  lost = train.train_and_evaluate(helpers.tiny_config(), workdir,
+                                  tasks=helpers.make_tasks())["best_checkpoint_lost"]
+  assert lost["kept_in"] == [] and "was not set aside by mtl2d" in lost["note"]
+  assert "could not be restored" not in lost["note"]

@@ -77,3 +77,39 @@ def test_ensure_writable_names_the_directory(tmp_path):
   blocker.write_text("")
   with pytest.raises(ValueError, match=r"workdir '.*file/run' is not writable"):
     rundir_lib.ensure_writable(blocker / "run")
+
+
+def test_an_edited_removed_or_moved_metrics_line_is_detected(tmp_path):
+  # Before: an edited history was rebuilt into results that described things that never
+  # happened ("set aside" with nothing set aside).
+  path = tmp_path / "metrics.jsonl"
+  for epoch in (1, 2, 3):
+    rundir_lib.append_metrics(path, {"epoch": epoch, "val": {"accuracy": 0.5}})
+  assert [r["epoch"] for r in rundir_lib.read_metrics(path)] == [1, 2, 3]
+  assert "chain" not in rundir_lib.read_metrics(path)[0]
+  lines = path.read_text().splitlines(keepends=True)
+  edited = json.loads(lines[1])
+  edited["val"]["accuracy"] = 0.99
+  for text, line in ((lines[0] + json.dumps(edited) + "\n" + lines[2], 2),
+                     (lines[0] + lines[2], 2),  # a line removed
+                     (lines[1] + lines[0] + lines[2], 1)):  # lines moved
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"metrics.jsonl:{line}: the record of epoch .* hash "
+                                         r"chain"):
+      rundir_lib.read_metrics(path)
+  path.write_text("".join(lines))
+  assert len(rundir_lib.truncate_metrics(path, 2)) == 2  # rewritten with a valid chain
+  rundir_lib.append_metrics(path, {"epoch": 3})
+  assert [r["epoch"] for r in rundir_lib.read_metrics(path)] == [1, 2, 3]
+
+
+def test_metrics_written_before_the_chain_still_read(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  path.write_text('{"epoch": 1}\n{"epoch": 2}\n{"epoch": 3, "val')  # last line cut by a kill
+  assert rundir_lib.read_metrics(path) == [{"epoch": 1}, {"epoch": 2}]
+  rundir_lib.truncate_metrics(path, 2)  # a resumed run rewrites them chained
+  rundir_lib.append_metrics(path, {"epoch": 3})
+  assert [r["epoch"] for r in rundir_lib.read_metrics(path)] == [1, 2, 3]
+  path.write_text(path.read_text() + '{"epoch": 4}\n')  # an unchained line after chained ones
+  with pytest.raises(ValueError, match=r"metrics.jsonl:4: .* hash chain"):
+    rundir_lib.read_metrics(path)

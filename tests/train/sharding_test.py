@@ -7,7 +7,10 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
+
+from mtl2d.train import sharding
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -58,3 +61,10 @@ def test_four_devices_match_one_device(tmp_path):
       for split in ("val", "test"):
         np.testing.assert_allclose(b[split][name]["loss"], a[split][name]["loss"], rtol=1e-3,
                                    atol=1e-6)
+
+
+def test_only_process_zero_is_the_writer(monkeypatch):
+  assert sharding.is_main_process()
+  sharding.barrier("single process: returns at once")
+  monkeypatch.setattr(jax, "process_index", lambda: 1)
+  assert not sharding.is_main_process()
