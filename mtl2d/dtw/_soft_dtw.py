@@ -32,8 +32,8 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
-from mtl2d import _dtw_kernels as K
-from mtl2d import _soft_dtw_native as native
+from mtl2d.dtw import _kernels as K
+from mtl2d.dtw import _soft_dtw_native as native
 
 # Above this many cells per pair, checkpoint=None chooses the memory-lean backward: the full
 # one keeps 12-16 bytes per cell (JAX: three softmin weights on diagonals about twice as long

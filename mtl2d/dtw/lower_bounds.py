@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
-from mtl2d import _dtw_kernels as K
+from mtl2d.dtw import _kernels as K
 
 __all__ = ["band_intervals", "envelope", "lb_keogh", "lb_keogh_from_envelope", "lb_kim"]
 

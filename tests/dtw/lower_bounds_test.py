@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mtl2d import dtw
-from mtl2d import lower_bounds
-from tests.dtw_test import ref_band
+from mtl2d.dtw import lower_bounds
+from tests.dtw.dtw_test import ref_band
 
 
 @pytest.mark.parametrize("n,m", [(10, 10), (10, 17), (17, 10), (1, 5), (5, 1), (2, 2), (30, 7)])

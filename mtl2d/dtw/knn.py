@@ -32,9 +32,9 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
-from mtl2d import _dtw_kernels as K
 from mtl2d import dtw as dtw_lib
-from mtl2d import lower_bounds as lb_lib
+from mtl2d.dtw import _kernels as K
+from mtl2d.dtw import lower_bounds as lb_lib
 
 __all__ = ["AUTO_SEARCH_CELLS", "NNSearchResult", "nn_dtw_predict", "nn_dtw_search",
            "select_window"]

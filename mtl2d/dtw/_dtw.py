@@ -64,8 +64,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
-from mtl2d import _dtw_kernels as K
-from mtl2d import _soft_dtw
+from mtl2d.dtw import _kernels as K
+from mtl2d.dtw import _soft_dtw
 
 __all__ = [
     "BANDS",
