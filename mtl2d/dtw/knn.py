@@ -32,8 +32,10 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
-from mtl2d import dtw as dtw_lib
+from mtl2d.dtw import _bands
+from mtl2d.dtw import _cdist
 from mtl2d.dtw import _kernels as K
+from mtl2d.dtw import _validation as V
 from mtl2d.dtw import lower_bounds as lb_lib
 
 __all__ = ["AUTO_SEARCH_CELLS", "NNSearchResult", "nn_dtw_predict", "nn_dtw_search",
@@ -201,37 +203,17 @@ def _abandoning_dtw(query, train, qi, ci, thr, window, phases, chunk_size):
 # Search
 
 
-def _prepare_collection(name: str, a: ArrayLike) -> jax.Array:
-  a = jnp.asarray(a)
-  if a.ndim not in (2, 3) or a.shape[0] == 0 or a.shape[1] == 0:
-    raise ValueError(f"{name} must have shape [count, length] or [count, length, dim] with "
-                     f"count, length >= 1, got {a.shape}")
-  if not (jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)):
-    raise ValueError(f"{name} must be real (float or int), got dtype {a.dtype}")
-  if not bool(jnp.all(jnp.isfinite(a))):
-    raise ValueError(f"{name} contains NaN or infinite values")
-  return a
-
-
 def _prepare(train_x, query_x):
-  train_x = _prepare_collection("train_x", train_x)
-  query_x = _prepare_collection("query_x", query_x)
-  if train_x.ndim != query_x.ndim or (train_x.ndim == 3 and train_x.shape[2] != query_x.shape[2]):
-    raise ValueError(f"train_x and query_x have different feature dimensions: "
-                     f"{train_x.shape} vs {query_x.shape}")
-  dtype = jnp.promote_types(jnp.result_type(train_x, query_x), jnp.float32)
-  train_x, query_x = train_x.astype(dtype), query_x.astype(dtype)
+  train_x, query_x = V.prepare_collections(train_x, query_x, ("train_x", "query_x"))
   if train_x.ndim == 3 and train_x.shape[2] == 1:  # univariate: no feature reduction per cell
     train_x, query_x = train_x[..., 0], query_x[..., 0]
   return train_x, query_x
 
 
 def _check_options(window, chunk_size, phases):
-  if not K.window_radius_ok(window):
-    raise ValueError(f"window must be None or a non-negative int, got {window!r}")
-  for name, value in (("chunk_size", chunk_size), ("phases", phases)):
-    if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
-      raise ValueError(f"{name} must be a positive int, got {value!r}")
+  _bands.check_window(window)
+  V.check_positive_int("chunk_size", chunk_size)
+  V.check_positive_int("phases", phases)
   return None if window is None else int(window)
 
 
@@ -350,7 +332,7 @@ def nn_dtw_predict(train_x: ArrayLike, train_y: ArrayLike, query_x: ArrayLike, *
     if method == "search":
       raise ValueError("method='search' does not take train_len/query_len; use 'brute' or "
                        "'auto' for ragged series")
-    dist = dtw_lib.cdist_dtw(query_x, train_x, window=window, chunk_size=chunk_size,
+    dist = _cdist.cdist_dtw(query_x, train_x, window=window, chunk_size=chunk_size,
                              xs_len=query_len, ys_len=train_len)
     return train_y[jnp.argmin(dist, axis=1)]
   if method == "auto":
@@ -360,7 +342,7 @@ def nn_dtw_predict(train_x: ArrayLike, train_y: ArrayLike, query_x: ArrayLike, *
   if method == "search":
     found = nn_dtw_search(train_x, query_x, window=window, chunk_size=chunk_size)
     return train_y[jnp.asarray(found.index)]
-  dist = dtw_lib.cdist_dtw(query_x, train_x, window=window, chunk_size=chunk_size)
+  dist = _cdist.cdist_dtw(query_x, train_x, window=window, chunk_size=chunk_size)
   return train_y[jnp.argmin(dist, axis=1)]
 
 

@@ -17,43 +17,14 @@ univariate `[n]` and multivariate `[n, d]` series:
 from a sparse table: `O(m log m)` per series). Functions take one pair; `jax.vmap` them.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 import numpy as np
 
-from mtl2d.dtw import _kernels as K
+from mtl2d.dtw._bands import band_intervals
 
 __all__ = ["band_intervals", "envelope", "lb_keogh", "lb_keogh_from_envelope", "lb_kim"]
-
-
-@functools.lru_cache(maxsize=128)
-def band_intervals(n: int, m: int, window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """The allowed columns of each row of an `[n, m]` grid: `[lo_i, hi_i]`, inclusive.
-
-  The same cells as `mtl2d.dtw.band_mask(n, m, window=window)`, without building the grid.
-
-  Args:
-    n: rows (length of `x`).
-    m: columns (length of `y`).
-    window: Sakoe-Chiba radius in steps, or None.
-
-  Returns:
-    `(lo, hi)`, int32 arrays `[n]`.
-  """
-  if not K.window_radius_ok(window):
-    raise ValueError(f"window must be None or a non-negative int, got {window!r}")
-  if window is None or n == 1 or m == 1:
-    return np.zeros(n, np.int32), np.full(n, m - 1, np.int32)
-  # 2 |i (m-1) - j (n-1)| <= limit  <=>  2 (n-1) j in [2 i (m-1) - limit, 2 i (m-1) + limit].
-  limit = K.band_limit(n, m, window)
-  centre = 2 * np.arange(n, dtype=np.int64) * (m - 1)
-  den = 2 * (n - 1)
-  lo = -((limit - centre) // den)  # ceil((centre - limit) / den)
-  hi = (centre + limit) // den
-  return (np.clip(lo, 0, m - 1).astype(np.int32), np.clip(hi, 0, m - 1).astype(np.int32))
 
 
 def _range_reduce(y: jax.Array, lo: np.ndarray, hi: np.ndarray, op) -> jax.Array:

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from mtl2d import dtw as D
+from mtl2d.dtw import _cdist
 from mtl2d.dtw import _dtw
+from mtl2d.dtw import _soft_dtw
 
 
 def ref_band(n, m, window):
@@ -174,10 +176,10 @@ def test_no_recompilation_for_same_shapes():
   assert len(traces) == 1
   xs = rng.normal(size=(3, 10)).astype(np.float32)
   D.cdist_dtw(xs, xs, window=1)
-  before = _dtw._cdist._cache_size()
+  before = _cdist._cdist._cache_size()
   D.cdist_dtw(xs + 1, xs, window=1)
   D.cdist_dtw(xs, xs - 1, window=1)
-  assert _dtw._cdist._cache_size() == before
+  assert _cdist._cdist._cache_size() == before
 
 
 @pytest.mark.parametrize("call,match", [
@@ -295,8 +297,8 @@ def test_eager_calls_reuse_one_compilation():
   calls = [
       (_dtw._dtw_jit, lambda a, b: D.dtw(a, b, window=2)),
       (_dtw._dtw_path, lambda a, b: D.dtw_path(a, b)),
-      (_dtw._soft_jit, lambda a, b: D.soft_dtw(a, b, gamma=0.3)),
-      (_dtw._divergence, lambda a, b: D.soft_dtw_divergence(a, b, gamma=0.3)),
+      (_soft_dtw._soft_jit, lambda a, b: D.soft_dtw(a, b, gamma=0.3)),
+      (_soft_dtw._divergence, lambda a, b: D.soft_dtw_divergence(a, b, gamma=0.3)),
       (_dtw._dtw_from_cost, lambda a, b: D.dtw_from_cost(sq_cost(a, b))),
   ]
   for jitted, call in calls:
