@@ -2,7 +2,8 @@
 
 Subpackages and modules (import what you need; `import mtl2d` stays light):
   mtl2d.dtw        DTW / soft-DTW (lax.scan wavefront, custom VJP), paths, pairwise matrices.
-  mtl2d.knn        1NN-DTW classifier with the window chosen on validation.
+  mtl2d.knn        1NN-DTW classifier with the window chosen on validation (mtl2d.dtw.knn;
+                   LB_Kim/LB_Keogh in mtl2d.dtw.lower_bounds).
   mtl2d.data       UCR loading, the paper's groups, splits, TFDS builder, synthetic data.
   mtl2d.models     ResNet1D, TemplateDistance, ResNet2D, distance and multitask models.
   mtl2d.train      Algorithm 2 scheduler, train/eval steps, train_and_evaluate, checkpoints.

@@ -1,6 +1,6 @@
 """Builds, caches and loads mtl2d's native CPU kernels (XLA FFI custom calls) (private).
 
-One builder for every C++ kernel that ships beside the Python code (`mtl2d/soft_dtw.cc`,
+One builder for every C++ kernel that ships beside the Python code (`mtl2d/dtw/soft_dtw.cc`,
 `mtl2d/models/conv_weight_grad.cc`): the first time a kernel is needed it is compiled with
 `$CXX` or `c++` (C++17) against the FFI headers that ship with jaxlib, into
 `$MTL2D_CACHE_DIR` (default `$XDG_CACHE_HOME/mtl2d` or `~/.cache/mtl2d`) under a name keyed by

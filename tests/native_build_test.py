@@ -14,7 +14,7 @@ import tomllib
 import pytest
 
 import mtl2d
-from mtl2d import _soft_dtw_native
+from mtl2d.dtw import _soft_dtw_native
 from mtl2d.models import conv_native
 
 PACKAGE = pathlib.Path(mtl2d.__file__).parent

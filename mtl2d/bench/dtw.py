@@ -144,7 +144,7 @@ def memory_child(length: int, checkpoint: bool, gamma: float, repeats: int, seed
   The peak is the process's resident memory above its state once the inputs exist and the
   modules are imported; compilation is part of the first call and so of the peak.
   """
-  from mtl2d import _soft_dtw  # private: reports which kernel ran
+  from mtl2d.dtw import _soft_dtw  # private: reports which kernel ran
   x = jnp.asarray(random_walks(1, length, seed)[0])
   y = jnp.asarray(random_walks(1, length, seed + 1)[0])
   fn = jax.jit(jax.value_and_grad(

@@ -28,8 +28,8 @@ import jax
 import numpy as np
 
 from mtl2d import dtw as dtw_lib
-from mtl2d import knn
 from mtl2d.data import ucr
+from mtl2d.dtw import knn
 
 METHODS = ("search", "brute", "aeon")
 

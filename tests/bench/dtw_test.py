@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mtl2d.bench import dtw as bench
-from tests.dtw_test import ref_dtw
-from tests.dtw_test import sq_cost
+from tests.dtw.dtw_test import ref_dtw
+from tests.dtw.dtw_test import sq_cost
 
 
 def _ref_total(x, y, gamma=None):

@@ -1,6 +1,6 @@
 """The native CPU soft-DTW kernel (`soft_dtw.cc`), built on first use (private).
 
-Why native: on the CPU, XLA runs the anti-diagonal scan of `mtl2d._dtw_kernels` as one loop
+Why native: on the CPU, XLA runs the anti-diagonal scan of `mtl2d.dtw._kernels` as one loop
 iteration per diagonal pair with 10-15 separate fused kernels for the soft-DTW backward step;
 each is a pass over memory and a synchronisation of the intra-op threads, and the fused kernels
 that read a scanned residual at two offsets are not vectorised. The soft-DTW value+grad ran at

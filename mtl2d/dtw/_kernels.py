@@ -22,7 +22,6 @@ passes it.
 """
 
 import functools
-import math
 from typing import Callable
 from typing import NamedTuple
 
@@ -30,6 +29,8 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 import numpy as np
+
+from mtl2d.dtw import _bands
 
 
 class Layout(NamedTuple):
@@ -57,64 +58,6 @@ class Ragged(NamedTuple):
   m: jax.Array
   window: int | None
   band: str = "diagonal"
-
-
-# The rules for a Sakoe-Chiba radius r on an [n, m] grid; they agree when n == m
-# (|i - j| <= r). "diagonal": around the straight line from (0, 0) to (n - 1, m - 1),
-# |j - i (m-1)/(n-1)| <= max(r, slope / 2) measured along the longer series (mtl2d's default).
-# "widened": -r <= j - i <= (m - n) + r for n <= m (symmetric for n > m), the band around the
-# main diagonal widened by the length difference: tslearn's `sakoe_chiba_radius=r`
-# (`tslearn.metrics.sakoe_chiba_mask`) and dtaidistance's `window=r + 1`.
-# "aeon": aeon's `_sakoe_chiba_bounding` (aeon >= 1.0) with thickness r: the line sampled at
-# l + 1 steps (l, s the longer and shorter length); step t visits column floor(t l / (l + 1))
-# of the longer series and allows rows within r of floor(t s / (l + 1)) of the shorter one.
-BANDS = ("diagonal", "widened", "aeon")
-
-
-def band_limit(n, m, window):
-  """`max(2 * window * (min - 1), max - 1)`: the band allows `2 |i (m-1) - j (n-1)| <= limit`.
-
-  Works on Python ints and on traced integer arrays alike.
-  """
-  lo = jnp.minimum(n, m) - 1 if isinstance(n, jax.Array) else min(n, m) - 1
-  hi = jnp.maximum(n, m) - 1 if isinstance(n, jax.Array) else max(n, m) - 1
-  if isinstance(n, jax.Array):
-    return jnp.maximum(2 * window * lo, hi)
-  return max(2 * window * lo, hi)
-
-
-def in_band(i, j, n, m, window: int, kind: str):
-  """Whether cell `(i, j)` of an `[n, m]` grid is in the band (NumPy or traced JAX integers).
-
-  The one statement of both rules (see `BANDS`), used for the static masks and for the masks
-  computed inside the scan from traced lengths.
-  """
-  traced = any(isinstance(a, jax.Array) for a in (i, j, n, m))
-  xp = jnp if traced else np
-  if kind == "widened":
-    d = j - i
-    return (d >= -window - xp.maximum(n - m, 0)) & (d <= window + xp.maximum(m - n, 0))
-  if kind == "aeon":
-    # a indexes the shorter series, b the longer one; the steps t with floor(t l / (l + 1)) = b
-    # are [ceil(b (l + 1) / l), ceil((b + 1) (l + 1) / l) - 1] (one or two of them).
-    short_first = n <= m
-    a, b = xp.where(short_first, i, j), xp.where(short_first, j, i)
-    short, long = xp.minimum(n, m), xp.maximum(n, m)
-    t_lo = (b * (long + 1) + long - 1) // long
-    t_hi = xp.minimum(((b + 1) * (long + 1) + long - 1) // long - 1, long)
-    return ((a >= (t_lo * short) // (long + 1) - window)
-            & (a <= (t_hi * short) // (long + 1) + window))
-  # |j - i * (m-1)/(n-1)| <= radius, in exact integer arithmetic (scaled by 2 * (min - 1)); the
-  # radius is at least half the slope so that consecutive rows of the band touch.
-  dev = 2 * xp.abs(i * (m - 1) - j * (n - 1))
-  return dev <= band_limit(n, m, window)
-
-
-def band(n: int, m: int, window: int | None, kind: str = "diagonal") -> np.ndarray:
-  """Allowed cells `[n, m]` (bool) of the Sakoe-Chiba band; see `mtl2d.dtw` for the rules."""
-  if window is None:
-    return np.ones((n, m), dtype=bool)
-  return in_band(np.arange(n)[:, None], np.arange(m)[None, :], n, m, window, kind)
 
 
 @functools.lru_cache(maxsize=256)
@@ -160,7 +103,7 @@ def static_mask(n: int, m: int, window: int | None, kind: str = "diagonal") -> n
   """`[steps, 2, H]` float32: 0 on the band's cells, +inf elsewhere."""
   lay = layout(n, m)
   mask = np.full(2 * lay.steps * lay.width, np.inf, dtype=np.float32)
-  mask[cell_positions(n, m)[band(n, m, window, kind)]] = 0.0
+  mask[cell_positions(n, m)[_bands.cells(n, m, window, kind)]] = 0.0
   return mask.reshape(lay.steps, 2, lay.width)
 
 
@@ -255,7 +198,7 @@ def computed_mask(lay: Layout, step: jax.Array, rag: Ragged) -> jax.Array:
   j = k - i
   ok = (i >= 0) & (j >= 0) & (i < rag.n) & (j < rag.m)
   if rag.window is not None:
-    ok = ok & in_band(i, j, jnp.asarray(rag.n), jnp.asarray(rag.m), rag.window, rag.band)
+    ok = ok & _bands.in_band(i, j, jnp.asarray(rag.n), jnp.asarray(rag.m), rag.window, rag.band)
   return jnp.where(ok, 0.0, jnp.inf)
 
 
@@ -496,16 +439,7 @@ def series_cost_rows(xp: jax.Array, yp: jax.Array, lay: Layout, source):
   return rows
 
 
-def window_radius_ok(window) -> bool:
-  """None, or a non-negative Python/NumPy int (bool is not an int here)."""
-  if window is None:
-    return True
-  return (isinstance(window, (int, np.integer)) and not isinstance(window, (bool, np.bool_))
-          and window >= 0)
-
-
-def fraction_to_window(fraction: float, length: int) -> int | None:
-  if fraction >= 1.0:
-    return None
-  # The small epsilon keeps e.g. 0.29 * 100 = 28.999999999999996 from flooring to 28.
-  return int(math.floor(fraction * length + 1e-9))
+def skewed_rows(cost: jax.Array, lay: Layout, window: int | None, kind: str = "diagonal"):
+  """`(xs, cost_rows)` for `forward` over a given `[n, m]` cost matrix (the `*_from_cost` API)."""
+  skew = skew_cost(cost, lay, window, kind)
+  return (skew, np.arange(lay.steps, dtype=np.int32)), lambda r: (r[0][0], r[0][1])

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from mtl2d import dtw as D
+from mtl2d.dtw import _cdist
+from mtl2d.dtw import _dtw
+from mtl2d.dtw import _soft_dtw
 
 
 def ref_band(n, m, window):
@@ -173,10 +176,10 @@ def test_no_recompilation_for_same_shapes():
   assert len(traces) == 1
   xs = rng.normal(size=(3, 10)).astype(np.float32)
   D.cdist_dtw(xs, xs, window=1)
-  before = D._cdist._cache_size()
+  before = _cdist._cdist._cache_size()
   D.cdist_dtw(xs + 1, xs, window=1)
   D.cdist_dtw(xs, xs - 1, window=1)
-  assert D._cdist._cache_size() == before
+  assert _cdist._cdist._cache_size() == before
 
 
 @pytest.mark.parametrize("call,match", [
@@ -292,11 +295,11 @@ def test_eager_calls_reuse_one_compilation():
   rng = np.random.default_rng(9)
   x, y = rng.normal(size=(2, 16)).astype(np.float32)
   calls = [
-      (D._dtw_jit, lambda a, b: D.dtw(a, b, window=2)),
-      (D._dtw_path, lambda a, b: D.dtw_path(a, b)),
-      (D._soft_jit, lambda a, b: D.soft_dtw(a, b, gamma=0.3)),
-      (D._divergence, lambda a, b: D.soft_dtw_divergence(a, b, gamma=0.3)),
-      (D._dtw_from_cost, lambda a, b: D.dtw_from_cost(sq_cost(a, b))),
+      (_dtw._dtw_jit, lambda a, b: D.dtw(a, b, window=2)),
+      (_dtw._dtw_path, lambda a, b: D.dtw_path(a, b)),
+      (_soft_dtw._soft_jit, lambda a, b: D.soft_dtw(a, b, gamma=0.3)),
+      (_soft_dtw._divergence, lambda a, b: D.soft_dtw_divergence(a, b, gamma=0.3)),
+      (_dtw._dtw_from_cost, lambda a, b: D.dtw_from_cost(sq_cost(a, b))),
   ]
   for jitted, call in calls:
     want = call(x, y)

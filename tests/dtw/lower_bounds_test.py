@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 from mtl2d import dtw
-from mtl2d import lower_bounds
-from tests.dtw_test import ref_band
+from mtl2d.dtw import lower_bounds
+from tests.dtw.dtw_test import ref_band
 
 
 @pytest.mark.parametrize("n,m", [(10, 10), (10, 17), (17, 10), (1, 5), (5, 1), (2, 2), (30, 7)])
 @pytest.mark.parametrize("window", [None, 0, 1, 3, 100])
 def test_band_intervals_are_the_band(n, m, window):
-  # The reference is the NumPy loop statement of the band rule (tests/dtw_test.py), not the
-  # private band of mtl2d._dtw_kernels that band_intervals shares its arithmetic with.
+  # The reference is the NumPy loop statement of the band rule (tests/dtw/dtw_test.py), not
+  # the private band module (mtl2d.dtw._bands) that band_intervals lives in.
   lo, hi = lower_bounds.band_intervals(n, m, window)
   band = ref_band(n, m, window)
   for i in range(n):

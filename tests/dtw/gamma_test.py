@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtl2d import _soft_dtw_native as native
 from mtl2d import dtw as D
-from tests.dtw_test import make_pair
-from tests.dtw_test import ref_band
-from tests.dtw_test import ref_dtw
-from tests.dtw_test import sq_cost
+from mtl2d.dtw import _soft_dtw_native as native
+from tests.dtw.dtw_test import make_pair
+from tests.dtw.dtw_test import ref_band
+from tests.dtw.dtw_test import ref_dtw
+from tests.dtw.dtw_test import sq_cost
 
 
 def ref_soft(x, y, gamma, window=None):

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from mtl2d import dtw as D
-from tests.dtw_test import ref_band
-from tests.dtw_test import ref_dtw
-from tests.dtw_test import sq_cost
+from tests.dtw.dtw_test import ref_band
+from tests.dtw.dtw_test import ref_dtw
+from tests.dtw.dtw_test import sq_cost
 
 
 def ref_widened_band(n, m, r):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mtl2d import dtw
-from mtl2d import knn
+from mtl2d.dtw import knn
 
 
 def brute_dtw(a, b, window):

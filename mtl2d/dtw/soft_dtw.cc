@@ -1,4 +1,4 @@
-// Soft-DTW value and gradient on CPU, as XLA FFI custom calls (mtl2d._soft_dtw_native).
+// Soft-DTW value and gradient on CPU, as XLA FFI custom calls (mtl2d.dtw._soft_dtw_native).
 //
 // For each pair b of a batch, with n = x_len[b] <= N, m = y_len[b] <= M, d features and
 // gamma = gamma[b] (an operand, so that it may be traced: jit, vmap and grad over gamma):

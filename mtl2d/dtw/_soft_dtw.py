@@ -1,9 +1,9 @@
-"""Soft-DTW of series pairs behind `mtl2d.dtw.soft_dtw` (private).
+"""Soft-DTW (private): `soft_dtw`, `soft_dtw_divergence`, `soft_dtw_from_cost` and their kernels.
 
 Two kernels compute the same values:
-- the JAX wavefront of `mtl2d._dtw_kernels` with a custom VJP (`_jax_soft`): any platform,
+- the JAX wavefront of `mtl2d.dtw._kernels` with a custom VJP (`_jax_soft`): any platform,
   float32 or float64, any order of derivatives (its forward and backward are plain JAX);
-- the native CPU kernel of `mtl2d._soft_dtw_native` (float32), about ten times faster per
+- the native CPU kernel of `mtl2d.dtw._soft_dtw_native` (float32), about ten times faster per
   CPU-second on value+grad (see `mtl2d.bench.dtw`).
 
 On float32 inputs with the native kernel available, `soft_series` is a custom JVP whose value
@@ -30,10 +30,13 @@ from typing import NamedTuple
 import jax
 from jax import lax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
-from mtl2d import _dtw_kernels as K
-from mtl2d import _soft_dtw_native as native
+from mtl2d.dtw import _bands
+from mtl2d.dtw import _kernels as K
+from mtl2d.dtw import _soft_dtw_native as native
+from mtl2d.dtw import _validation as V
 
 # Above this many cells per pair, checkpoint=None chooses the memory-lean backward: the full
 # one keeps 12-16 bytes per cell (JAX: three softmin weights on diagonals about twice as long
@@ -44,7 +47,7 @@ CHECKPOINT_CELLS = 1 << 24
 class Static(NamedTuple):
   """Hashable settings of one soft-DTW call."""
   window: int | None
-  band: str  # see mtl2d._dtw_kernels.BANDS
+  band: str  # see mtl2d.dtw._bands.BANDS
   ragged: bool  # lengths are traced per pair (else the arrays' own lengths)
   checkpoint: bool
   native: bool  # the native CPU kernel (float32, diagonal band, available)
@@ -229,3 +232,154 @@ def soft_series(x: jax.Array, y: jax.Array, xl: jax.Array, yl: jax.Array, gamma:
   if st.native:
     return _routed_value(x, y, xl, yl, gamma, st)
   return _jax_soft(x, y, xl, yl, gamma, st)
+
+
+# ---------------------------------------------------------------------------------------------
+# The public soft-DTW functions
+
+
+# `static` = (window, band, n, m): hashable settings, not differentiated.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _soft_from_cost(cost: jax.Array, gamma: jax.Array, static) -> jax.Array:
+  return _soft_from_cost_fwd(cost, gamma, static)[0]
+
+
+def _soft_from_cost_fwd(cost, gamma, static):
+  window, band, n, m = static
+  lay = K.layout(n, m)
+  xs, rows = K.skewed_rows(cost, lay, window, band)
+  value, (_, weights), _ = K.forward(rows, xs, lay, K.make_softmin(gamma), cost.dtype,
+                                     keep=True)
+  return value, (weights, cost, gamma, value)
+
+
+def _soft_from_cost_bwd(static, res, g):
+  weights, cost, gamma, value = res
+  lay = K.layout(static[2], static[3])
+  grad = K.unskew(K.backward(weights, g, lay), lay)
+  # dV/dgamma = (V - <E, C>) / gamma (homogeneity, see the module docstring); E is 0 off
+  # the band.
+  inner = jnp.sum(jnp.where(grad != 0, grad * cost, 0.0))
+  return grad, (g * value - inner) / gamma
+
+
+_soft_from_cost.defvjp(_soft_from_cost_fwd, _soft_from_cost_bwd)
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _soft_dtw_from_cost(cost, gamma, static):
+  return _soft_from_cost(cost, gamma, static)
+
+
+def static_settings(window, band, ragged, checkpoint, dtype, n, m) -> Static:
+  """The `Static` of a call: checkpoint=None resolved by size, the kernel chosen."""
+  if checkpoint is None:
+    checkpoint = auto_checkpoint(n, m)
+  return Static(window, band, ragged, checkpoint, use_native(dtype, window, band))
+
+
+def _soft_args(x, y, gamma, window, band, x_len, y_len, checkpoint):
+  """Validated soft-DTW arguments: `(x, y, xl, yl, gamma array, Static)`."""
+  V.check_gamma(gamma)
+  V.check_checkpoint(checkpoint)
+  window, band = _bands.norm_window(window, band)
+  x, y = V.prepare_series(x, y)
+  xl, yl, ragged = V.pair_lengths(x_len, y_len, x.shape[0], y.shape[0])
+  st = static_settings(window, band, ragged, checkpoint, x.dtype, x.shape[0], y.shape[0])
+  return x, y, xl, yl, jnp.asarray(gamma, x.dtype), st
+
+
+_soft_jit = jax.jit(soft_series, static_argnums=(5,))
+
+
+def soft_dtw(x: ArrayLike, y: ArrayLike, *, gamma: ArrayLike = 1.0, window: int | None = None,
+             band: str = "diagonal", x_len: ArrayLike | None = None,
+             y_len: ArrayLike | None = None, checkpoint: bool | None = None) -> jax.Array:
+  """Soft-DTW (Cuturi & Blondel 2017) between two series, squared Euclidean local cost.
+
+  The hard minimum of `dtw` is replaced by `-gamma * log(sum(exp(-a / gamma)))`; the value tends
+  to `dtw(x, y)` as gamma -> 0 (it is at most `dtw`, and at least `dtw - gamma * log(3) * L`
+  for paths of length L). Gradients w.r.t. `x` and `y` come from the paper's backward
+  recursion, finite for small gamma (tested down to 1e-3); second derivatives (`jax.hessian`,
+  grad of grad) are finite and exact too.
+
+  Args:
+    x: `[n]` or `[n, d]` series.
+    y: `[m]` or `[m, d]` series.
+    gamma: smoothing, a finite real number > 0; may be a traced scalar (jit, vmap, grad).
+    window: Sakoe-Chiba radius in time steps, or None.
+    band: "diagonal", "widened" or "aeon" (see `dtw`); the last two take the JAX kernel.
+    x_len: valid length of `x` (int scalar in `[1, n]`), or None for all of it.
+    y_len: valid length of `y`, or None.
+    checkpoint: memory-lean backward: keep the two diagonals before every K-th one (K about
+      the square root of the number of diagonals) and recompute the rest during the backward
+      pass, for one extra forward pass. None (default) chooses it above 2^24 cells (4096 x
+      4096); True/False force it.
+
+  Returns:
+    Scalar soft-DTW value.
+  """
+  return _soft_jit(*_soft_args(x, y, gamma, window, band, x_len, y_len, checkpoint))
+
+
+@functools.partial(jax.jit, static_argnums=(5,))
+def _divergence(x, y, xl, yl, gamma, st: Static):
+  def soft(a, b, la, lb):
+    return soft_series(a, b, la, lb, gamma, st)
+  return soft(x, y, xl, yl) - 0.5 * (soft(x, x, xl, xl) + soft(y, y, yl, yl))
+
+
+def soft_dtw_divergence(x: ArrayLike, y: ArrayLike, *, gamma: ArrayLike = 1.0,
+                        window: int | None = None, band: str = "diagonal",
+                        x_len: ArrayLike | None = None, y_len: ArrayLike | None = None,
+                        checkpoint: bool | None = None) -> jax.Array:
+  """Soft-DTW divergence (Blondel, Mensch & Vert 2021, eq. 4): the debiased soft-DTW.
+
+  `soft_dtw(x, y) - (soft_dtw(x, x) + soft_dtw(y, y)) / 2`. Unlike soft-DTW (negative for
+  `x == y`), it is zero for identical series and, without a window, non-negative for every pair
+  (the squared Euclidean cost makes `exp(-cost / gamma)` a positive definite kernel, the
+  paper's Proposition 1); ott-jax's `SoftDTW(debiased=True)`. With a window it is the same
+  formula over the band, for which the paper's guarantee is not proven. Differentiable in `x`,
+  `y` and `gamma` like `soft_dtw`.
+
+  Args:
+    x: `[n]` or `[n, d]` series.
+    y: `[m]` or `[m, d]` series.
+    gamma: smoothing, a finite real number > 0; may be traced.
+    window: Sakoe-Chiba radius in time steps, or None.
+    band: "diagonal", "widened" or "aeon" (see `dtw`).
+    x_len: valid length of `x`, or None.
+    y_len: valid length of `y`, or None.
+    checkpoint: memory-lean backward (see `soft_dtw`).
+
+  Returns:
+    Scalar divergence.
+  """
+  x, y, xl, yl, gamma, st = _soft_args(x, y, gamma, window, band, x_len, y_len, checkpoint)
+  if checkpoint is None:
+    # The self terms are [n, n] and [m, m] grids: the automatic choice looks at the largest.
+    longest = max(x.shape[0], y.shape[0])
+    st = st._replace(checkpoint=auto_checkpoint(longest, longest))
+  return _divergence(x, y, xl, yl, gamma, st)
+
+
+def soft_dtw_from_cost(cost: ArrayLike, *, gamma: ArrayLike = 1.0, window: int | None = None,
+                       band: str = "diagonal") -> jax.Array:
+  """Soft-DTW value of an arbitrary `[n, m]` cost matrix, differentiable w.r.t. the cost.
+
+  The gradient `d value / d cost` is the expected alignment matrix (Cuturi & Blondel 2017).
+
+  Args:
+    cost: `[n, m]` local costs.
+    gamma: smoothing, a finite real number > 0; may be traced (jit, vmap, grad).
+    window: Sakoe-Chiba radius in time steps, or None.
+    band: "diagonal", "widened" or "aeon" (see `dtw`).
+
+  Returns:
+    Scalar soft-DTW value.
+  """
+  V.check_gamma(gamma)
+  window, band = _bands.norm_window(window, band)
+  cost = V.prepare_cost(cost)
+  n, m = cost.shape
+  return _soft_dtw_from_cost(cost, jnp.asarray(gamma, cost.dtype), (window, band, n, m))
