@@ -106,9 +106,10 @@ def _nn_configs(config: ml_collections.ConfigDict, variant: Variant):
     train_config.apply_overrides(
         target, {k[len(prefix):]: v for k, v in variant.overrides.items()
                  if k.startswith(prefix)}, what)
-  if knn.get("own_length", False):
-    data.length = 0
-  return knn, data
+  if "data.znorm" in variant.overrides:  # a variant's normalisation is 1NN-DTW's too
+    with knn.unlocked():
+      knn.znorm = data.znorm
+  return knn, comparison.nn_dtw_data_config(data, knn)
 
 
 def _configs(config: ml_collections.ConfigDict, variant: Variant, seed: int):

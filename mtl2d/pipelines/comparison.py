@@ -51,7 +51,8 @@ from mtl2d.train import sharding
 from mtl2d.train import train_and_evaluate
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "combine_comparisons",
-           "data_fingerprint", "encoder_overrides", "load_groups", "parse_methods",
+           "data_fingerprint", "encoder_overrides", "load_groups", "nn_dtw_data_config",
+           "parse_methods",
            "run_comparison", "run_nn_dtw", "run_paper_groups"]
 
 METHOD_TITLES = {
@@ -185,27 +186,42 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   return results
 
 
-def _nn_dtw_groups(config: ml_collections.ConfigDict,
-                   groups: dict[str, list[types.Task]]) -> dict[str, list[types.Task]]:
-  """The tasks 1NN-DTW runs on: at each task's own length when `config.knn.own_length`.
+def nn_dtw_data_config(data: ml_collections.ConfigDict,
+                       knn: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The data config 1NN-DTW runs on, from the comparison's `data` and `knn` sections.
 
   The trained methods may see series shortened to `data.length` steps (the quick scale bounds
-  their cost); 1NN-DTW needs no such bound, so by default it compares the series at their own
-  length under the same length policy and normalisation. The split is a function of the labels
-  and the seed only, so both loads hold the same rows in each split (checked).
+  their cost); 1NN-DTW needs no such bound, so with `knn.own_length` it compares the series at
+  their own length, under the same length policy. `knn.znorm`, when present, is its own
+  normalisation (chosen on validation like its window; docs/data_options.md).
   """
-  if not config.knn.get("own_length", False) or not config.data.get("length", 0):
-    return groups
+  data = copy.deepcopy(data)
+  with data.unlocked():
+    if knn.get("own_length", False):
+      data.length = 0
+    if knn.get("znorm") is not None:
+      data.znorm = bool(knn.znorm)
+  return data
+
+
+def _nn_dtw_groups(config: ml_collections.ConfigDict,
+                   groups: dict[str, list[types.Task]]) -> dict[str, list[types.Task]]:
+  """The tasks 1NN-DTW runs on (`nn_dtw_data_config`); the trained methods' when the same.
+
+  The split is a function of the labels and the seed only, so both loads hold the same rows in
+  each split (checked).
+  """
   if config.data.source not in ("ucr", "embedded"):
     return groups
-  data_config = copy.deepcopy(config.data)
-  data_config.length = 0
+  data_config = nn_dtw_data_config(config.data, config.knn)
+  if rundir_lib.config_to_dict(data_config) == rundir_lib.config_to_dict(config.data):
+    return groups
   own = load_groups(data_config)
   for group, tasks in groups.items():
     for a, b in zip(tasks, own[group], strict=True):
       if a.name != b.name or any(not np.array_equal(a.split(s).indices, b.split(s).indices)
                                  for s in ("train", "val", "test")):
-        raise AssertionError(f"{a.name}: the own-length load split the rows differently")
+        raise AssertionError(f"{a.name}: the 1NN-DTW load split the rows differently")
   return own
 
 

@@ -285,3 +285,25 @@ def test_two_processes_under_jax_distributed_both_exit_0(archive, tmp_path):
     assert f"process {i} of 2" in out
   assert (tmp_path / "cmp" / "table.md").is_file()
   assert not list((tmp_path / "cmp").rglob("*.tmp"))
+
+
+def test_nn_dtw_normalisation_is_its_own_setting(tmp_path):
+  rng = np.random.default_rng(1)
+  root = tmp_path / "ucr"
+  # Offsets and scales carry the class, which per-series z-normalisation erases.
+  for split, n in (("TRAIN", 18), ("TEST", 12)):
+    labels = np.array([1 + i % 3 for i in range(n)])
+    rows = labels[:, None] * 3.0 + rng.standard_normal((n, 10)) * labels[:, None]
+    write_ucr(root, "CricketX", split, labels, rows)
+  results = {}
+  for data_z, knn_z in ((True, False), (False, False), (True, True)):
+    c = _config(root, tasks=("CricketX",), znorm=data_z)
+    c.knn.znorm = knn_z
+    wd = tmp_path / f"{data_z}_{knn_z}"
+    comparison.run_comparison(c, wd)
+    results[data_z, knn_z] = json.loads(
+        (wd / "1nn_dtw" / "Cricket" / "results.json").read_text())["tasks"]["CricketX"]
+  for key in ("val_accuracy_by_window", "test_accuracy"):
+    assert results[True, False][key] == results[False, False][key]
+  assert results[True, False]["test_accuracy"] > results[True, True]["test_accuracy"]
+  assert comparison.nn_dtw_data_config(c.data, c.knn).znorm is True
