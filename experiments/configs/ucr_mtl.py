@@ -39,6 +39,12 @@ def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
   c.data = data_config_lib.data_config()
   c.train = train_config_lib.base_config()
   del c.train["data"]  # The pipeline gives each run the comparison's `data`.
+  # Series keep their duration: zero-padded to the task's longest (shortened by one factor for
+  # the whole task when longer than `data.length`); the same arrays as stretching when a task's
+  # series have one length. Chosen on validation over the groups whose lengths vary
+  # (docs/data_options.md: higher mean validation accuracy for 1NN-DTW, ResNet1D w/ MTL and
+  # ResNet2D w/ MTL alike); the duration is a class signal there (GestureMidAir).
+  c.data.length_policy = "pad"
   c.knn = ml_collections.ConfigDict()
   # 1NN-DTW window candidates, chosen on validation (UCR's own protocol learns the window too).
   c.knn.windows = ("0%", "5%", "10%", "20%", "full")

@@ -139,8 +139,8 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   """
   workdir = pathlib.Path(workdir)
   claim = {"method": "1nn_dtw", "windows": list(windows)}
-  if not ragged:
-    claim["ragged"] = False
+  if not ragged and any(t.train.lengths is not None for t in tasks):
+    claim["ragged"] = False  # only zero-padded series are compared differently
   fingerprint = problems.tasks_fingerprint(tasks)
   path = workdir / "results.json"
   writer = sharding.is_main_process()
