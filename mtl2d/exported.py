@@ -38,6 +38,7 @@ import os
 import pathlib
 import re
 from typing import Any
+import warnings
 
 import jax
 from jax import export as jax_export
@@ -46,7 +47,8 @@ import numpy as np
 from mtl2d import files as files_lib
 
 __all__ = ["STABLE_CUSTOM_CALLS", "ExportedClassifier", "as_series", "custom_call_targets",
-           "load", "model_input", "preprocess", "resample", "save", "softmax", "znormalize"]
+           "load", "model_input", "num_channels", "preprocess", "resample", "save", "softmax",
+           "znormalize"]
 
 FORMAT = "mtl2d.exported"
 # 2: with SHA256SUMS. Version 1 (no checksums) still loads, with a warning.
@@ -86,7 +88,7 @@ def _check_finite(a: np.ndarray, what: str) -> None:
   if not bad.any():
     return
   where = ""
-  if a.ndim == 2:
+  if a.ndim >= 2:
     rows = np.unique(np.nonzero(bad)[0])
     where = f" in series {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''}"
   raise ValueError(f"{what} holds NaN or inf values{where}; fill or drop missing values first "
@@ -94,7 +96,7 @@ def _check_finite(a: np.ndarray, what: str) -> None:
 
 
 def _as_array(x: np.ndarray, name: str) -> np.ndarray:
-  """Checks a numeric `[N, length]` (or `[N, 1, length]`) array."""
+  """Checks a numeric `[N, length]` or `[N, channels, length]` array."""
   _check_kind(x, name)
   if x.ndim == 3 and x.shape[1] == 1:  # [N, channels=1, length], aeon's univariate layout
     x = x[:, 0, :]
@@ -102,60 +104,72 @@ def _as_array(x: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(f"{name} is 1-D (shape {x.shape}); it must be 2-D [n_series, length] or a "
                      f"list of 1-D series. Reshape your data with x.reshape(1, -1) if it holds "
                      f"one series")
-  if x.ndim == 3:
-    raise ValueError(f"{name} has shape {x.shape}: {x.shape[1]} channels per series; only "
-                     f"univariate series are supported ([n_series, length] or "
-                     f"[n_series, 1, length])")
-  if x.ndim != 2:
-    raise ValueError(f"{name} must be 2-D [n_series, length] or a list of 1-D series, got shape "
-                     f"{x.shape}")
+  if x.ndim not in (2, 3):
+    raise ValueError(f"{name} must be [n_series, length], [n_series, channels, length] or a "
+                     f"list of series, got shape {x.shape}")
   if x.shape[0] == 0:
     raise ValueError(f"{name} holds no series (shape {x.shape}); 0 sample(s) given while a "
                      f"minimum of 1 is required")
-  if x.shape[1] == 0:
+  if x.shape[-1] == 0:
     raise ValueError(f"{name} holds empty series: found array with 0 feature(s) "
                      f"(shape={x.shape}) while a minimum of 1 is required.")
   _check_finite(x, name)
   return x.astype(np.float64)
 
 
+def _nested_cells(s: np.ndarray, what: str) -> np.ndarray:
+  """A row of a nested frame (one series per cell: sktime's layout) as `[channels, length]`."""
+  cells = [np.asarray(c) for c in s]
+  if len({c.shape for c in cells}) != 1:
+    raise ValueError(f"{what}: a row of a nested frame holds channels of different shapes "
+                     f"{[c.shape for c in cells]}; every channel of a series needs one length")
+  return np.stack(cells)
+
+
 def _as_one_series(s: Any, what: str) -> np.ndarray:
   if _is_sparse(s):
     raise TypeError(f"{what}: sparse input is not supported; pass dense series")
   s = np.asarray(s)
+  if s.dtype == object and s.ndim == 1 and s.size and all(np.ndim(c) >= 1 for c in s):
+    s = _nested_cells(s, what)
   if s.dtype == object:
     try:
       s = np.asarray(s, dtype=np.float64)
     except TypeError as e:
       raise TypeError(f"{what} must hold numbers: {e}") from e
+    except ValueError as e:  # cells holding sequences, e.g. a nested frame of another shape
+      raise ValueError(f"{what} must hold numbers, or one series per cell (a nested frame); "
+                       f"got cells that are neither ({e})") from e
   _check_kind(s, what)
   if s.ndim == 2 and s.shape[0] == 1:  # one channel
     s = s[0]
-  if s.ndim != 1:
-    raise ValueError(f"{what} must be a 1-D series, got shape {s.shape}")
-  if s.shape[0] == 0:
+  if s.ndim not in (1, 2):
+    raise ValueError(f"{what} must be a 1-D series or [channels, length], got shape {s.shape}")
+  if s.shape[-1] == 0:
     raise ValueError(f"{what} is an empty series (length 0)")
   _check_finite(s, what)
   return s.astype(np.float64)
 
 
 def as_series(x: Any, *, name: str = "X") -> Series:
-  """Validates univariate time series given as an array or as a list of series.
+  """Validates time series given as an array or as a list of series.
 
   Args:
-    x: `[n_series, length]` array-like (also `[n_series, 1, length]`), or a sequence of 1-D
-      series that may differ in length.
+    x: `[n_series, length]` array-like (`[n_series, 1, length]` is the same), multivariate
+      `[n_series, channels, length]` (aeon's layout), a sequence of 1-D (or `[channels,
+      length]`) series that may differ in length, or a nested pandas frame (one series per
+      cell, a column per channel: sktime's layout).
     name: the argument's name, used in error messages.
 
   Returns:
-    A float64 `[n_series, length]` array when all series share a length, else a list of
-    float64 `[length_i]` arrays.
+    A float64 `[n_series, length]` (or `[n_series, channels, length]`) array when all series
+    share a length, else a list of float64 `[length_i]` (or `[channels, length_i]`) arrays.
 
   Raises:
     TypeError: sparse matrices, or values that are not numbers.
     ValueError: no series, an empty series, NaN or inf, complex or text values, a 1-D array
-      (one series must be given as `[1, length]`) or several channels; the message names `name`
-      and the series.
+      (one series must be given as `[1, length]`), or series with different channel counts;
+      the message names `name` and the series.
   """
   if x is None:
     raise ValueError(f"{name} is None; pass an [n_series, length] array or a list of series")
@@ -186,9 +200,25 @@ def as_series(x: Any, *, name: str = "X") -> Series:
   if not rows:
     raise ValueError(f"{name} holds no series; 0 sample(s) given while a minimum of 1 is "
                      f"required")
-  if len({r.shape[0] for r in rows}) == 1:
+  channels = [_channels(r) for r in rows]
+  if len(set(channels)) != 1:
+    i = next(i for i, c in enumerate(channels) if c != channels[0])
+    raise ValueError(f"{name}[{i}] has {channels[i]} channel(s), {name}[0] {channels[0]}; all "
+                     f"series of one call need the same channels")
+  if len({r.shape for r in rows}) == 1:
     return np.stack(rows)
   return rows
+
+
+def _channels(s: np.ndarray) -> int:
+  return 1 if s.ndim == 1 else int(s.shape[0])
+
+
+def num_channels(series: Series) -> int:
+  """Channels of the output of `as_series` (1: univariate)."""
+  if isinstance(series, np.ndarray):
+    return 1 if series.ndim == 2 else int(series.shape[1])
+  return _channels(series[0])
 
 
 def resample(series: np.ndarray, length: int) -> np.ndarray:
@@ -207,45 +237,83 @@ def resample(series: np.ndarray, length: int) -> np.ndarray:
 def znormalize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
   """Per-series z-normalisation of `[N, length]`; constant series become zeros.
 
-  The same computation as `mtl2d.data.ucr.znormalize`.
+  The same computation as `mtl2d.data.ucr.znormalize`; of `[N, length, channels]`, per series
+  and channel.
   """
   mean = x.mean(axis=1, keepdims=True)
   std = x.std(axis=1, keepdims=True)
   return (x - mean) / np.where(std < eps, 1.0, std)
 
 
-def model_input(series: Series, length: int, *, znorm: bool = True) -> np.ndarray:
-  """Resampled and (optionally) z-normalised series of `as_series`: `[n_series, length]` float32.
+def model_input(series: Series, length: int, *, znorm: bool = True,
+                channels: int | None = None) -> np.ndarray:
+  """Resampled and (optionally) z-normalised series of `as_series`, in the models' layout.
 
   Args:
     series: the output of `as_series`.
     length: the model's series length; series of other lengths are resampled to it.
-    znorm: z-normalise each series after resampling.
+    znorm: z-normalise each series (each channel) after resampling.
+    channels: the model's input channels (None: the series' own); missing channels are zeros
+      (a multitask model whose tasks differ in channels takes the largest count).
+
+  Returns:
+    float32 `[n_series, length]` with one channel, else `[n_series, length, channels]`
+    (channels last, as the models take them).
   """
   if isinstance(length, bool) or int(length) != length or length < 1:
     raise ValueError(f"length must be a positive integer, got {length!r}")
-  if isinstance(series, np.ndarray) and series.shape[1] == length:
+  have = num_channels(series)
+  channels = have if channels is None else int(channels)
+  if have > channels:
+    raise ValueError(f"series of {have} channels for a model of {channels}")
+  if isinstance(series, np.ndarray) and series.shape[-1] == length:
     out = series
   else:
-    out = np.stack([resample(s, int(length)) for s in series])
+    out = np.stack([np.stack([resample(c, int(length)) for c in np.atleast_2d(s)])
+                    for s in series])
+    out = out[:, 0] if have == 1 else out
+  if have > 1:
+    out = np.moveaxis(out, 1, 2)  # [N, C, L] -> [N, L, C]
   if znorm:
     out = znormalize(out)
+  if channels > 1:
+    out = out.reshape(out.shape[0], length, have)
+    out = np.pad(out, ((0, 0), (0, 0), (0, channels - have)))
   return out.astype(np.float32)
 
 
-def preprocess(x: Any, length: int, *, znorm: bool = True, name: str = "X") -> np.ndarray:
+def preprocess(x: Any, length: int, *, znorm: bool = True, name: str = "X", channels: int = 1,
+               model_channels: int | None = None) -> np.ndarray:
   """Validated (`as_series`), resampled and z-normalised series (`model_input`).
+
+  Series of a length other than `length` are resampled, with a warning (once per call site
+  and model length): a model sees series as long as it was trained on.
 
   Args:
     x: series as accepted by `as_series`.
     length: the model's series length; series of other lengths are resampled to it.
     znorm: z-normalise each series after resampling.
     name: the argument's name, used in error messages.
+    channels: the channels the series must have (those trained on).
+    model_channels: the model's input channels (None: `channels`), see `model_input`.
 
   Returns:
-    `[n_series, length]` float32.
+    `[n_series, length]` float32, or `[n_series, length, model_channels]`.
+
+  Raises:
+    ValueError: `as_series`' errors, or series of another channel count than `channels`.
   """
-  return model_input(as_series(x, name=name), length, znorm=znorm)
+  series = as_series(x, name=name)
+  have = num_channels(series)
+  if have != channels:
+    raise ValueError(f"{name} holds series of {have} channel(s); the model was trained on "
+                     f"{channels}")
+  lengths = {series.shape[-1]} if isinstance(series, np.ndarray) else {
+      s.shape[-1] for s in series}
+  if lengths != {length}:
+    warnings.warn(f"{name}: series of a length other than the model's {length} are resampled "
+                  f"to {length} steps by linear interpolation", UserWarning, stacklevel=3)
+  return model_input(series, length, znorm=znorm, channels=model_channels or channels)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -270,8 +338,9 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
   Args:
     directory: created if missing, else replaced whole (it must hold an earlier export or
       nothing).
-    tasks: per task, `name`, `length`, `znormalize`, `classes` (array of labels) and `program`
-      (bytes of `jax.export.Exported.serialize()`).
+    tasks: per task, `name`, `length`, `znormalize`, `classes` (array of labels), `program`
+      (bytes of `jax.export.Exported.serialize()`) and, for multivariate series, `channels`
+      (the task's) and `input_channels` (the program's; missing channels are zeros).
     estimator: the estimator's class name (recorded).
     platforms: the platforms the programs were lowered for (recorded).
     mtl2d_version: recorded.
@@ -285,12 +354,15 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
     file = f"task_{i}.jaxexport"
     payload[file] = bytes(t["program"])
     entries.append({"name": str(t["name"]), "file": file, "length": int(t["length"]),
+                    "channels": int(t.get("channels", 1)),
+                    "input_channels": int(t.get("input_channels", t.get("channels", 1))),
                     "znormalize": bool(t["znormalize"]), **_classes_to_json(t["classes"])})
   meta = {"format": FORMAT, "version": VERSION, "estimator": estimator,
           "mtl2d_version": mtl2d_version, "jax_version": jax.__version__,
           "platforms": list(platforms), "tasks": entries,
-          "input": "float32 [batch, length] series, resampled to `length` and z-normalised "
-                   "per series when `znormalize`",
+          "input": "float32 [batch, length] series (or [batch, length, input_channels], the "
+                   "task's channels first, zeros after), resampled to `length` and z-normalised "
+                   "per series and channel when `znormalize`",
           "output": "float32 [batch, len(classes)] logits, columns in the order of `classes`"}
   payload[META_NAME] = (json.dumps(meta, indent=2) + "\n").encode()
 
@@ -306,7 +378,11 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
 class ExportedClassifier:
   """A classifier loaded from an export directory (see `load`).
 
-  Attributes:
+  Attributes, named as on the estimator that was exported (scikit-learn's convention):
+    classes_: the labels, in the order of the probability columns; a dict by task name for a
+      multitask model.
+    length_: the series length the program takes (single-task models).
+    lengths_: the series length of each task (multitask models).
     tasks: task names, in the estimator's order (one task for single-task estimators).
     platforms: the platforms the programs can run on.
     meta: the parsed `model.json`.
@@ -319,6 +395,14 @@ class ExportedClassifier:
     self.platforms = tuple(meta["platforms"])
     self._entries = {t["name"]: t for t in meta["tasks"]}
     self._programs = programs
+    classes = {t["name"]: _classes_from_json(t) for t in meta["tasks"]}
+    lengths = {t["name"]: int(t["length"]) for t in meta["tasks"]}
+    if len(self.tasks) == 1:
+      self.classes_ = classes[self.tasks[0]]
+      self.length_ = lengths[self.tasks[0]]
+    else:
+      self.classes_ = classes
+      self.lengths_ = lengths
 
   def _entry(self, task: str | None) -> dict[str, Any]:
     if task is None:
@@ -329,19 +413,29 @@ class ExportedClassifier:
       raise ValueError(f"task {task!r} is not one of the model's tasks {list(self.tasks)}")
     return self._entries[task]
 
-  def classes(self, task: str | None = None) -> np.ndarray:
-    """The labels of a task's classes, in the order of the probability columns."""
+  def _classes(self, task: str | None) -> np.ndarray:
     return _classes_from_json(self._entry(task))
 
+  def classes(self, task: str | None = None) -> np.ndarray:
+    """Deprecated: `classes_` (a dict by task for multitask models)."""
+    warnings.warn("ExportedClassifier.classes() is deprecated; use the classes_ attribute "
+                  "(a dict by task name for a multitask model), as on the estimators",
+                  DeprecationWarning, stacklevel=2)
+    return self._classes(task)
+
   def length(self, task: str | None = None) -> int:
-    """The series length a task's program takes (inputs are resampled to it)."""
+    """Deprecated: `length_` (`lengths_[task]` for multitask models)."""
+    warnings.warn("ExportedClassifier.length() is deprecated; use the length_ attribute "
+                  "(lengths_[task] for a multitask model), as on the estimators",
+                  DeprecationWarning, stacklevel=2)
     return int(self._entry(task)["length"])
 
   def logits(self, x: Any, task: str | None = None, *, batch_size: int = 256) -> np.ndarray:
     """Logits `[n_series, num_classes]` float32 of series `x` (preprocessed as when fitted).
 
     Args:
-      x: `[n_series, length]` array or a list of 1-D series of any lengths.
+      x: `[n_series, length]` (`[n_series, channels, length]`) array or a list of series of
+        any lengths.
       task: the task's name; may be omitted for a single-task model.
       batch_size: rows per program call; the last chunk is padded by repeating rows, so each
         distinct size compiles once.
@@ -349,7 +443,9 @@ class ExportedClassifier:
     entry = self._entry(task)
     if int(batch_size) != batch_size or batch_size < 1:
       raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    xs = preprocess(x, entry["length"], znorm=entry["znormalize"])
+    channels = int(entry.get("channels", 1))
+    xs = preprocess(x, entry["length"], znorm=entry["znormalize"], channels=channels,
+                    model_channels=int(entry.get("input_channels", channels)))
     program = self._programs[entry["name"]]
     size = min(int(batch_size), len(xs))
     out = []
@@ -359,12 +455,12 @@ class ExportedClassifier:
     return np.concatenate(out)
 
   def predict_proba(self, x: Any, task: str | None = None) -> np.ndarray:
-    """Class probabilities `[n_series, num_classes]` float64, columns as `classes(task)`."""
+    """Class probabilities `[n_series, num_classes]` float64, columns as `classes_`."""
     return softmax(self.logits(x, task))
 
   def predict(self, x: Any, task: str | None = None) -> np.ndarray:
-    """Predicted labels `[n_series]` (the user's labels, as `classes(task)`)."""
-    return self.classes(task)[np.argmax(self.predict_proba(x, task), axis=1)]
+    """Predicted labels `[n_series]` (the user's labels, from `classes_`)."""
+    return self._classes(task)[np.argmax(self.predict_proba(x, task), axis=1)]
 
 
 def load(directory: str | os.PathLike, *, allow_custom_calls: bool = False

@@ -5,6 +5,7 @@ tests/estimators/persistence_test.py (it needs a trained model).
 """
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -52,7 +53,8 @@ def test_as_series_accepts_arrays_lists_and_ragged_lists():
     ([np.ones(3), np.array([1.0, np.nan])], ValueError, r"X\[1\] holds NaN or inf"),
     (np.ones((2, 3), complex), ValueError, "Complex data not supported"),
     ([["a", "b"], ["c", "d"]], ValueError, "must hold numbers"),
-    (np.zeros((2, 3, 4)), ValueError, "3 channels per series"),
+    ([np.ones((2, 4)), np.ones(4)], ValueError, r"X\[1\] has 1 channel\(s\), X\[0\] 2"),
+    (np.zeros((2, 3, 4, 5)), ValueError, r"\[n_series, channels, length\]"),
     ([np.ones(3), {"a": 1}], TypeError, r"X\[1\] must hold numbers"),
 ])
 def test_bad_series_are_refused_naming_the_argument(given, error, match):
@@ -187,3 +189,61 @@ def test_custom_calls_outside_jax_s_stable_list_need_an_opt_in(tmp_path):
     exported.load(tmp_path / "m")
   assert exported.load(tmp_path / "m", allow_custom_calls=True).tasks == ("t",)
   assert "shape_assertion" in exported.STABLE_CUSTOM_CALLS
+
+
+def test_multivariate_series_in_the_models_layout():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(4, 3, 10)) * np.array([1.0, 10.0, 100.0])[:, None] + 5.0
+  series = exported.as_series(x)
+  assert series.shape == (4, 3, 10) and exported.num_channels(series) == 3
+  out = exported.model_input(series, 10)
+  assert out.shape == (4, 10, 3) and out.dtype == np.float32  # channels last
+  for c in range(3):  # every channel z-normalised on its own, as a univariate series
+    np.testing.assert_allclose(out[..., c], exported.model_input(x[:, c], 10), atol=1e-6)
+  # Ragged [channels, length] series: each channel resampled like a univariate series.
+  ragged = exported.as_series([x[0][:, :7], x[1]])
+  out = exported.model_input(ragged, 10, znorm=False)
+  np.testing.assert_allclose(out[0, :, 2], exported.resample(x[0, 2, :7], 10), rtol=1e-6)
+  # A model of more channels (multitask): missing channels are zeros.
+  padded = exported.model_input(exported.as_series(x[:, 0]), 10, channels=3)
+  assert padded.shape == (4, 10, 3) and not padded[..., 1:].any()
+  np.testing.assert_array_equal(padded[..., 0], exported.model_input(x[:, 0], 10))
+
+
+def test_nested_frames():
+  # A nested frame (sktime's layout: one series per cell, a column per channel) reaches
+  # as_series as an object array of series; pandas itself is optional.
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(3, 2, 6))
+  cells = np.empty((3, 2), object)
+  for i in range(3):
+    for c in range(2):
+      cells[i, c] = x[i, c].tolist() if c else x[i, c]
+  np.testing.assert_array_equal(exported.as_series(cells), x)
+  np.testing.assert_array_equal(exported.as_series(cells[:, :1]), x[:, 0])
+  cells[1, 0] = x[1, 0, :4]
+  with pytest.raises(ValueError, match=r"X\[1\]: a row of a nested frame holds channels of "
+                                       r"different shapes"):
+    exported.as_series(cells)
+  pd = pytest.importorskip("pandas")
+  frame = pd.DataFrame({f"dim_{c}": [pd.Series(x[i, c]) for i in range(3)] for c in range(2)})
+  np.testing.assert_array_equal(exported.as_series(frame), x)
+  one = pd.DataFrame({"dim_0": [pd.Series(x[i, 0]) for i in range(3)]})
+  np.testing.assert_array_equal(exported.as_series(one), x[:, 0])
+  bad = pd.DataFrame({"a": [pd.Series(x[0, 0]), pd.Series(x[1, 0, :4])],
+                      "b": [pd.Series(x[0, 1]), pd.Series(x[1, 1])]})
+  with pytest.raises(ValueError, match=r"X\[1\]: a row of a nested frame holds channels of "
+                                       r"different shapes"):
+    exported.as_series(bad)
+
+
+def test_predicting_series_of_another_length_warns():
+  x = np.random.default_rng(2).normal(size=(3, 12))
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    exported.preprocess(x, 12)
+  with pytest.warns(UserWarning, match="other than the model's 9 are resampled to 9 steps"):
+    exported.preprocess(x, 9)
+  with pytest.raises(ValueError, match=r"X holds series of 1 channel\(s\); the model was "
+                                       r"trained on 2"):
+    exported.preprocess(x, 12, channels=2)

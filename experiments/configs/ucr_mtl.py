@@ -25,6 +25,7 @@ from mtl2d.data import config as data_config_lib
 from mtl2d.data import groups
 from mtl2d.pipelines import comparison
 from mtl2d.train import config as train_config_lib
+from mtl2d.train import recipe
 
 
 def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
@@ -78,19 +79,13 @@ def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
 def apply_cpu_recipe(c: ml_collections.ConfigDict) -> None:
   """The CPU recipe chosen on validation accuracy in docs/ablations.md, in place.
 
-  Both encoders: AdamW at 1e-3 with a cosine schedule over 40 epochs and per-task batch-norm
-  statistics. ResNet2D only: 3 stride-2 stages instead of 8 (the paper's eight leave a 1x1 map
-  whose features are tied to positions) and window-slicing augmentation of 10%, which lowered
-  ResNet1D's validation accuracy and is therefore not applied to it.
+  The recipe is `mtl2d.train.recipe` (also the estimators' defaults): both encoders get its
+  shared fields in `c.train`, ResNet2D its own fields in `c.encoder_train.resnet2d` (3 stride-2
+  stages, 16 templates, 10% window slicing, which lowered ResNet1D's validation accuracy).
 
   Args:
     c: a config of this file (`c.train`, `c.encoder_train`).
   """
-  c.train.model.preset = "quick"
-  c.train.model.task_batch_stats = True
-  c.train.num_epochs = 40
-  c.train.optim.learning_rate = 1e-3
-  c.train.optim.schedule = "cosine"
-  c.train.log_every_steps = 100
-  c.encoder_train.resnet2d = {"model": {"overrides": {"downsample": 3, "num_templates": 16}},
-                              "augment": {"crop": 0.1}}
+  recipe.apply(c.train)
+  for encoder in ("resnet1d", "resnet2d"):
+    c.encoder_train[encoder] = recipe.encoder_fields(encoder)

@@ -12,7 +12,8 @@ class Split:
   """One split of a classification task.
 
   Attributes:
-    x: `[num_examples, length]` float32 series.
+    x: `[num_examples, length]` float32 series, or `[num_examples, length, channels]` for
+      multivariate series (channels last, as the models take them).
     y: `[num_examples]` int32 class ids in `0..num_classes-1`.
     indices: `[num_examples]` int64 row numbers into the task's merged source
       (for UCR: the rows of TRAIN followed by the rows of TEST), so a split can be saved and
@@ -28,8 +29,9 @@ class Split:
 
   def __post_init__(self):
     """Checks that `x`, `y` and `indices` agree in shape."""
-    if self.x.ndim != 2:
-      raise ValueError(f"Split.x must be [num_examples, length], got shape {self.x.shape}")
+    if self.x.ndim not in (2, 3):
+      raise ValueError(f"Split.x must be [num_examples, length] or [num_examples, length, "
+                       f"channels], got shape {self.x.shape}")
     if self.y.shape != (self.x.shape[0],):
       raise ValueError(
           f"Split.y must be [num_examples]={self.x.shape[0]}, got shape {self.y.shape}")

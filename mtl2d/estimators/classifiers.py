@@ -1,6 +1,6 @@
 """scikit-learn style classifiers: ResNet1D, ResNet2D and their multitask model on your arrays.
 
-    clf = ResNet2DClassifier(epochs=50).fit(X, y)   # X [N, length] or a list of series
+    clf = ResNet2DClassifier().fit(X, y)   # X [N, length] or a list of series
     clf.predict(X_new), clf.predict_proba(X_new), clf.score(X_test, y_test), clf.classes_
     clf.save("model/"); ResNet2DClassifier.load("model/")
     clf.export("exported/")       # then mtl2d.exported.load("exported/") with only JAX + NumPy
@@ -14,8 +14,12 @@ them and returns the estimator, fitted attributes end with `_`, `get_params`, `s
 `mtl2d.estimators.fitting`); the model kept for each task is its checkpoint of best validation
 accuracy (ties -> earliest epoch), as in the paper.
 
-Inputs: univariate series as an `[N, length]` array (also `[N, 1, length]`), or a list of 1-D
-series of different lengths. Every series is resampled by linear interpolation to the model's
+Inputs: univariate series as an `[N, length]` array (also `[N, 1, length]`), multivariate ones
+as `[N, channels, length]` (aeon's layout; ResNet2D compares points of R^channels with its
+templates by Euclidean distance, ResNet1D takes the channels as its input channels), a list of
+series of different lengths, or a nested pandas frame. The tasks of a `MultiTaskClassifier` may
+differ in channels: the model takes the largest count, the other tasks' missing channels are
+zeros. Every series is resampled by linear interpolation to the model's
 length (the longest training series, or `length`) as the UCR loader does, then z-normalised
 per series (`znormalize`); prediction applies the same steps, to series of any length.
 """
@@ -36,6 +40,7 @@ from sklearn.utils import validation
 from mtl2d import exported
 from mtl2d.estimators import fitting
 from mtl2d.estimators import persistence
+from mtl2d.train import recipe
 
 __all__ = ["MultiTaskClassifier", "ResNet1DClassifier", "ResNet2DClassifier", "load"]
 
@@ -56,8 +61,10 @@ class _Estimator(base.BaseEstimator):
     """Validates the constructor arguments (scikit-learn: in `fit`); returns the seed."""
     for name in ("epochs", "batch_size"):
       value = getattr(self, name)
-      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+      if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                or value < 1):
+        raise ValueError(f"{name} must be None (chosen from the data) or an integer >= 1, got "
+                         f"{value!r}")
     for name in ("learning_rate", "weight_decay", "validation_fraction"):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, _REAL) or not np.isfinite(value):
@@ -66,8 +73,10 @@ class _Estimator(base.BaseEstimator):
       raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
     if self.weight_decay < 0:
       raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-    if not 0.0 < self.validation_fraction < 1.0:
-      raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+    if not 0.0 < self.validation_fraction < 0.5:
+      raise ValueError(f"validation_fraction must be in (0, 0.5): the share of the training "
+                       f"series held out to choose the epoch, less than what is trained on; got "
+                       f"{self.validation_fraction!r}")
     if self.length is not None and (isinstance(self.length, bool)
                                     or not isinstance(self.length, (int, np.integer))
                                     or self.length < 1):
@@ -90,17 +99,29 @@ class _Estimator(base.BaseEstimator):
   def _fit_tasks(self, data: list[tuple[str, Any, Any, Any]], *, multitask: bool) -> None:
     """Prepares `(name, X, y, validation_data)` tasks, trains and keeps the fitted state."""
     seed = self._check_params()
-    config = fitting.engine_config(
-        encoder=self._encoder_name(), multitask=multitask, preset=self.preset,
-        model_options=self.model_options, epochs=self.epochs, batch_size=self.batch_size,
-        learning_rate=self.learning_rate, weight_decay=self.weight_decay, seed=seed,
-        config_overrides=self.config_overrides, write_curves=self.workdir is not None)
     prepared = [fitting.prepare_task(
         name, x, y, validation_data=val, length=self.length, znorm=bool(self.znormalize),
         validation_fraction=float(self.validation_fraction), seed=seed, where=where)
         for name, x, y, val, where in data]
+    prepared = fitting.with_model_channels(prepared)
+    settings = dict(encoder=self._encoder_name(), multitask=multitask, preset=self.preset,
+                    model_options=self.model_options, learning_rate=self.learning_rate,
+                    weight_decay=self.weight_decay, seed=seed,
+                    config_overrides=self.config_overrides,
+                    write_curves=self.workdir is not None)
+    batch_size, epochs = fitting.schedule(
+        fitting.engine_config(**settings, epochs=1, batch_size=1), prepared,
+        batch_size=self.batch_size, epochs=self.epochs)
+    config = fitting.engine_config(**settings, epochs=epochs, batch_size=batch_size)
     tasks, history, record = fitting.train(config, prepared, self.workdir)
+    fitting.warn_no_progress(prepared, tasks, history)
     self._set_fitted(tasks, record, history)
+
+  def _set_schedule(self, config: dict[str, Any]) -> None:
+    # The batch size and epochs trained with (chosen from the data when the parameters are
+    # None), as the run's config records them.
+    self.batch_size_ = int(config["batch_size"])
+    self.epochs_ = int(config["num_epochs"])
 
   # Fitted state <-> attributes (subclasses name them).
   def _set_fitted(self, tasks: list[fitting.FittedTask], config: dict[str, Any],
@@ -113,7 +134,8 @@ class _Estimator(base.BaseEstimator):
   def _logits(self, x: ArrayLike, task_id: int, *, name: str = "X") -> np.ndarray:
     tasks = self._fitted_tasks()
     t = tasks[task_id]
-    xs = exported.preprocess(x, t.length, znorm=bool(self.znormalize), name=name)
+    xs = exported.preprocess(x, t.length, znorm=bool(self.znormalize), name=name,
+                             channels=t.channels, model_channels=fitting.model_channels(tasks))
     return fitting.predict_logits(self.config_, tuple(len(u.classes) for u in tasks), task_id,
                                   t.variables, xs)
 
@@ -163,25 +185,33 @@ class _Estimator(base.BaseEstimator):
 class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
   """A single-task classifier (one model, ordinary shuffled mini-batches)."""
 
-  def __init__(self, *, preset: str = "quick", model_options: dict | None = None,
-               epochs: int = 20, batch_size: int = 40, learning_rate: float = 1e-3,
+  def __init__(self, *, preset: str = recipe.PRESET, model_options: dict | None = None,
+               epochs: int | None = None, batch_size: int | None = None,
+               learning_rate: float = recipe.LEARNING_RATE,
                weight_decay: float = 0.01, validation_fraction: float = 0.25,
                random_state: int | None = 0, znormalize: bool = True,
                length: int | None = None, workdir: str | None = None,
                config_overrides: dict | None = None):
     """Stores the settings (validated by `fit`).
 
+    The defaults are Table I's CPU recipe (`mtl2d.train.recipe`): the "quick" preset (for
+    ResNet2D with 3 stride-2 stages, 16 templates and 10% window slicing), AdamW at 1e-3 with a
+    cosine schedule, per-task batch-norm statistics; batch size and epochs sized to the data.
+
     Args:
       preset: model size, "quick" (CPU-sized), "paper" (the paper's sizes, for GPU/TPU) or
-        "tiny" (tests); see `mtl2d.models.factory.PRESETS`.
-      model_options: preset fields to replace, e.g. `{"num_templates": 16}`.
-      epochs: training epochs (paper: 400).
-      batch_size: mini-batch size (paper: 40).
-      learning_rate: AdamW learning rate (paper: 1e-4).
+        "tiny" (tests); see `mtl2d.models.factory.PRESETS`. With "quick" the encoder's recipe
+        fields apply under `model_options`.
+      model_options: preset fields to replace, e.g. `{"num_templates": 32}`.
+      epochs: training epochs (paper: 400). None: the recipe's 40, raised until training
+        makes `recipe.MIN_TRAIN_STEPS` (300) optimizer steps; fitted as `epochs_`.
+      batch_size: mini-batch size (paper: 40). None: a quarter of the training series, at
+        least 8 and at most 40 (`recipe.small_data_batch_size`); fitted as `batch_size_`.
+      learning_rate: AdamW learning rate (paper: 1e-4; the recipe's 1e-3, cosine schedule).
       weight_decay: AdamW decoupled weight decay.
       validation_fraction: share of the training data held out (stratified) to select the
-        best epoch; 0.25 is the paper's 60/20 train/validation ratio. Unused when `fit` gets
-        `validation_data`.
+        best epoch, in (0, 0.5); 0.25 is the paper's 60/20 train/validation ratio. Unused
+        when `fit` gets `validation_data`.
       random_state: seed of the validation split, the initialisation and the batch order
         (the engine's `seed`); None draws one.
       znormalize: z-normalise every series (after resampling), at fit and predict time.
@@ -224,8 +254,10 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
 
   def _set_fitted(self, tasks, config, history):
     (t,) = tasks
+    self._set_schedule(config)
     self.classes_ = t.classes
     self.length_ = t.length
+    self.channels_ = t.channels
     self.best_epoch_ = t.best_epoch
     self.variables_ = t.variables
     self.config_ = config
@@ -234,7 +266,7 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
   def _fitted_tasks(self):
     validation.check_is_fitted(self)
     return [fitting.FittedTask(SINGLE_TASK_NAME, self.classes_, self.length_, self.best_epoch_,
-                               self.variables_)]
+                               self.variables_, channels=self.channels_)]
 
   def predict_proba(self, X: ArrayLike) -> np.ndarray:  # noqa: N803
     """Class probabilities `[N, len(classes_)]` (float64), columns in the order of `classes_`."""
@@ -265,9 +297,11 @@ class ResNet1DClassifier(_SingleTaskClassifier):
   """ResNet1D (Wang et al. 2017; the paper's Figure 2b) as a scikit-learn classifier.
 
   Fitted attributes: `classes_` (the labels, sorted), `length_` (series length of the model),
-  `best_epoch_` (the restored checkpoint's epoch), `variables_` (parameters and batch-norm
-  statistics), `config_` (the engine config with the run's `resolved` section, which records
-  the model fields), `history_` (per-epoch records of the run).
+  `channels_` (of the series), `batch_size_` and `epochs_` (as trained), `best_epoch_` (the
+  restored checkpoint's epoch),
+  `variables_` (parameters and batch-norm statistics), `config_` (the engine config with the
+  run's `resolved` section, which records the model fields), `history_` (per-epoch records of
+  the run).
   """
 
   _encoder = "resnet1d"
@@ -294,13 +328,15 @@ class MultiTaskClassifier(_Estimator):
   its own length). Training follows Algorithm 2. For each task the kept model is the checkpoint
   of that task's best validation accuracy, so different tasks may use different epochs.
 
-  Fitted attributes: `tasks_` (names, in task-id order), `classes_`, `lengths_`,
-  `best_epochs_` and `variables_` (dicts by task name), `config_`, `history_`.
+  Fitted attributes: `tasks_` (names, in task-id order), `classes_`, `lengths_`, `channels_`,
+  `best_epochs_` and `variables_` (dicts by task name), `batch_size_`, `epochs_`, `config_`,
+  `history_`.
   """
 
-  def __init__(self, *, encoder: str = "resnet2d", preset: str = "quick",
-               model_options: dict | None = None, epochs: int = 20, batch_size: int = 40,
-               learning_rate: float = 1e-3, weight_decay: float = 0.01,
+  def __init__(self, *, encoder: str = "resnet2d", preset: str = recipe.PRESET,
+               model_options: dict | None = None, epochs: int | None = None,
+               batch_size: int | None = None, learning_rate: float = recipe.LEARNING_RATE,
+               weight_decay: float = 0.01,
                validation_fraction: float = 0.25, random_state: int | None = 0,
                znormalize: bool = True, length: int | None = None, workdir: str | None = None,
                config_overrides: dict | None = None):
@@ -311,7 +347,8 @@ class MultiTaskClassifier(_Estimator):
       preset: as for `ResNet2DClassifier`.
       model_options: as for `ResNet2DClassifier`.
       epochs: as for `ResNet2DClassifier`.
-      batch_size: as for `ResNet2DClassifier`; every batch holds series of one task.
+      batch_size: as for `ResNet2DClassifier` (None: chosen from the smallest task's training
+        series); every batch holds series of one task.
       learning_rate: as for `ResNet2DClassifier`.
       weight_decay: as for `ResNet2DClassifier`.
       validation_fraction: as for `ResNet2DClassifier`, per task.
@@ -393,9 +430,11 @@ class MultiTaskClassifier(_Estimator):
     return self
 
   def _set_fitted(self, tasks, config, history):
+    self._set_schedule(config)
     self.tasks_ = tuple(t.name for t in tasks)
     self.classes_ = {t.name: t.classes for t in tasks}
     self.lengths_ = {t.name: t.length for t in tasks}
+    self.channels_ = {t.name: t.channels for t in tasks}
     self.best_epochs_ = {t.name: t.best_epoch for t in tasks}
     self.variables_ = {t.name: t.variables for t in tasks}
     self.config_ = config
@@ -404,7 +443,8 @@ class MultiTaskClassifier(_Estimator):
   def _fitted_tasks(self):
     validation.check_is_fitted(self)
     return [fitting.FittedTask(n, self.classes_[n], self.lengths_[n], self.best_epochs_[n],
-                               self.variables_[n]) for n in self.tasks_]
+                               self.variables_[n], channels=self.channels_[n])
+            for n in self.tasks_]
 
   def _task_id(self, task: Any) -> int:
     validation.check_is_fitted(self)

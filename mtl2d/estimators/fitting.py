@@ -16,12 +16,14 @@ records nothing about a test split.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import copy
 import dataclasses
 import functools
 import pathlib
 import shutil
 import tempfile
 from typing import Any
+import warnings
 
 import jax
 import ml_collections
@@ -37,11 +39,12 @@ from mtl2d.models import factory
 from mtl2d.train import config as config_lib
 from mtl2d.train import inference
 from mtl2d.train import loop
+from mtl2d.train import recipe
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import steps as steps_lib
 
-__all__ = ["FittedTask", "PreparedTask", "engine_config", "predict_logits", "prepare_task",
-           "train"]
+__all__ = ["FittedTask", "PreparedTask", "engine_config", "model_channels", "predict_logits",
+           "prepare_task", "schedule", "train", "warn_no_progress", "with_model_channels"]
 
 # Engine fields an estimator sets itself: from its own parameters, or because its contract
 # needs them (no test split; a checkpoint every epoch so the best one can be restored).
@@ -62,11 +65,13 @@ class PreparedTask:
     task: the engine's `Task` (train and validation splits; an empty test split).
     classes: `[C]` the user's labels, sorted (class id `c` is `classes[c]`).
     length: the series length of the task's model input.
+    channels: the task's channels (1: univariate; the splits' x `[N, length, channels]`).
   """
 
   task: types.Task
   classes: np.ndarray
   length: int
+  channels: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +84,7 @@ class FittedTask:
     length: series length of the model input.
     best_epoch: the epoch whose checkpoint was restored (best validation accuracy).
     variables: `{"params", "batch_stats"}` as NumPy arrays.
+    channels: the task's channels (1: univariate).
   """
 
   name: str
@@ -86,6 +92,51 @@ class FittedTask:
   length: int
   best_epoch: int
   variables: Any
+  channels: int = 1
+
+
+def model_channels(tasks: list[PreparedTask] | list[FittedTask]) -> int:
+  """Input channels of the model of `tasks`: the largest task's (the others get zeros)."""
+  return max(t.channels for t in tasks)
+
+
+def with_model_channels(prepared: list[PreparedTask]) -> list[PreparedTask]:
+  """The tasks with every split's x in the model's layout (`model_channels`).
+
+  All univariate: unchanged (`[N, length]`). Else `[N, length, channels]`, a task of fewer
+  channels padded with zero channels (as `mtl2d.exported.model_input` pads at predict time).
+  """
+  channels = model_channels(prepared)
+  if channels == 1:
+    return prepared
+  out = []
+  for p in prepared:
+    def pad(split, p=p):
+      x = split.x.reshape(len(split.x), p.length, p.channels)
+      x = np.pad(x, ((0, 0), (0, 0), (0, channels - p.channels)))
+      return dataclasses.replace(split, x=x)
+    task = dataclasses.replace(p.task, train=pad(p.task.train), val=pad(p.task.val),
+                               test=pad(p.task.test))
+    out.append(dataclasses.replace(p, task=task))
+  return out
+
+
+def _check_label_values(y: Any, name: str) -> None:
+  """Refuses labels holding None/NaN or mixing strings with numbers (ValueError naming a row)."""
+  try:
+    values = np.asarray(y, dtype=object).ravel()
+  except ValueError:  # ragged; scikit-learn's checks report it
+    return
+  kinds = []
+  for i, v in enumerate(values):
+    if v is None or (isinstance(v, float) and v != v):
+      raise ValueError(f"{name} holds a missing label ({v!r}) at row {i}; every series needs "
+                       f"a label")
+    kinds.append("text" if isinstance(v, (str, bytes, np.str_, np.bytes_)) else "number")
+  if len(set(kinds)) > 1:
+    i = kinds.index("text" if kinds[0] == "number" else "number")
+    raise ValueError(f"{name} mixes text and number labels ({values[0]!r} at row 0, "
+                     f"{values[i]!r} at row {i}); use one type, e.g. all strings")
 
 
 def encode_labels(y: Any, n: int, *, name: str = "y",
@@ -93,12 +144,13 @@ def encode_labels(y: Any, n: int, *, name: str = "y",
   """`(classes [C] sorted, ids [N] int32)` of labels `y` of `n` series (scikit-learn rules).
 
   Raises:
-    ValueError: `y` is None, not 1-D, continuous, of a length other than `n`, or holds a
-      single class.
+    ValueError: `y` is None, not 1-D, continuous, of a length other than `n`, holds a
+      single class, a missing label (None, NaN) or both text and number labels.
   """
   if y is None:
     raise ValueError(f"{name} is None; this classifier requires y to be passed, but the target "
                      f"y is None")
+  _check_label_values(y, name)
   y = validation.column_or_1d(y, warn=True)
   multiclass.check_classification_targets(y)
   if len(y) != n:
@@ -112,6 +164,7 @@ def encode_labels(y: Any, n: int, *, name: str = "y",
 
 
 def _ids_of(y: Any, classes: np.ndarray, n: int, name: str, x_name: str) -> np.ndarray:
+  _check_label_values(y, name)
   y = validation.column_or_1d(y, warn=True)
   if len(y) != n:
     raise ValueError(f"{x_name} holds {n} series but {name} holds {len(y)} labels; they must "
@@ -140,7 +193,7 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
 
   Args:
     name: the task's name.
-    x: series (`mtl2d.exported.as_series` forms).
+    x: series (`mtl2d.exported.as_series` forms, univariate or multivariate).
     y: labels, one per series (ints or strings).
     validation_data: None (a stratified `validation_fraction` of `(x, y)` is held out) or
       `(x_val, y_val)`, whose labels must occur in `y`.
@@ -155,11 +208,13 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
   """
   x_name, y_name, v_name = f"{where}X", f"{where}y", f"{where}validation_data"
   series = exported.as_series(x, name=x_name)
+  channels = exported.num_channels(series)
   classes, ids = encode_labels(y, len(series), name=y_name, x_name=x_name)
   if length is None:
-    length = series.shape[1] if isinstance(series, np.ndarray) else max(len(s) for s in series)
+    length = (series.shape[-1] if isinstance(series, np.ndarray)
+              else max(s.shape[-1] for s in series))
   xs = exported.model_input(series, length, znorm=znorm)
-  empty = types.Split(x=np.zeros((0, length), np.float32), y=np.zeros(0, np.int32),
+  empty = types.Split(x=np.zeros((0,) + xs.shape[1:], np.float32), y=np.zeros(0, np.int32),
                       indices=np.zeros(0, np.int64))
   if validation_data is None:
     train_rows, val_rows = splits.stratified_holdout(ids, validation_fraction, seed=seed,
@@ -170,13 +225,23 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
       raise ValueError(f"{v_name} must be a pair (X_val, y_val), got "
                        f"{type(validation_data).__name__}")
     v_series = exported.as_series(validation_data[0], name=f"{v_name}[0]")
+    if exported.num_channels(v_series) != channels:
+      raise ValueError(f"{v_name}[0] holds series of {exported.num_channels(v_series)} "
+                       f"channel(s), {x_name} of {channels}")
     v_ids = _ids_of(validation_data[1], classes, len(v_series), f"{v_name}[1]", f"{v_name}[0]")
     vx = exported.model_input(v_series, length, znorm=znorm)
     train = _split(xs, ids, np.arange(len(xs)))
     val = _split(vx, v_ids, np.arange(len(vx)))
+  missing = np.flatnonzero(np.bincount(val.y, minlength=len(classes)) == 0)
+  if missing.size:
+    warnings.warn(
+        f"{v_name if validation_data is not None else y_name}: the validation split holds "
+        f"{len(val)} series for {len(classes)} classes, none of class(es) "
+        f"{classes[missing].tolist()[:10]}; the best epoch is chosen on too few series. Pass "
+        f"more data per class or validation_data", UserWarning, stacklevel=4)
   task = types.Task(name=name, train=train, val=val, test=empty, num_classes=len(classes),
                     label_values=tuple(str(c) for c in classes.tolist()))
-  return PreparedTask(task=task, classes=classes, length=int(length))
+  return PreparedTask(task=task, classes=classes, length=int(length), channels=channels)
 
 
 def _set(config: ml_collections.ConfigDict, key: str, value: Any, *, name: str) -> None:
@@ -203,6 +268,11 @@ def engine_config(*, encoder: str, multitask: bool, preset: str,
                   write_curves: bool) -> ml_collections.ConfigDict:
   """The `train_and_evaluate` config of an estimator's settings.
 
+  The base is `mtl2d.train.base_config` with the CPU recipe (`mtl2d.train.recipe`): cosine
+  learning rate, per-task batch-norm statistics and, with the "quick" preset, the encoder's
+  recipe fields (ResNet2D: 3 stride-2 stages, 16 templates, 10% window slicing) under the
+  user's `model_options` and `config_overrides`.
+
   Args:
     encoder: "resnet1d" or "resnet2d".
     multitask: one model for all tasks (Algorithm 2) or one model per task.
@@ -223,11 +293,17 @@ def engine_config(*, encoder: str, multitask: bool, preset: str,
   """
   c = config_lib.base_config()
   del c["data"]  # the tasks are passed in
+  recipe.apply(c)
+  model_options = dict(model_options or {})
+  if preset == recipe.PRESET:  # the encoder's recipe fields are sized for the quick preset
+    own = recipe.encoder_fields(encoder)
+    model_options = {**own.pop("model", {}).get("overrides", {}), **model_options}
+    config_lib.apply_overrides(c, own, f"the {encoder} recipe")
   c.task_type = "classification"
   c.multitask = bool(multitask)
   c.model.encoder = encoder
   c.model.preset = preset
-  c.model.overrides = ml_collections.ConfigDict(dict(model_options or {}))
+  c.model.overrides = ml_collections.ConfigDict(model_options)
   c.num_epochs = int(epochs)
   c.batch_size = int(batch_size)
   c.optim.learning_rate = float(learning_rate)
@@ -245,6 +321,50 @@ def engine_config(*, encoder: str, multitask: bool, preset: str,
       raise ValueError(f"config_overrides: {key!r} is fixed by the estimator")
     _set(c, key, value, name="config_overrides")
   return c
+
+
+def schedule(config: ml_collections.ConfigDict, prepared: list[PreparedTask], *,
+             batch_size: int | None, epochs: int | None) -> tuple[int, int]:
+  """`(batch_size, epochs)` of a fit: the user's values, or chosen from the data when None.
+
+  The batch is `recipe.small_data_batch_size` of the smallest task's training rows; the epochs
+  are the recipe's 40, raised until the run makes `recipe.MIN_TRAIN_STEPS` optimizer steps
+  (steps per epoch as the engine counts them: Algorithm 2 for several tasks).
+
+  Args:
+    config: from `engine_config` (its batch size and epochs are not read).
+    prepared: the tasks.
+    batch_size: the estimator's `batch_size` (None: chosen).
+    epochs: the estimator's `epochs` (None: chosen).
+  """
+  if batch_size is None:
+    batch_size = recipe.small_data_batch_size(min(len(p.task.train) for p in prepared))
+  if epochs is None:
+    config = copy.deepcopy(config)
+    config.batch_size = int(batch_size)
+    problem = loop.make_problem(config, tasks=[p.task for p in prepared])
+    epochs = recipe.small_data_epochs(problem.steps_per_epoch(int(batch_size)))
+  return int(batch_size), int(epochs)
+
+
+def warn_no_progress(prepared: list[PreparedTask], fitted: list[FittedTask],
+                     history: list[dict[str, Any]]) -> None:
+  """Warns about each task whose kept model is epoch 1 at chance-level validation accuracy.
+
+  Chance level: the share of the validation split's most frequent class.
+  """
+  by_epoch = {r["epoch"]: r for r in history}
+  for p, f in zip(prepared, fitted):
+    counts = np.bincount(p.task.val.y, minlength=len(p.classes))
+    chance = counts.max() / max(counts.sum(), 1)
+    record = by_epoch.get(f.best_epoch, {}).get("val", {}).get(p.task.name)
+    if f.best_epoch == 1 and record is not None and record["accuracy"] <= chance + 1e-9:
+      where = "" if len(prepared) == 1 else f"task {p.task.name!r}: "
+      warnings.warn(
+          f"{where}training made no progress: the best validation accuracy "
+          f"({record['accuracy']:.3f}) is at chance level ({chance:.3f}) and came at epoch 1 "
+          f"of {len(history)}. Try more epochs, a smaller batch_size, another learning_rate, "
+          f"or more training series", UserWarning, stacklevel=4)
 
 
 def check_model_options(encoder: str, preset: str, model_options: Any) -> None:
@@ -292,7 +412,8 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
       if (run_dir, epoch) not in restored:
         _, variables, _ = inference.restore_model(run_dir, which=epoch)
         restored[run_dir, epoch] = jax.tree.map(np.asarray, jax.device_get(variables))
-      fitted.append(FittedTask(name, p.classes, p.length, epoch, restored[run_dir, epoch]))
+      fitted.append(FittedTask(name, p.classes, p.length, epoch, restored[run_dir, epoch],
+                               channels=p.channels))
     history = rundir_lib.read_metrics(run / "metrics.jsonl")
     record = files.read_json(run / "config.json")
   finally:
@@ -311,7 +432,7 @@ def _logits_fn(model: Any, fast_compile: bool):
 
 def predict_logits(config: Mapping[str, Any], num_classes: tuple[int, ...], task_id: int,
                    variables: Any, x: np.ndarray) -> np.ndarray:
-  """Logits `[N, num_classes[task_id]]` float32 of preprocessed series `x [N, length]`.
+  """Logits `[N, num_classes[task_id]]` float32 of preprocessed series `x [N, length(, C)]`.
 
   Batches of the engine's evaluation batch size (`eval_batch_size`, else `batch_size`); the
   last one is padded (`steps.pad_rows`), so each series length compiles once.

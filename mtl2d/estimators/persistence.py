@@ -77,7 +77,8 @@ def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str,
       "format": FORMAT, "version": VERSION, "class": class_name,
       "mtl2d_version": mtl2d.__version__,
       "params": {k: _json_param(k, v) for k, v in params.items()},
-      "tasks": [{"name": t.name, "length": int(t.length), "best_epoch": int(t.best_epoch),
+      "tasks": [{"name": t.name, "length": int(t.length), "channels": int(t.channels),
+                 "best_epoch": int(t.best_epoch),
                  "variables": files[t.best_epoch],
                  "classes": np.asarray(t.classes).tolist(),
                  "classes_dtype": np.asarray(t.classes).dtype.str} for t in tasks],
@@ -138,7 +139,8 @@ def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fittin
       loaded[file] = serialization.msgpack_restore(file.read_bytes())
     tasks.append(fitting.FittedTask(
         name=t["name"], classes=np.asarray(t["classes"], dtype=np.dtype(t["classes_dtype"])),
-        length=int(t["length"]), best_epoch=int(t["best_epoch"]), variables=loaded[file]))
+        length=int(t["length"]), best_epoch=int(t["best_epoch"]), variables=loaded[file],
+        channels=int(t.get("channels", 1))))
   return meta["class"], meta["params"], tasks, meta["config"], meta["history"]
 
 
@@ -167,6 +169,7 @@ def export(directory: str | os.PathLike, *, class_name: str,
   num_classes = tuple(len(t.classes) for t in tasks)
   model = inference.rebuild_model(config, num_classes, **xla)
   batch = jax_export.symbolic_shape("batch")[0]
+  channels = fitting.model_channels(tasks)
   entries = []
   for task_id, t in enumerate(tasks):
     variables = jax.tree.map(jnp.asarray, t.variables)
@@ -177,7 +180,8 @@ def export(directory: str | os.PathLike, *, class_name: str,
       return out[:, :c]
 
     program = jax_export.export(jax.jit(logits), platforms=tuple(platforms))(
-        jax.ShapeDtypeStruct((batch, t.length), jnp.float32))
+        jax.ShapeDtypeStruct((batch, t.length) + ((channels,) if channels > 1 else ()),
+                             jnp.float32))
     if conv_native.TARGET in program.mlir_module():
       raise RuntimeError(f"the exported program of task {t.name!r} calls the native CPU kernel "
                          f"{conv_native.TARGET!r}; it would not load elsewhere")
@@ -186,6 +190,7 @@ def export(directory: str | os.PathLike, *, class_name: str,
       raise RuntimeError(f"the exported program of task {t.name!r} calls {sorted(unstable)}, "
                          f"outside JAX's stable custom calls; exported.load would refuse it")
     entries.append({"name": t.name, "length": t.length, "znormalize": znorm,
+                    "channels": t.channels, "input_channels": channels,
                     "classes": t.classes, "program": program.serialize()})
   return exported.save(directory, entries, estimator=class_name, platforms=platforms,
                        mtl2d_version=mtl2d.__version__)

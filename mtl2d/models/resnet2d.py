@@ -229,7 +229,10 @@ class TemplateResNet2D(nn.Module):
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
                task_id: jax.typing.ArrayLike | None = None,
                mask: jax.typing.ArrayLike | None = None) -> jax.Array:
-    """Encodes `[batch, n]` series into `[batch, widths[-1]]` float32 features.
+    """Encodes `[batch, n]` (or `[batch, n, C]`) series into `[batch, widths[-1]]` features.
+
+    The features are float32; C channels are compared with the templates by Euclidean
+    distance between points of R^C (`templates.TemplateDistance`).
 
     `task_id` and `mask`: see `ResNet2D`.
     """

@@ -4,6 +4,11 @@ The MTL variant of ResNet2D compares one input series of length n with k
 learnable templates of length m (paper: k = 64, m = 512), giving a
 `[n, m, k]` tensor whose entry `(i, j, c)` is `|x_i - t_{c, j}|`, the Euclidean
 distance between two scalar points. This tensor is the ResNet2D input.
+
+Multivariate series (`C` channels, points in R^C) use the same Euclidean distance between
+vector points, `||x_i - t_{c, j}||_2`: the k templates are then k series of m points in R^C,
+stored as `[m, k, C]` (the univariate parameter `[m, k]` plus a channel axis, so univariate
+checkpoints keep their layout).
 """
 
 from collections.abc import Callable
@@ -34,15 +39,16 @@ def random_walk_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.fl
 
   Args:
     key: PRNG key.
-    shape: `(template_length, num_templates)`.
+    shape: `(template_length, num_templates)`, or `(template_length, num_templates,
+      channels)` for multivariate templates (each channel its own walk).
     dtype: parameter dtype.
 
   Returns:
-    `[template_length, num_templates]`; every column has mean 0 and standard
-    deviation 1 (a length-1 template is 0).
+    An array of `shape`; every template (and channel) has mean 0 and standard
+    deviation 1 over its length (a length-1 template is 0).
   """
-  if len(shape) != 2:
-    raise ValueError(f"shape must be (template_length, num_templates), got {shape}")
+  if len(shape) not in (2, 3):
+    raise ValueError(f"shape must be (template_length, num_templates[, channels]), got {shape}")
   walk = jnp.cumsum(jax.random.normal(key, shape, jnp.float32), axis=0)
   walk = walk - walk.mean(axis=0, keepdims=True)
   std = walk.std(axis=0, keepdims=True)
@@ -110,6 +116,10 @@ def replace_templates(params: Any, make: Callable[[int, int], np.ndarray]) -> An
   flat = traverse_util.flatten_dict(params)
   for path, value in flat.items():
     if path[-2:] == ("templates", "templates"):
+      if value.ndim != 2:
+        raise ValueError(f"templates drawn from training data are univariate; these are "
+                         f"{value.shape} ([m, k, channels]): use template_init 'random_walk' "
+                         f"or 'normal' for multivariate series")
       m, k = value.shape
       new = jnp.asarray(make(m, k), value.dtype)
       if new.shape != value.shape:
@@ -118,30 +128,45 @@ def replace_templates(params: Any, make: Callable[[int, int], np.ndarray]) -> An
   return traverse_util.unflatten_dict(flat)
 
 
+def _euclidean(d: jax.Array) -> jax.Array:
+  # ||d||_2 over the last axis with a zero (not NaN) gradient where d == 0, the subgradient
+  # |.| takes in the univariate case.
+  sq = jnp.sum(d * d, axis=-1)
+  positive = sq > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
 def template_distance(x: jax.typing.ArrayLike, templates: jax.typing.ArrayLike) -> jax.Array:
   """Pointwise distances between each series and each template.
 
   Args:
-    x: `[batch, n]` series.
-    templates: `[m, k]` templates (template `c` is column `c`).
+    x: `[batch, n]` series, or `[batch, n, C]` series of points in R^C.
+    templates: `[m, k]` templates (template `c` is column `c`), or `[m, k, C]` with `x` of
+      `C` channels.
 
   Returns:
-    `[batch, n, m, k]` with entry `|x[b, i] - templates[j, c]|`.
+    `[batch, n, m, k]` with entry `|x[b, i] - templates[j, c]|`, or with channels the
+    Euclidean distance `||x[b, i, :] - templates[j, c, :]||_2`.
+
+  Raises:
+    ValueError: shapes other than these, or channel counts that differ.
   """
   x = jnp.asarray(x)
   templates = jnp.asarray(templates)
-  if x.ndim != 2:
-    raise ValueError(f"x must be [batch, n], got shape {x.shape}")
-  if templates.ndim != 2:
-    raise ValueError(f"templates must be [m, k], got shape {templates.shape}")
-  return jnp.abs(x[:, :, None, None] - templates[None, None, :, :])
+  if x.ndim == 2 and templates.ndim == 2:
+    return jnp.abs(x[:, :, None, None] - templates[None, None, :, :])
+  if x.ndim == 3 and templates.ndim == 3 and x.shape[-1] == templates.shape[-1]:
+    return _euclidean(x[:, :, None, None, :] - templates[None, None, :, :, :])
+  raise ValueError(f"x and templates must be [batch, n] and [m, k], or [batch, n, C] and "
+                   f"[m, k, C]; got shapes {x.shape} and {templates.shape}")
 
 
 class TemplateDistance(nn.Module):
   """k learnable templates of length m and the `[batch, n, m, k]` distance tensor.
 
-  Templates are the `"templates"` parameter, `[template_length, num_templates]`,
-  shared by every task. Initialisation (`template_init`): `"random_walk"` (default;
+  Templates are the `"templates"` parameter, `[template_length, num_templates]`
+  (`[template_length, num_templates, C]` for series of C channels), shared by every task.
+  Initialisation (`template_init`): `"random_walk"` (default;
   z-normalised cumulative sums of N(0, 1) steps, see `random_walk_init`),
   `"normal"` (i.i.d. N(0, 1) points), or drawn from the training data,
   `"train_segments"` / `"train_series"` (`templates_from_series`): the module starts
@@ -176,7 +201,8 @@ class TemplateDistance(nn.Module):
     """Computes the distance tensor.
 
     Args:
-      x: `[batch, n]` series.
+      x: `[batch, n]` series, or `[batch, n, C]` multivariate series (the templates are then
+        `[template_length, num_templates, C]`, compared by Euclidean distance).
 
     Returns:
       `[batch, n, template_length, num_templates]` in `dtype`.
@@ -191,11 +217,11 @@ class TemplateDistance(nn.Module):
       raise ValueError(f"template_init must be one of {TEMPLATE_INITS}, got "
                        f"{self.template_init!r}")
     x = jnp.asarray(x, jnp.float32)
-    if x.ndim != 2:
-      raise ValueError(f"x must be [batch, n], got shape {x.shape}")
-    templates = self.param(
-        "templates", inits[self.template_init], (self.template_length, self.num_templates),
-        jnp.float32)
+    if x.ndim not in (2, 3):
+      raise ValueError(f"x must be [batch, n] or [batch, n, channels], got shape {x.shape}")
+    # Univariate: [m, k] (the paper's layout); C channels: [m, k, C].
+    shape = (self.template_length, self.num_templates) + x.shape[2:]
+    templates = self.param("templates", inits[self.template_init], shape, jnp.float32)
     dtype = self.dtype
 
     def dist(x, t):

@@ -1,4 +1,4 @@
-"""Training-time augmentation of univariate series, on device inside the train step.
+"""Training-time augmentation of series (any channels), on device inside the train step.
 
 All three transforms are standard for time-series classification and apply to every encoder
 alike: window slicing (Le Guennec et al. 2016, the paper's reference [28]), amplitude scaling and
@@ -51,16 +51,18 @@ def augment_series(x: jax.typing.ArrayLike, key: jax.Array, aug: Augmentation) -
   """Augments one series.
 
   Args:
-    x: `[length]` series.
+    x: `[length]` series, or `[length, channels]`: every channel gets the same window and
+      scale (the channels stay aligned in time), jitter is drawn per point.
     key: PRNG key.
     aug: the strengths.
 
   Returns:
-    `[length]` augmented series (same dtype).
+    The augmented series, of `x`'s shape and dtype.
   """
   x = jnp.asarray(x)
-  if x.ndim != 1:
-    raise ValueError(f"x must be one series [length], got shape {x.shape}")
+  if x.ndim not in (1, 2):
+    raise ValueError(f"x must be one series [length] or [length, channels], got shape "
+                     f"{x.shape}")
   n = x.shape[0]
   k_frac, k_start, k_scale, k_jitter = jax.random.split(key, 4)
   out = x.astype(jnp.float32)
@@ -69,20 +71,25 @@ def augment_series(x: jax.typing.ArrayLike, key: jax.Array, aug: Augmentation) -
     width = frac * (n - 1)
     start = jax.random.uniform(k_start) * (n - 1 - width)
     grid = start + jnp.linspace(0.0, 1.0, n) * width
-    out = jnp.interp(grid, jnp.arange(n, dtype=jnp.float32), out)
+    interp = lambda v: jnp.interp(grid, jnp.arange(n, dtype=jnp.float32), v)  # noqa: E731
+    out = interp(out) if x.ndim == 1 else jax.vmap(interp, in_axes=1, out_axes=1)(out)
   if aug.scale:
     out = out * jnp.exp(aug.scale * jax.random.normal(k_scale))
   if aug.jitter:
-    out = out + aug.jitter * jax.random.normal(k_jitter, (n,))
+    out = out + aug.jitter * jax.random.normal(k_jitter, x.shape)
   return out.astype(x.dtype)
 
 
 def augment_batch(x: jax.typing.ArrayLike, key: jax.Array, aug: Augmentation) -> jax.Array:
-  """Augments every series of `x [batch, length]` independently (identity if nothing is on)."""
+  """Augments every series of `x [batch, length(, channels)]` independently.
+
+  See `augment_series`; the identity if nothing is on.
+  """
   x = jnp.asarray(x)
   if not aug.active:
     return x
-  if x.ndim != 2:
-    raise ValueError(f"x must be [batch, length], got shape {x.shape}")
+  if x.ndim not in (2, 3):
+    raise ValueError(f"x must be [batch, length] or [batch, length, channels], got shape "
+                     f"{x.shape}")
   keys = jax.random.split(key, x.shape[0])
   return jax.vmap(augment_series, in_axes=(0, 0, None))(x, keys, aug)

@@ -95,7 +95,9 @@ def restore_model(
     inputs = (np.zeros((1, length[0]), np.float32), np.zeros((1, length[1]), np.float32))
   else:
     model = rebuild_model(config, tuple(t["num_classes"] for t in data["tasks"]))
-    inputs = (np.zeros((1, data["tasks"][0]["length"]), np.float32), np.int32(0))
+    first = data["tasks"][0]
+    channels = (first["channels"],) if "channels" in first else ()  # multivariate tasks
+    inputs = (np.zeros((1, first["length"]) + channels, np.float32), np.int32(0))
   # Only the optimizer state's structure matters for restoring, not the schedule's length.
   tx = loop.make_optimizer(config, steps_per_epoch=1)
   abstract = jax.eval_shape(

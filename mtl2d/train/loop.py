@@ -575,5 +575,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     if is_main:
       files.write_json(workdir / "results.json", results)
       if config.get("write_curves", True):
-        curves.write_png(workdir, rundir_lib.read_metrics(workdir / "metrics.jsonl"))
+        history = rundir_lib.read_metrics(workdir / "metrics.jsonl")
+        curves.write_png(workdir, history)
+        curves.write_run_events(workdir, history)
   return results

@@ -203,8 +203,10 @@ def tasks_fingerprint(tasks: Sequence[types.Task]) -> dict[str, Any]:
   Two loads of the same data give the same fingerprint wherever the files were read from; a
   change of the data, the split or the preprocessing changes a digest.
   """
+  # "channels" only for multivariate tasks: univariate fingerprints stay as they were.
   return {"task_type": "classification", "tasks": [
       {"name": t.name, "num_classes": t.num_classes, "length": t.length,
+       **({"channels": int(t.train.x.shape[2])} if t.train.x.ndim == 3 else {}),
        "label_values": list(t.label_values), "synthetic": bool(t.synthetic),
        "sizes": {s: len(t.split(s)) for s in ("train", "val", "test")},
        "digest": rundir_lib.array_digest(

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -12,8 +13,11 @@ from mtl2d import estimators
 from mtl2d import exported
 from mtl2d import files
 from mtl2d import pipelines
+from mtl2d.bench import estimators as bench_estimators
+from mtl2d.estimators import fitting
 from mtl2d.pipelines import comparison
 from mtl2d.train import config as train_config
+from mtl2d.train import recipe
 from tests.estimators import helpers
 
 
@@ -80,6 +84,10 @@ def test_integer_labels_and_params_round_trip():
     (([np.ones(4), np.ones(0), np.ones(3)], [0, 1, 0]), r"X\[1\] is an empty series"),
     ((np.zeros((6, 5)), [0, 1] * 2), "X holds 6 series but y holds 4 labels"),
     ((np.zeros((6, 5)), None), "y is None"),
+    ((np.zeros((4, 5)), [0, None, 1, 0]), r"y holds a missing label \(None\) at row 1"),
+    ((np.zeros((4, 5)), np.array([1, "a", 1, "a"], object)),
+     r"y mixes text and number labels \(1 at row 0, 'a' at row 1\)"),
+    ((np.zeros((4, 5)), [1, "a", 1, "a"]), "y mixes text and number labels"),
     ((np.zeros(5), [0]), "Reshape your data"),
 ])
 def test_bad_data_is_refused_naming_the_argument(fit_args, match):
@@ -101,10 +109,13 @@ def test_bad_validation_data_is_refused():
 
 
 @pytest.mark.parametrize("params, match", [
-    (dict(epochs=0), "epochs must be an integer >= 1"),
-    (dict(batch_size=2.5), "batch_size must be an integer"),
+    (dict(epochs=0), r"epochs must be None \(chosen from the data\) or an integer >= 1"),
+    (dict(batch_size=2.5), "batch_size must be None .* or an integer"),
     (dict(learning_rate=-1.0), "learning_rate must be > 0"),
-    (dict(validation_fraction=1.0), r"validation_fraction must be in \(0, 1\)"),
+    (dict(validation_fraction=1.0), r"validation_fraction must be in \(0, 0.5\)"),
+    (dict(validation_fraction=0.5), r"validation_fraction must be in \(0, 0.5\)"),
+    (dict(validation_fraction=0.0), r"validation_fraction must be in \(0, 0.5\)"),
+    (dict(batch_size=0), "batch_size must be None"),
     (dict(length=0), "length must be None or an integer >= 1"),
     (dict(random_state="x"), "random_state must be None or an integer"),
     (dict(preset="huge"), "preset must be one of"),
@@ -234,3 +245,100 @@ def test_estimators_match_the_launcher(tmp_path):
     for t in tasks:
       assert mtl.best_epochs_[t.name] == mtl_results[t.name]["best_epoch"]
       assert mtl.score(t.test.x, t.test.y, task=t.name) == mtl_results[t.name]["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_defaults_learn_on_small_data():
+  # 50 series of length 150: with batch 40 and 20 epochs (the old defaults) a fit made about
+  # 20 updates and stayed at chance. The defaults now size the batch and the epochs.
+  x, y = bench_estimators.bumps(50)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # neither warning of a fit that did not learn
+    clf = estimators.ResNet2DClassifier().fit(x, y)
+  x_test, y_test = bench_estimators.bumps(100, seed=1)
+  assert clf.score(x_test, y_test) >= 0.8
+  # 37 training series after the 25% hold-out: batch 10, 4 steps per epoch, 300 steps.
+  assert (clf.batch_size_, clf.epochs_) == (10, 75)
+  assert clf.batch_size is None and clf.epochs is None  # parameters untouched
+  config = clf.config_
+  assert (config["batch_size"], config["num_epochs"]) == (10, 75)
+  # Table I's CPU recipe (mtl2d.train.recipe) is the default.
+  assert config["optim"]["schedule"] == "cosine" and config["optim"]["learning_rate"] == 1e-3
+  assert config["model"]["task_batch_stats"] and config["augment"]["crop"] == 0.1
+  assert config["model"]["overrides"] == {"downsample": 3, "num_templates": 16}
+
+
+def test_explicit_schedule_is_kept_and_recorded(ragged_fit):
+  clf, _, _ = ragged_fit
+  assert (clf.batch_size_, clf.epochs_) == (16, 3)
+  assert (clf.config_["batch_size"], clf.config_["num_epochs"]) == (16, 3)
+  assert len(clf.history_) == 3
+
+
+def _prepared(n, seed=0, name="task", **kwargs):
+  x, y = helpers.series(n, 8, seed=seed)
+  return fitting.prepare_task(name, x, y, validation_data=None, length=None, znorm=True,
+                              validation_fraction=0.25, seed=0, **kwargs)
+
+
+def test_schedule_from_the_data():
+  config = fitting.engine_config(
+      encoder="resnet1d", multitask=False, preset="tiny", model_options=None, epochs=1,
+      batch_size=1, learning_rate=1e-3, weight_decay=0.0, seed=0, config_overrides=None,
+      write_curves=False)
+  single = [_prepared(100)]
+  rows = len(single[0].task.train)
+  assert rows == 75
+  batch = recipe.small_data_batch_size(rows)
+  assert fitting.schedule(config, single, batch_size=None, epochs=None) == (
+      batch, recipe.small_data_epochs(-(-rows // batch)))
+  assert fitting.schedule(config, single, batch_size=5, epochs=None) == (5, 40)
+  assert fitting.schedule(config, single, batch_size=None, epochs=3) == (batch, 3)
+  # Several tasks: the smallest task sizes the batch; Algorithm 2 counts the steps.
+  config.multitask = True
+  tasks = [_prepared(100, name="a"), _prepared(24, seed=1, name="b")]
+  batch_size, epochs = fitting.schedule(config, tasks, batch_size=None, epochs=None)
+  assert batch_size == recipe.small_data_batch_size(18) == 8
+  assert epochs == recipe.small_data_epochs(2 * -(-75 // 8))
+
+
+def test_validation_without_a_class_warns():
+  x, y = helpers.series(30, 8, seed=0)
+  with pytest.warns(UserWarning, match=r"validation_data: the validation split holds 2 series "
+                                       r"for 3 classes, none of class\(es\) \['flat'\]"):
+    fitting.prepare_task("task", x, y, validation_data=(x[:2], ["down", "up"]), length=None,
+                         znorm=True, validation_fraction=0.25, seed=0)
+
+
+def test_no_progress_warns():
+  p = _prepared(40)
+  counts = np.bincount(p.task.val.y)
+  chance = counts.max() / counts.sum()
+  fitted = [fitting.FittedTask("task", p.classes, p.length, 1, None)]
+  history = [{"epoch": e, "val": {"task": {"accuracy": chance}}} for e in (1, 2, 3)]
+  with pytest.warns(UserWarning, match=r"training made no progress: .* at chance level "
+                                       r"\(0\.\d+\) and came at epoch 1 of 3"):
+    fitting.warn_no_progress([p], fitted, history)
+  history[0]["val"]["task"]["accuracy"] = chance + 0.1  # learnt something at epoch 1
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    fitting.warn_no_progress([p], fitted, history)
+
+
+@pytest.mark.parametrize("name", ["resnet1d", "resnet2d"])
+def test_multivariate_series_where_the_class_needs_two_channels(name):
+  x, y = helpers.two_channel(80, seed=0)
+  x_test, y_test = helpers.two_channel(60, seed=1)
+  cls = {"resnet1d": estimators.ResNet1DClassifier, "resnet2d": estimators.ResNet2DClassifier}
+  clf = cls[name](**helpers.tiny(name, epochs=8, batch_size=8)).fit(x, y)
+  assert clf.channels_ == 2 and clf.length_ == 32
+  template = clf.variables_["params"]["encoder"].get("templates")
+  if template is not None:  # k templates of m points in R^2
+    assert template["templates"].shape == (4, 2, 2)
+  assert clf.score(x_test, y_test) >= 0.8
+  # Lists of [channels, length] series of other lengths are resampled per channel.
+  ragged = [s[:, :n] for s, n in zip(x_test[:4], (20, 32, 40, 25))]
+  assert clf.predict(ragged).shape == (4,)
+  with pytest.raises(ValueError, match=r"X holds series of 1 channel\(s\); the model was "
+                                       r"trained on 2"):
+    clf.predict(x_test[:, 0])

@@ -32,3 +32,19 @@ def series(n: int, lengths, seed: int = 0, labels=("down", "flat", "up")):
   xs = [slope[c] * np.linspace(0, 3, m) + 0.3 * rng.normal(size=m) + 5.0
         for c, m in zip(y, sizes)]
   return (np.stack(xs) if isinstance(lengths, int) else xs), y
+
+
+def two_channel(n: int, length: int = 32, seed: int = 0):
+  """`[n, 2, length]` series whose class is the sign of the product of the two channels.
+
+  Both channels carry one smooth random signal, the second with the sign `+1` (class "same")
+  or `-1` (class "opposite"), plus noise: either channel alone has the same distribution in
+  both classes, so a model must combine them.
+  """
+  rng = np.random.default_rng(seed)
+  y = np.asarray(["opposite", "same"])[np.arange(n) % 2]
+  base = np.cumsum(rng.normal(size=(n, length)), axis=1)
+  base -= base.mean(axis=1, keepdims=True)
+  sign = np.where(y == "same", 1.0, -1.0)[:, None]
+  x = np.stack([base, sign * base], axis=1) + 0.3 * rng.normal(size=(n, 2, length))
+  return x, y

@@ -241,3 +241,40 @@ def test_overwriting_a_save_is_all_or_nothing(resnet2d_fit, multitask_fit, tmp_p
   mtl.save(tmp_path / "s")
   assert type(estimators.load(tmp_path / "s")) is type(mtl)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+
+
+def test_multivariate_tasks_of_different_channels_save_load_and_export(tmp_path):
+  # One task of 2 channels, one univariate: the model takes 2 channels, the univariate task's
+  # second channel is zeros; save/load and the exported programs reproduce the predictions.
+  x2, y2 = helpers.two_channel(30, seed=3)
+  x1, y1 = helpers.series(30, 20, seed=4)
+  mtl = estimators.MultiTaskClassifier(**helpers.tiny("resnet2d", epochs=1)).fit(
+      {"mv": (x2, y2), "uni": (x1, y1)})
+  assert mtl.channels_ == {"mv": 2, "uni": 1}
+  templates = mtl.variables_["mv"]["params"]["encoder"]["templates"]["templates"]
+  assert templates.shape == (4, 2, 2)
+  loaded = estimators.load(mtl.save(tmp_path / "saved").parent)
+  assert loaded.channels_ == mtl.channels_
+  mtl.export(tmp_path / "exported", platforms=("cpu",))
+  model = exported.load(tmp_path / "exported")
+  assert model.lengths_ == {"mv": 32, "uni": 20}
+  for task, x in (("mv", x2), ("uni", x1)):
+    proba = mtl.predict_proba(x, task=task)
+    np.testing.assert_array_equal(loaded.predict_proba(x, task=task), proba)
+    np.testing.assert_allclose(model.predict_proba(x, task), proba, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(model.classes_[task], mtl.classes_[task])
+  with pytest.raises(ValueError, match=r"X holds series of 2 channel\(s\); the model was "
+                                       r"trained on 1"):
+    model.predict(x2, "uni")
+
+
+def test_exported_classes_and_length_follow_scikit_learn(resnet2d_fit, tmp_path):
+  clf, x, _ = resnet2d_fit
+  clf.export(tmp_path, platforms=("cpu",))
+  model = exported.load(tmp_path)
+  np.testing.assert_array_equal(model.classes_, clf.classes_)
+  assert model.length_ == clf.length_ == 24
+  with pytest.warns(DeprecationWarning, match="use the classes_ attribute"):
+    np.testing.assert_array_equal(model.classes(), clf.classes_)
+  with pytest.warns(DeprecationWarning, match="use the length_ attribute"):
+    assert model.length() == 24

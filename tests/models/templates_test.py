@@ -76,7 +76,7 @@ def test_bfloat16_and_options():
   with pytest.raises(ValueError, match="template_init"):
     models.TemplateDistance(2, 3, template_init="zeros").init(_key(0), x)
   with pytest.raises(ValueError, match="x must be"):
-    layer.init(_key(0), jnp.ones((2, 3, 1)))
+    layer.init(_key(0), jnp.ones((2, 3, 1, 1)))
 
 
 def _series():
@@ -140,3 +140,75 @@ def test_replace_templates_replaces_only_template_parameters():
   assert new["heads"]["kernel"] is params["heads"]["kernel"]
   with pytest.raises(ValueError, match="templates must be"):
     models.replace_templates(params, lambda m, k: np.zeros((m + 1, k)))
+
+
+def _multivariate_reference(x, t):
+  # Euclidean distance between the points x[b, i, :] and t[j, c, :] of R^C, as plain loops.
+  b, n, channels = x.shape
+  m, k, _ = t.shape
+  out = np.zeros((b, n, m, k))
+  for bi in range(b):
+    for i in range(n):
+      for j in range(m):
+        for c in range(k):
+          out[bi, i, j, c] = np.sqrt(sum((float(x[bi, i, d]) - float(t[j, c, d])) ** 2
+                                         for d in range(channels)))
+  return out
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+@pytest.mark.parametrize("channels, n, m, k", [(2, 5, 4, 3), (3, 7, 2, 1), (1, 4, 3, 2)])
+def test_multivariate_matches_numpy_loop(use_jit, channels, n, m, k):
+  rng = np.random.default_rng(channels + n)
+  x = rng.normal(size=(2, n, channels)).astype(np.float32)
+  layer = models.TemplateDistance(num_templates=k, template_length=m)
+  variables = layer.init(_key(0), x)
+  t = np.asarray(variables["params"]["templates"])
+  assert t.shape == (m, k, channels)
+  apply = jax.jit(layer.apply) if use_jit else layer.apply
+  np.testing.assert_allclose(apply(variables, x), _multivariate_reference(x, t), rtol=1e-5,
+                             atol=1e-5)
+  if channels == 1:  # one channel is the univariate distance |x - t|
+    np.testing.assert_allclose(apply(variables, x),
+                               models.template_distance(x[..., 0], t[..., 0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_multivariate_gradient_matches_finite_differences(recompute):
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(2, 5, 3)).astype(np.float64)
+  t = rng.normal(size=(4, 2, 3)).astype(np.float64)
+  w = rng.normal(size=(2, 5, 4, 2))
+  direction = rng.normal(size=t.shape)
+  with jax.enable_x64(True):
+    def loss(t):
+      return jnp.sum(w * models.template_distance(x, t))
+    grad = jax.grad(jax.checkpoint(loss) if recompute else loss)(jnp.asarray(t))
+    eps = 1e-6
+    fd = (loss(t + eps * direction) - loss(t - eps * direction)) / (2 * eps)
+    np.testing.assert_allclose(np.sum(np.asarray(grad) * direction), fd, rtol=1e-6)
+    # A template point equal to an input point: distance 0 with a finite (zero) gradient.
+    t_hit = t.copy()
+    t_hit[0, 0] = x[0, 0]
+    g = jax.grad(loss)(jnp.asarray(t_hit))
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_multivariate_shapes_must_agree():
+  with pytest.raises(ValueError, match=r"\[batch, n, C\] and \[m, k, C\]"):
+    models.template_distance(np.zeros((2, 5, 3)), np.zeros((4, 2, 2)))
+  with pytest.raises(ValueError, match=r"\[batch, n, C\] and \[m, k, C\]"):
+    models.template_distance(np.zeros((2, 5)), np.zeros((4, 2, 2)))
+  # Templates drawn from training data are univariate.
+  params = {"templates": {"templates": jnp.zeros((4, 2, 3))}}
+  with pytest.raises(ValueError, match="use template_init 'random_walk' or 'normal'"):
+    models.replace_templates(params, lambda m, k: np.zeros((m, k)))
+
+
+def test_resnet2d_and_resnet1d_take_channels():
+  x = np.random.default_rng(0).normal(size=(3, 12, 2)).astype(np.float32)
+  for name in ("resnet2d", "resnet1d"):
+    model = models.classifier(name, (2,), preset="tiny")
+    variables = model.init(_key(0), x, np.int32(0), train=False)
+    logits, _ = model.apply(variables, x, np.int32(0), train=False)
+    assert logits.shape == (3, 2) and np.all(np.isfinite(logits))

@@ -53,4 +53,19 @@ def test_bad_strengths_name_the_field():
   with pytest.raises(ValueError, match="augment.jitter"):
     augment.Augmentation(jitter=float("nan"))
   with pytest.raises(ValueError, match="series"):
-    augment.augment_series(np.zeros((2, 3)), jax.random.key(0), augment.Augmentation(crop=0.1))
+    augment.augment_series(np.zeros((2, 3, 4)), jax.random.key(0),
+                           augment.Augmentation(crop=0.1))
+
+
+def test_channels_share_the_window_and_scale():
+  # Each channel of a multivariate series is cropped and scaled like a univariate one with the
+  # same key: the channels stay aligned in time.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(4, 30, 3)).astype(np.float32)
+  aug = augment.Augmentation(crop=0.3, scale=0.2)
+  key = jax.random.key(5)
+  out = np.asarray(augment.augment_batch(x, key, aug))
+  assert out.shape == x.shape
+  for c in range(3):
+    np.testing.assert_allclose(out[..., c], augment.augment_batch(x[..., c], key, aug),
+                               rtol=1e-6, atol=1e-6)

@@ -102,6 +102,32 @@ def test_single_task_mode_draws_curves_per_task_and_merged(tmp_path):
     assert (d / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   for d in (tmp_path / "tasks" / "alpha", tmp_path / "tasks" / "delta"):
     assert len(_event_files(d)) == 1
+  # The run itself has one event file too: the merged history of its tasks.
+  (run,) = _event_files(tmp_path)
+  scalars = _scalars(_read_events(run))
+  (record,) = rundir_lib.read_metrics(tmp_path / "metrics.jsonl")
+  for name in ("alpha", "delta"):
+    assert scalars[f"val/accuracy/{name}", 1] == pytest.approx(
+        record["val"][name]["accuracy"], rel=1e-6)
+  assert scalars["val/mean_accuracy", 1] == pytest.approx(record["mean_val_accuracy"], rel=1e-6)
+
+
+def test_reused_run_adds_no_event_file(tmp_path):
+  tasks = [helpers.make_task("alpha", 20, 16, 2, 0), helpers.make_task("delta", 11, 16, 2, 5)]
+  for multitask in (True, False):
+    workdir = tmp_path / str(multitask)
+    config = helpers.tiny_config(multitask=multitask, num_epochs=1)
+    train.train_and_evaluate(config, workdir, tasks=tasks)
+    before = {p: p.read_bytes() for p in workdir.rglob("events.out.tfevents.*")}
+    train.train_and_evaluate(config, workdir, tasks=tasks)  # finished: reused
+    after = {p: p.read_bytes() for p in workdir.rglob("events.out.tfevents.*")}
+    assert after == before and before
+  # One more epoch: the run-level file of single-task mode is replaced, not added to.
+  workdir = tmp_path / "False"
+  train.train_and_evaluate(helpers.tiny_config(multitask=False, num_epochs=2), workdir,
+                           tasks=tasks)
+  (run,) = _event_files(workdir)
+  assert {step for _, step in _scalars(_read_events(run))} == {1, 2}
 
 
 def test_write_curves_false_writes_neither(tmp_path):

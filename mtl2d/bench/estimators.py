@@ -1,0 +1,183 @@
+"""The estimators' defaults against 1NN-DTW on small univariate problems (docs/estimators.md).
+
+Run: `python -m mtl2d.bench.estimators --data_dir=../shared/data/ucr [--problems=ECG200,...]
+[--seeds=0,1] [--estimators=resnet2d,resnet1d] [--out=table.md]`.
+
+A problem is a UCR task subsampled to a small training set (30-200 series; the rest of the
+task, TRAIN and TEST merged, up to `--max_test` series, is the test set), or the synthetic set
+`bumps` (one Gaussian bump or two at random places in noise, length 150, the case of issue 28).
+Each seed draws another stratified subsample. On each draw:
+- `resnet2d`, `resnet1d`: `mtl2d.estimators.ResNet2DClassifier()` / `ResNet1DClassifier()`
+  with every parameter at its default (`random_state` = the seed), fitted on the training
+  series, scored on the test series;
+- `1nn_dtw`: `mtl2d.knn.nn_dtw_predict` with the Sakoe-Chiba window chosen among 0, 5%, 10%,
+  20% and unconstrained on a stratified 25% of the training series (`mtl2d.knn.select_window`;
+  UCR's own protocol learns the window too), then the whole training set as references.
+The table gives the mean test accuracy over seeds per problem and method, the difference to
+1NN-DTW, and each estimator's fit time: wall seconds and CPU seconds (all threads, so up to
+cores x wall).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from mtl2d import estimators
+from mtl2d import knn
+from mtl2d.data import splits
+from mtl2d.data import ucr
+
+# name: (UCR task, training series). Tasks of 2-26 classes and lengths 82-500 (Wiimote: series
+# of 2-500 steps, resampled to 500 by the loader) the defaults were not tuned on, except
+# Cricket (Table I's quick group).
+PROBLEMS: dict[str, tuple[str | None, int]] = {
+    "bumps": (None, 50),
+    "ECG200": ("ECG200", 60),
+    "ECGFiveDays": ("ECGFiveDays", 30),
+    "TwoLeadECG": ("TwoLeadECG", 40),
+    "DodgerLoopDay": ("DodgerLoopDay", 100),
+    "UWaveGestureLibraryX": ("UWaveGestureLibraryX", 120),
+    "CricketX": ("CricketX", 150),
+    "GestureMidAirD1": ("GestureMidAirD1", 200),
+    "AllGestureWiimoteX": ("AllGestureWiimoteX", 150),
+}
+ESTIMATORS = {"resnet2d": estimators.ResNet2DClassifier, "resnet1d": estimators.ResNet1DClassifier}
+WINDOWS = (0.0, 0.05, 0.1, 0.2, None)
+
+
+def bumps(n: int, length: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """`n` series: one Gaussian bump (class 0) or two (class 1) at random places, in noise."""
+  rng = np.random.default_rng(seed)
+  y = np.arange(n) % 2
+  t = np.arange(length)
+  x = 0.3 * rng.standard_normal((n, length))
+  for i in range(n):
+    for c in rng.uniform(15, length - 15, 1 + y[i]):
+      x[i] += np.exp(-0.5 * ((t - c) / 6) ** 2)
+  perm = rng.permutation(n)
+  return x[perm].astype(np.float32), y[perm].astype(np.int32)
+
+
+def draw(problem: str, seed: int, data_dir: str | None,
+         max_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """`(x_train, y_train, x_test, y_test)` of one seed's subsample of `problem`."""
+  task, n_train = PROBLEMS[problem]
+  if task is None:
+    x, y = bumps(n_train, seed=2 * seed)
+    xt, yt = bumps(max_test, seed=2 * seed + 1)
+    return x, y, xt, yt
+  x, y, _ = ucr.load_arrays(task, data_dir, allow_partial=True)  # a TEST file may be missing
+  fraction = min(n_train / len(y), 0.99)
+  # A stratified sample of n_train series for training (the held-out part of the split).
+  rest, train = splits.stratified_holdout(y, fraction, seed=seed, name=task)
+  test = np.random.default_rng(seed).permutation(rest)[:max_test]
+  return x[train], y[train], x[test], y[test]
+
+
+def one_nn_dtw(x: np.ndarray, y: np.ndarray, xt: np.ndarray, seed: int) -> np.ndarray:
+  """1NN-DTW labels of `xt`, the window chosen on a stratified quarter of `(x, y)`."""
+  fit_rows, val_rows = splits.stratified_holdout(y, 0.25, seed=seed)
+  length = x.shape[1]
+  candidates = [None if w is None else int(round(w * length)) for w in WINDOWS]
+  window, _ = knn.select_window(x[fit_rows], y[fit_rows], x[val_rows], y[val_rows],
+                                candidates)
+  return np.asarray(knn.nn_dtw_predict(x, y, xt, window=window))
+
+
+def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
+        data_dir: str | None, max_test: int) -> list[dict[str, Any]]:
+  """One row per problem and seed: accuracy per method, fit seconds per estimator."""
+  rows = []
+  for problem in problems:
+    for seed in seeds:
+      x, y, xt, yt = draw(problem, seed, data_dir, max_test)
+      row = {"problem": problem, "seed": seed, "train": len(y), "test": len(yt),
+             "classes": len(np.unique(y)), "length": x.shape[1], "accuracy": {},
+             "wall_s": {}, "cpu_s": {}, "schedule": {}}
+      for method in methods:
+        wall, cpu = time.perf_counter(), time.process_time()
+        if method == "1nn_dtw":
+          pred = one_nn_dtw(x, y, xt, seed)
+          row["accuracy"][method] = float(np.mean(pred == yt))
+        else:
+          clf = ESTIMATORS[method](random_state=seed).fit(x, y)
+          row["accuracy"][method] = float(clf.score(xt, yt))
+          row["schedule"][method] = (clf.batch_size_, clf.epochs_, clf.best_epoch_)
+        row["wall_s"][method] = time.perf_counter() - wall
+        row["cpu_s"][method] = time.process_time() - cpu
+      print(f"{problem} seed {seed}: " + ", ".join(
+          f"{m} {row['accuracy'][m]:.3f} ({row['wall_s'][m]:.0f} s)" for m in methods),
+          flush=True)
+      rows.append(row)
+  return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
+  """Markdown: mean accuracy per problem (over seeds), difference to 1NN-DTW, fit seconds."""
+  fits = [m for m in methods if m != "1nn_dtw"]
+  ref = "1nn_dtw" in methods
+  head = ["problem", "train / test, classes, length", "seeds"] + list(methods)
+  if ref:
+    head += [f"{m} - 1nn_dtw" for m in fits]
+  head += [f"{m} fit s wall / CPU (max)" for m in fits]
+  lines = ["| " + " | ".join(head) + " |", "|---|---|---:|" + "---:|" * (len(head) - 3)]
+  means: dict[str, list[float]] = {m: [] for m in methods}
+  for problem in dict.fromkeys(r["problem"] for r in rows):
+    rs = [r for r in rows if r["problem"] == problem]
+    acc = {m: float(np.mean([r["accuracy"][m] for r in rs])) for m in methods}
+    for m in methods:
+      means[m].append(acc[m])
+    cells = [problem, f"{rs[0]['train']} / {rs[0]['test']}, {rs[0]['classes']}, "
+             f"{rs[0]['length']}", str(len(rs))] + [f"{acc[m]:.3f}" for m in methods]
+    if ref:
+      cells += [f"{acc[m] - acc['1nn_dtw']:+.3f}" for m in fits]
+    cells += [f"{max(r['wall_s'][m] for r in rs):.0f} / {max(r['cpu_s'][m] for r in rs):.0f}"
+              for m in fits]
+    lines.append("| " + " | ".join(cells) + " |")
+  mean = {m: float(np.mean(v)) for m, v in means.items()}
+  cells = ["**mean**", "", ""] + [f"**{mean[m]:.3f}**" for m in methods]
+  if ref:
+    cells += [f"{mean[m] - mean['1nn_dtw']:+.3f}" for m in fits]
+  cells += [""] * len(fits)
+  lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+  """Parses flags, runs the comparison, prints (and writes) the table; returns the rows."""
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--data_dir", default=None,
+                      help="UCR directory (default: mtl2d.data.ucr.default_data_dir())")
+  parser.add_argument("--problems", default=",".join(PROBLEMS),
+                      help=f"comma-separated, from {', '.join(PROBLEMS)}")
+  parser.add_argument("--seeds", default="0,1", help="comma-separated subsample seeds")
+  parser.add_argument("--methods", default="1nn_dtw,resnet2d,resnet1d")
+  parser.add_argument("--max_test", type=int, default=300, help="test series per problem")
+  parser.add_argument("--out", default="", help="also write the Markdown table here")
+  args = parser.parse_args(argv)
+  problems = [p for p in args.problems.split(",") if p]
+  methods = [m for m in args.methods.split(",") if m]
+  bad = sorted(set(problems) - set(PROBLEMS)) + sorted(
+      set(methods) - set(ESTIMATORS) - {"1nn_dtw"})
+  if bad or not problems or not methods:
+    parser.error(f"unknown problems or methods {bad}")
+  seeds = [int(s) for s in args.seeds.split(",") if s]
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores")
+  rows = run(problems, seeds, methods, args.data_dir, args.max_test)
+  table = format_table(rows, methods)
+  print(table)
+  if args.out:
+    with open(args.out, "w") as f:
+      f.write(table + "\n")
+  return rows
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,24 @@
+"""The estimators-vs-1NN-DTW evaluation: problems, the 1NN-DTW baseline and the table."""
+
+import numpy as np
+
+from mtl2d.bench import estimators as bench
+
+
+def test_bumps_and_one_nn_dtw():
+  x, y, xt, yt = bench.draw("bumps", 0, None, 40)
+  assert x.shape == (50, 150) and xt.shape == (40, 150)
+  assert set(np.bincount(y)) == {25}
+  pred = bench.one_nn_dtw(x, y, xt, seed=0)
+  assert pred.shape == (40,) and np.mean(pred == yt) > 0.5
+
+
+def test_table_means_and_differences():
+  rows = [{"problem": p, "seed": s, "train": 50, "test": 40, "classes": 2, "length": 150,
+           "accuracy": {"1nn_dtw": a, "resnet2d": b}, "wall_s": {"resnet2d": 10.0 + s},
+           "cpu_s": {"resnet2d": 20.0}}
+          for p, s, a, b in (("a", 0, 0.5, 0.75), ("a", 1, 0.7, 0.75), ("b", 0, 0.9, 0.8))]
+  table = bench.format_table(rows, ["1nn_dtw", "resnet2d"]).splitlines()
+  assert table[2] == "| a | 50 / 40, 2, 150 | 2 | 0.600 | 0.750 | +0.150 | 11 / 20 |"
+  assert table[3] == "| b | 50 / 40, 2, 150 | 1 | 0.900 | 0.800 | -0.100 | 10 / 20 |"
+  assert table[4] == "| **mean** |  |  | **0.750** | **0.775** | +0.025 |  |"
