@@ -13,11 +13,11 @@
 
 This module reads them back (`load`) and applies the same preprocessing the estimator applied
 when it was fitted (`preprocess`): every series is resampled by linear interpolation to the
-task's length (as the UCR loader, `mtl2d.data.ucr.resample`), then z-normalised per series
-(`mtl2d.data.ucr.znormalize`). It imports nothing but the standard library, NumPy and JAX (not
-mtl2d's models or training code, not Flax), so the directory plus this file run anywhere JAX
-runs: programs are lowered for CPU, CUDA, ROCm and TPU, and contain XLA's own convolutions, not
-mtl2d's native CPU kernel.
+task's length, then z-normalised per series, by `mtl2d.preprocess` (the UCR loader's own
+steps). It imports nothing but the standard library, NumPy and JAX (not mtl2d's models or
+training code, not Flax), so the directory plus this file run anywhere JAX runs: programs are
+lowered for CPU, CUDA, ROCm and TPU, and contain XLA's own convolutions, not mtl2d's native CPU
+kernel.
 
 The estimators validate and preprocess their inputs with the same functions (`as_series`,
 `preprocess`), so an exported model and the estimator it came from see identical inputs.
@@ -26,14 +26,13 @@ Trust: `load` verifies every file against SHA256SUMS, refuses file names that le
 directory, and refuses programs that call custom calls outside JAX's list of stable ones (JAX
 checks that list when it exports, not when it loads) unless `allow_custom_calls=True`; the
 directory is written whole (`mtl2d.files.replace_directory`), so an export over an earlier one
-never mixes their files. `mtl2d.files` is standard library only.
+never mixes their files. `mtl2d.files` is standard library only, `mtl2d.preprocess` NumPy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 import json
-import logging
 import os
 import pathlib
 import re
@@ -45,6 +44,12 @@ from jax import export as jax_export
 import numpy as np
 
 from mtl2d import files as files_lib
+from mtl2d.preprocess import as_series
+from mtl2d.preprocess import model_input
+from mtl2d.preprocess import num_channels
+from mtl2d.preprocess import preprocess
+from mtl2d.preprocess import resample
+from mtl2d.preprocess import znormalize
 
 __all__ = ["STABLE_CUSTOM_CALLS", "ExportedClassifier", "as_series", "custom_call_targets",
            "load", "model_input", "num_channels", "preprocess", "resample", "save", "softmax",
@@ -67,254 +72,6 @@ def custom_call_targets(program: jax_export.Exported) -> set[str]:
   text = program.mlir_module()
   return set(re.findall(r'call_target_name = "([^"]+)"', text)) | set(
       re.findall(r"stablehlo\.custom_call @([\w.$-]+)", text))
-
-Series = np.ndarray | list[np.ndarray]
-
-
-def _is_sparse(x: Any) -> bool:
-  return type(x).__module__.startswith("scipy.sparse")
-
-
-def _check_kind(a: np.ndarray, what: str) -> None:
-  kind = a.dtype.kind
-  if kind == "c":
-    raise ValueError(f"{what}: Complex data not supported; pass real-valued series")
-  if kind not in "biuf":
-    raise ValueError(f"{what} must hold numbers, got dtype {a.dtype}")
-
-
-def _check_finite(a: np.ndarray, what: str) -> None:
-  bad = ~np.isfinite(a)
-  if not bad.any():
-    return
-  where = ""
-  if a.ndim >= 2:
-    rows = np.unique(np.nonzero(bad)[0])
-    where = f" in series {rows[:10].tolist()}{' ...' if len(rows) > 10 else ''}"
-  raise ValueError(f"{what} holds NaN or inf values{where}; fill or drop missing values first "
-                   f"(for example as mtl2d.data.ucr.clean_series does)")
-
-
-def _as_array(x: np.ndarray, name: str) -> np.ndarray:
-  """Checks a numeric `[N, length]` or `[N, channels, length]` array."""
-  _check_kind(x, name)
-  if x.ndim == 3 and x.shape[1] == 1:  # [N, channels=1, length], aeon's univariate layout
-    x = x[:, 0, :]
-  if x.ndim == 1:
-    raise ValueError(f"{name} is 1-D (shape {x.shape}); it must be 2-D [n_series, length] or a "
-                     f"list of 1-D series. Reshape your data with x.reshape(1, -1) if it holds "
-                     f"one series")
-  if x.ndim not in (2, 3):
-    raise ValueError(f"{name} must be [n_series, length], [n_series, channels, length] or a "
-                     f"list of series, got shape {x.shape}")
-  if x.shape[0] == 0:
-    raise ValueError(f"{name} holds no series (shape {x.shape}); 0 sample(s) given while a "
-                     f"minimum of 1 is required")
-  if x.shape[-1] == 0:
-    raise ValueError(f"{name} holds empty series: found array with 0 feature(s) "
-                     f"(shape={x.shape}) while a minimum of 1 is required.")
-  _check_finite(x, name)
-  return x.astype(np.float64)
-
-
-def _nested_cells(s: np.ndarray, what: str) -> np.ndarray:
-  """A row of a nested frame (one series per cell: sktime's layout) as `[channels, length]`."""
-  cells = [np.asarray(c) for c in s]
-  if len({c.shape for c in cells}) != 1:
-    raise ValueError(f"{what}: a row of a nested frame holds channels of different shapes "
-                     f"{[c.shape for c in cells]}; every channel of a series needs one length")
-  return np.stack(cells)
-
-
-def _as_one_series(s: Any, what: str) -> np.ndarray:
-  if _is_sparse(s):
-    raise TypeError(f"{what}: sparse input is not supported; pass dense series")
-  s = np.asarray(s)
-  if s.dtype == object and s.ndim == 1 and s.size and all(np.ndim(c) >= 1 for c in s):
-    s = _nested_cells(s, what)
-  if s.dtype == object:
-    try:
-      s = np.asarray(s, dtype=np.float64)
-    except TypeError as e:
-      raise TypeError(f"{what} must hold numbers: {e}") from e
-    except ValueError as e:  # cells holding sequences, e.g. a nested frame of another shape
-      raise ValueError(f"{what} must hold numbers, or one series per cell (a nested frame); "
-                       f"got cells that are neither ({e})") from e
-  _check_kind(s, what)
-  if s.ndim == 2 and s.shape[0] == 1:  # one channel
-    s = s[0]
-  if s.ndim not in (1, 2):
-    raise ValueError(f"{what} must be a 1-D series or [channels, length], got shape {s.shape}")
-  if s.shape[-1] == 0:
-    raise ValueError(f"{what} is an empty series (length 0)")
-  _check_finite(s, what)
-  return s.astype(np.float64)
-
-
-def as_series(x: Any, *, name: str = "X") -> Series:
-  """Validates time series given as an array or as a list of series.
-
-  Args:
-    x: `[n_series, length]` array-like (`[n_series, 1, length]` is the same), multivariate
-      `[n_series, channels, length]` (aeon's layout), a sequence of 1-D (or `[channels,
-      length]`) series that may differ in length, or a nested pandas frame (one series per
-      cell, a column per channel: sktime's layout).
-    name: the argument's name, used in error messages.
-
-  Returns:
-    A float64 `[n_series, length]` (or `[n_series, channels, length]`) array when all series
-    share a length, else a list of float64 `[length_i]` (or `[channels, length_i]`) arrays.
-
-  Raises:
-    TypeError: sparse matrices, or values that are not numbers.
-    ValueError: no series, an empty series, NaN or inf, complex or text values, a 1-D array
-      (one series must be given as `[1, length]`), or series with different channel counts;
-      the message names `name` and the series.
-  """
-  if x is None:
-    raise ValueError(f"{name} is None; pass an [n_series, length] array or a list of series")
-  if _is_sparse(x):
-    raise TypeError(f"{name}: sparse input is not supported; pass a dense [n_series, length] "
-                    f"array or a list of 1-D series")
-  if isinstance(x, (str, bytes)):
-    raise ValueError(f"{name} must hold numbers, got a string")
-  if not isinstance(x, (list, tuple, np.ndarray)):
-    x = np.asarray(x)  # pandas frames, JAX arrays, ...
-  if isinstance(x, (list, tuple)) or x.dtype == object:
-    try:
-      dense = np.asarray(x)
-    except ValueError:  # ragged: series of different lengths
-      dense = None
-    if dense is not None and dense.dtype != object:
-      x = dense
-    elif dense is not None and dense.ndim != 1:
-      try:  # an object array of numbers (pandas, scikit-learn's object inputs)
-        x = np.asarray(dense, dtype=np.float64)
-      except TypeError as e:
-        raise TypeError(f"{name} must hold numbers: {e}") from e
-      except ValueError:  # object array holding sequences
-        pass
-  if isinstance(x, np.ndarray) and x.dtype != object:
-    return _as_array(x, name)
-  rows = [_as_one_series(s, f"{name}[{i}]") for i, s in enumerate(x)]
-  if not rows:
-    raise ValueError(f"{name} holds no series; 0 sample(s) given while a minimum of 1 is "
-                     f"required")
-  channels = [_channels(r) for r in rows]
-  if len(set(channels)) != 1:
-    i = next(i for i, c in enumerate(channels) if c != channels[0])
-    raise ValueError(f"{name}[{i}] has {channels[i]} channel(s), {name}[0] {channels[0]}; all "
-                     f"series of one call need the same channels")
-  if len({r.shape for r in rows}) == 1:
-    return np.stack(rows)
-  return rows
-
-
-def _channels(s: np.ndarray) -> int:
-  return 1 if s.ndim == 1 else int(s.shape[0])
-
-
-def num_channels(series: Series) -> int:
-  """Channels of the output of `as_series` (1: univariate)."""
-  if isinstance(series, np.ndarray):
-    return 1 if series.ndim == 2 else int(series.shape[1])
-  return _channels(series[0])
-
-
-def resample(series: np.ndarray, length: int) -> np.ndarray:
-  """Linearly interpolates a `[n]` series onto `length` evenly spaced points spanning it.
-
-  The same computation as `mtl2d.data.ucr.resample` (the UCR loader's step 3).
-  """
-  n = series.shape[0]
-  if n == length:
-    return series
-  if n == 1:
-    return np.full(length, series[0], dtype=series.dtype)
-  return np.interp(np.linspace(0.0, n - 1.0, length), np.arange(n), series)
-
-
-def znormalize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-  """Per-series z-normalisation of `[N, length]`; constant series become zeros.
-
-  The same computation as `mtl2d.data.ucr.znormalize`; of `[N, length, channels]`, per series
-  and channel.
-  """
-  mean = x.mean(axis=1, keepdims=True)
-  std = x.std(axis=1, keepdims=True)
-  return (x - mean) / np.where(std < eps, 1.0, std)
-
-
-def model_input(series: Series, length: int, *, znorm: bool = True,
-                channels: int | None = None) -> np.ndarray:
-  """Resampled and (optionally) z-normalised series of `as_series`, in the models' layout.
-
-  Args:
-    series: the output of `as_series`.
-    length: the model's series length; series of other lengths are resampled to it.
-    znorm: z-normalise each series (each channel) after resampling.
-    channels: the model's input channels (None: the series' own); missing channels are zeros
-      (a multitask model whose tasks differ in channels takes the largest count).
-
-  Returns:
-    float32 `[n_series, length]` with one channel, else `[n_series, length, channels]`
-    (channels last, as the models take them).
-  """
-  if isinstance(length, bool) or int(length) != length or length < 1:
-    raise ValueError(f"length must be a positive integer, got {length!r}")
-  have = num_channels(series)
-  channels = have if channels is None else int(channels)
-  if have > channels:
-    raise ValueError(f"series of {have} channels for a model of {channels}")
-  if isinstance(series, np.ndarray) and series.shape[-1] == length:
-    out = series
-  else:
-    out = np.stack([np.stack([resample(c, int(length)) for c in np.atleast_2d(s)])
-                    for s in series])
-    out = out[:, 0] if have == 1 else out
-  if have > 1:
-    out = np.moveaxis(out, 1, 2)  # [N, C, L] -> [N, L, C]
-  if znorm:
-    out = znormalize(out)
-  if channels > 1:
-    out = out.reshape(out.shape[0], length, have)
-    out = np.pad(out, ((0, 0), (0, 0), (0, channels - have)))
-  return out.astype(np.float32)
-
-
-def preprocess(x: Any, length: int, *, znorm: bool = True, name: str = "X", channels: int = 1,
-               model_channels: int | None = None) -> np.ndarray:
-  """Validated (`as_series`), resampled and z-normalised series (`model_input`).
-
-  Series of a length other than `length` are resampled, with a warning (once per call site
-  and model length): a model sees series as long as it was trained on.
-
-  Args:
-    x: series as accepted by `as_series`.
-    length: the model's series length; series of other lengths are resampled to it.
-    znorm: z-normalise each series after resampling.
-    name: the argument's name, used in error messages.
-    channels: the channels the series must have (those trained on).
-    model_channels: the model's input channels (None: `channels`), see `model_input`.
-
-  Returns:
-    `[n_series, length]` float32, or `[n_series, length, model_channels]`.
-
-  Raises:
-    ValueError: `as_series`' errors, or series of another channel count than `channels`.
-  """
-  series = as_series(x, name=name)
-  have = num_channels(series)
-  if have != channels:
-    raise ValueError(f"{name} holds series of {have} channel(s); the model was trained on "
-                     f"{channels}")
-  lengths = {series.shape[-1]} if isinstance(series, np.ndarray) else {
-      s.shape[-1] for s in series}
-  if lengths != {length}:
-    warnings.warn(f"{name}: series of a length other than the model's {length} are resampled "
-                  f"to {length} steps by linear interpolation", UserWarning, stacklevel=3)
-  return model_input(series, length, znorm=znorm, channels=model_channels or channels)
-
 
 def softmax(logits: np.ndarray) -> np.ndarray:
   """Class probabilities `[N, C]` (float64) of float logits `[N, C]`."""
@@ -483,21 +240,9 @@ def load(directory: str | os.PathLike, *, allow_custom_calls: bool = False
   """
   directory = pathlib.Path(directory)
   path = directory / META_NAME
-  if not path.is_file():
-    raise ValueError(f"{directory} holds no exported model (no {META_NAME}); write one with an "
-                     f"mtl2d estimator's export({str(directory)!r})")
-  try:
-    meta = json.loads(path.read_text())
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path}: not JSON ({e})") from e
-  if meta.get("format") != FORMAT or meta.get("version") not in (1, VERSION):
-    raise ValueError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
-                     f"this loader reads {FORMAT!r} versions 1 to {VERSION}")
-  if meta["version"] >= 2 or (directory / files_lib.SUMS_NAME).exists():
-    files_lib.verify_checksums(directory, required=(META_NAME,))
-  else:
-    logging.warning("%s was written by an older mtl2d without checksums; loaded unverified",
-                    path)
+  meta = files_lib.read_manifest(directory, META_NAME, fmt=FORMAT, version=VERSION,
+                                 what="exported model",
+                                 writer=f"an mtl2d estimator's export({str(directory)!r})")
   programs = {}
   for t in meta["tasks"]:
     file = files_lib.confined(directory, t["file"], what=f"{path} names")

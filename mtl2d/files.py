@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import re
@@ -25,9 +26,9 @@ import shutil
 import tempfile
 from typing import Any
 
-__all__ = ["SUMS_NAME", "confined", "read_json", "replace_directory", "safe_name", "sha256",
-           "umask", "verify_checksums", "write_bytes", "write_checksums", "write_json",
-           "write_text"]
+__all__ = ["SUMS_NAME", "confined", "read_json", "read_manifest", "replace_directory",
+           "safe_name", "sha256", "umask", "verify_checksums", "write_bytes", "write_checksums",
+           "write_json", "write_text"]
 
 # The checksums of a directory written whole (saved estimators, exports): `sha256sum` format,
 # so `sha256sum -c SHA256SUMS` checks them too.
@@ -124,6 +125,41 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
   """Reads a JSON file."""
   return json.loads(pathlib.Path(path).read_text())
+
+
+def read_manifest(directory: pathlib.Path, name: str, *, fmt: str, version: int,
+                  what: str, writer: str) -> dict[str, Any]:
+  """Reads and verifies the JSON manifest `name` of a directory written whole.
+
+  Args:
+    directory: the directory (a saved estimator, an export).
+    name: its manifest's file name (e.g. "model.json").
+    fmt: the manifest's `format`.
+    version: the newest `version` read; 1 to `version` are read, and version 1 directories
+      without SHA256SUMS (written before checksums existed) load with a warning.
+    what: what the directory holds, for messages ("saved estimator").
+    writer: how to write one, for messages.
+
+  Raises:
+    ValueError: no manifest, not JSON, another format or version, or a file that differs from
+      its SHA-256 in SHA256SUMS.
+  """
+  path = directory / name
+  if not path.is_file():
+    raise ValueError(f"{directory} holds no {what} (no {name}); write one with {writer}")
+  try:
+    meta = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not JSON ({e})") from e
+  if meta.get("format") != fmt or meta.get("version") not in range(1, version + 1):
+    raise ValueError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
+                     f"this mtl2d reads {fmt!r} versions 1 to {version}")
+  if meta["version"] >= 2 or (directory / SUMS_NAME).exists():
+    verify_checksums(directory, required=(name,))
+  else:
+    logging.getLogger("mtl2d").warning(
+        "%s was written by an older mtl2d without checksums; loaded unverified", path)
+  return meta
 
 
 def sha256(path: str | os.PathLike) -> str:

@@ -16,7 +16,7 @@ import ml_collections
 
 from mtl2d.data import config as data_config_lib
 from mtl2d.pipelines import distance_approx
-from mtl2d.train import config as train_config_lib
+from mtl2d.train import config as config_lib
 
 
 def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
@@ -30,7 +30,7 @@ def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
   c.data.source = "random_walk"
   c.data.windows = ("full", "10%", "5%")
   c.data.cache_dir = "~/.cache/mtl2d/random_walk"
-  c.train = train_config_lib.base_config()
+  c.train = config_lib.base_config()
   del c.train["data"]  # The pipeline gives each run the experiment's `data`.
   c.train.task_type = "distance"
   if scale == "quick":

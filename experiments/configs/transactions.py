@@ -18,7 +18,7 @@ Presets: quick (default; 1,000 merchants, small models, 20 epochs, CPU minutes) 
 import ml_collections
 
 from mtl2d.data import config as data_config_lib
-from mtl2d.train import config as train_config_lib
+from mtl2d.train import config as config_lib
 
 
 def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
@@ -32,7 +32,7 @@ def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
   c.methods = "1nn_dtw,resnet1d_mtl,resnet2d_mtl"
   c.data = data_config_lib.data_config()
   c.data.source = "transactions"
-  c.train = train_config_lib.base_config()
+  c.train = config_lib.base_config()
   del c.train["data"]  # The pipeline gives each run the experiment's `data`.
   c.knn = ml_collections.ConfigDict()
   c.knn.windows = ("0%", "5%", "10%", "full")

@@ -24,7 +24,7 @@ import ml_collections
 from mtl2d.data import config as data_config_lib
 from mtl2d.data import groups
 from mtl2d.pipelines import comparison
-from mtl2d.train import config as train_config_lib
+from mtl2d.train import config as config_lib
 from mtl2d.train import recipe
 
 
@@ -38,7 +38,7 @@ def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
   c.note = ""
   c.methods = ",".join(comparison.METHODS)
   c.data = data_config_lib.data_config()
-  c.train = train_config_lib.base_config()
+  c.train = config_lib.base_config()
   del c.train["data"]  # The pipeline gives each run the comparison's `data`.
   # Series keep their duration: zero-padded to the task's longest (shortened by one factor for
   # the whole task when longer than `data.length`); the same arrays as stretching when a task's

@@ -4,7 +4,7 @@
 engine's own train step (`mtl2d.train.steps.classification_train_step`:
 forward + backward + the engine's AdamW with per-task heads at the base config's
 learning rate 1e-4, Section III-C; a full batch of real rows, no augmentation;
-`microbatches` is the engine's `train.microbatches`) and reports compile time,
+`microbatches` is the engine's `config.microbatches`) and reports compile time,
 steady-state step time, examples/s, FLOPs per step from XLA's cost analysis,
 achieved FLOP/s, peak memory from XLA's memory analysis, and the fraction of
 the machine's peak, where "peak" is the FLOP/s of a plain
@@ -35,7 +35,7 @@ import numpy as np
 from mtl2d.models import conv as conv_lib
 from mtl2d.models import conv_native
 from mtl2d.models import factory
-from mtl2d.train import config as train_config
+from mtl2d.train import config as config_lib
 from mtl2d.train import loop
 from mtl2d.train import sharding
 from mtl2d.train import state as state_lib
@@ -136,7 +136,7 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
     dtype: computation dtype name (`"float32"` or `"bfloat16"`).
     remat: per-stage rematerialisation (ResNet2D only).
     num_classes: class counts of the tasks (heads).
-    microbatches: the engine's `train.microbatches`: gradient accumulation over
+    microbatches: the engine's `config.microbatches`: gradient accumulation over
       this many sequential parts of each batch (see `mtl2d.train.steps`); bounds
       activation memory.
     steps: timed steps after the first (compiling) call; >= 1.
@@ -160,7 +160,7 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
   net = factory.classifier(model, tuple(num_classes), preset=preset, dtype=dtype, **overrides)
   config = factory.preset_config(model, preset, **overrides)
   # The engine's optimizer and jitted step (state donated), on one device.
-  tx = loop.make_optimizer(train_config.base_config(), steps_per_epoch=1)
+  tx = loop.make_optimizer(config_lib.base_config(), steps_per_epoch=1)
   jit_step = functools.partial(steps_lib.jit_train_step, dp=sharding.DataParallel(1))
   step_fn = functools.partial(steps_lib.classification_train_step, microbatches=microbatches)
   x_spec = jax.ShapeDtypeStruct((batch_size, length), jnp.float32)

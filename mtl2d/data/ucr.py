@@ -44,11 +44,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mtl2d import preprocess
 from mtl2d.data import groups as groups_lib
 from mtl2d.data import integrity
 from mtl2d.data import splits as splits_lib
 from mtl2d.data.types import Split
 from mtl2d.data.types import Task
+from mtl2d.preprocess import resample
+from mtl2d.preprocess import znormalize  # noqa: F401  (mtl2d.data.ucr.znormalize)
 
 PathLike = str | os.PathLike
 UCR_SPLITS = ("TRAIN", "TEST")
@@ -224,23 +227,6 @@ def clean_series(row: np.ndarray) -> np.ndarray:
   return np.interp(pos, pos[valid], row[valid])
 
 
-def resample(series: np.ndarray, length: int) -> np.ndarray:
-  """Linearly interpolates a `[n]` series onto `length` evenly spaced points spanning it."""
-  n = series.shape[0]
-  if n == length:
-    return series
-  if n == 1:
-    return np.full(length, series[0], dtype=series.dtype)
-  return np.interp(np.linspace(0.0, n - 1.0, length), np.arange(n), series)
-
-
-def znormalize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-  """Per-series z-normalisation of `[N, length]`; constant series become zeros."""
-  mean = x.mean(axis=1, keepdims=True)
-  std = x.std(axis=1, keepdims=True)
-  return (x - mean) / np.where(std < eps, 1.0, std)
-
-
 def encode_labels(labels: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
   """Maps written labels to `0..C-1` in increasing numeric (else text) order.
 
@@ -316,11 +302,7 @@ def pad_to_longest(rows: np.ndarray, length: int | None = None, *,
     # One factor for the whole task: a gesture twice as long as another stays twice as long.
     factor = target / longest
     series = [resample(s, min(target, max(1, round(s.shape[0] * factor)))) for s in series]
-  lengths = np.array([s.shape[0] for s in series], np.int32)
-  x = np.zeros((len(series), target), np.float64)
-  for i, s in enumerate(series):
-    x[i, :s.shape[0]] = znormalize(s[None])[0] if znorm else s
-  return x, lengths
+  return preprocess.pad(series, znorm=znorm)
 
 
 class SeriesArrays(NamedTuple):

@@ -38,6 +38,7 @@ from sklearn import base
 from sklearn.utils import validation
 
 from mtl2d import exported
+from mtl2d import preprocess
 from mtl2d.estimators import fitting
 from mtl2d.estimators import persistence
 from mtl2d.train import recipe
@@ -53,6 +54,11 @@ class _Estimator(base.BaseEstimator):
   """Parameters, validation and the engine call shared by all estimators."""
 
   _encoder: str = ""
+
+  def _store(self, arguments: dict[str, Any]) -> None:
+    # scikit-learn's contract: `__init__` stores each argument under its name, unvalidated.
+    for name in self._get_param_names():
+      setattr(self, name, arguments[name])
 
   def _encoder_name(self) -> str:
     return self._encoder
@@ -134,7 +140,7 @@ class _Estimator(base.BaseEstimator):
   def _logits(self, x: ArrayLike, task_id: int, *, name: str = "X") -> np.ndarray:
     tasks = self._fitted_tasks()
     t = tasks[task_id]
-    xs = exported.preprocess(x, t.length, znorm=bool(self.znormalize), name=name,
+    xs = preprocess.preprocess(x, t.length, znorm=bool(self.znormalize), name=name,
                              channels=t.channels, model_channels=fitting.model_channels(tasks))
     return fitting.predict_logits(self.config_, tuple(len(u.classes) for u in tasks), task_id,
                                   t.variables, xs)
@@ -222,18 +228,7 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
       config_overrides: further `mtl2d.train.base_config` fields by dotted name, e.g.
         `{"model.dtype": "bfloat16", "fast_compile": True}`.
     """
-    self.preset = preset
-    self.model_options = model_options
-    self.epochs = epochs
-    self.batch_size = batch_size
-    self.learning_rate = learning_rate
-    self.weight_decay = weight_decay
-    self.validation_fraction = validation_fraction
-    self.random_state = random_state
-    self.znormalize = znormalize
-    self.length = length
-    self.workdir = workdir
-    self.config_overrides = config_overrides
+    self._store(locals())
 
   def fit(self, X: ArrayLike, y: ArrayLike, *,  # noqa: N803 (scikit-learn's names)
           validation_data: tuple[ArrayLike, ArrayLike] | None = None):
@@ -358,19 +353,7 @@ class MultiTaskClassifier(_Estimator):
       workdir: as for `ResNet2DClassifier`.
       config_overrides: as for `ResNet2DClassifier`.
     """
-    self.encoder = encoder
-    self.preset = preset
-    self.model_options = model_options
-    self.epochs = epochs
-    self.batch_size = batch_size
-    self.learning_rate = learning_rate
-    self.weight_decay = weight_decay
-    self.validation_fraction = validation_fraction
-    self.random_state = random_state
-    self.znormalize = znormalize
-    self.length = length
-    self.workdir = workdir
-    self.config_overrides = config_overrides
+    self._store(locals())
 
   def _encoder_name(self) -> str:
     if self.encoder not in ("resnet1d", "resnet2d"):

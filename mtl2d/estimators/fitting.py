@@ -1,7 +1,7 @@
 """How the estimators train: user arrays -> `Task`s -> `train_and_evaluate` -> best checkpoints.
 
 There is no second trainer here. A fit validates and preprocesses the user's series
-(`mtl2d.exported.as_series` / `model_input`: resampled to one length per task as the UCR
+(`mtl2d.preprocess.as_series` / `model_input`: resampled to one length per task as the UCR
 loader does, z-normalised per series), encodes the labels, takes a stratified validation split
 from the training data (`mtl2d.data.splits.stratified_holdout`) unless validation data are
 given, builds an engine config (`mtl2d.train.base_config` plus the estimator's settings), runs
@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 import copy
 import dataclasses
-import functools
 import pathlib
 import shutil
 import tempfile
@@ -31,8 +30,8 @@ import numpy as np
 from sklearn.utils import multiclass
 from sklearn.utils import validation
 
-from mtl2d import exported
 from mtl2d import files
+from mtl2d import preprocess
 from mtl2d.data import splits
 from mtl2d.data import types
 from mtl2d.models import factory
@@ -41,7 +40,6 @@ from mtl2d.train import inference
 from mtl2d.train import loop
 from mtl2d.train import recipe
 from mtl2d.train import rundir as rundir_lib
-from mtl2d.train import steps as steps_lib
 
 __all__ = ["FittedTask", "PreparedTask", "engine_config", "model_channels", "predict_logits",
            "prepare_task", "schedule", "train", "warn_no_progress", "with_model_channels"]
@@ -104,7 +102,7 @@ def with_model_channels(prepared: list[PreparedTask]) -> list[PreparedTask]:
   """The tasks with every split's x in the model's layout (`model_channels`).
 
   All univariate: unchanged (`[N, length]`). Else `[N, length, channels]`, a task of fewer
-  channels padded with zero channels (as `mtl2d.exported.model_input` pads at predict time).
+  channels padded with zero channels (as `mtl2d.preprocess.model_input` pads at predict time).
   """
   channels = model_channels(prepared)
   if channels == 1:
@@ -141,7 +139,9 @@ def _check_label_values(y: Any, name: str) -> None:
 
 def encode_labels(y: Any, n: int, *, name: str = "y",
                   x_name: str = "X") -> tuple[np.ndarray, np.ndarray]:
-  """`(classes [C] sorted, ids [N] int32)` of labels `y` of `n` series (scikit-learn rules).
+  """`(ids [N] int32, classes [C] sorted)` of labels `y` of `n` series (scikit-learn rules).
+
+  The order of `mtl2d.data.ucr.encode_labels`: codes first, then what each code stands for.
 
   Raises:
     ValueError: `y` is None, not 1-D, continuous, of a length other than `n`, holds a
@@ -160,7 +160,7 @@ def encode_labels(y: Any, n: int, *, name: str = "y",
   if len(classes) < 2:
     raise ValueError(f"{name} holds only one class ({classes.tolist()[0]!r}); a classifier "
                      f"needs at least 2 classes")
-  return classes, ids.astype(np.int32)
+  return ids.astype(np.int32), classes
 
 
 def _ids_of(y: Any, classes: np.ndarray, n: int, name: str, x_name: str) -> np.ndarray:
@@ -193,7 +193,7 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
 
   Args:
     name: the task's name.
-    x: series (`mtl2d.exported.as_series` forms, univariate or multivariate).
+    x: series (`mtl2d.preprocess.as_series` forms, univariate or multivariate).
     y: labels, one per series (ints or strings).
     validation_data: None (a stratified `validation_fraction` of `(x, y)` is held out) or
       `(x_val, y_val)`, whose labels must occur in `y`.
@@ -207,13 +207,13 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
     The prepared task.
   """
   x_name, y_name, v_name = f"{where}X", f"{where}y", f"{where}validation_data"
-  series = exported.as_series(x, name=x_name)
-  channels = exported.num_channels(series)
-  classes, ids = encode_labels(y, len(series), name=y_name, x_name=x_name)
+  series = preprocess.as_series(x, name=x_name)
+  channels = preprocess.num_channels(series)
+  ids, classes = encode_labels(y, len(series), name=y_name, x_name=x_name)
   if length is None:
     length = (series.shape[-1] if isinstance(series, np.ndarray)
               else max(s.shape[-1] for s in series))
-  xs = exported.model_input(series, length, znorm=znorm)
+  xs = preprocess.model_input(series, length, znorm=znorm)
   empty = types.Split(x=np.zeros((0,) + xs.shape[1:], np.float32), y=np.zeros(0, np.int32),
                       indices=np.zeros(0, np.int64))
   if validation_data is None:
@@ -224,12 +224,12 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
       raise ValueError(f"{v_name} must be a pair (X_val, y_val), got "
                        f"{type(validation_data).__name__}")
-    v_series = exported.as_series(validation_data[0], name=f"{v_name}[0]")
-    if exported.num_channels(v_series) != channels:
-      raise ValueError(f"{v_name}[0] holds series of {exported.num_channels(v_series)} "
+    v_series = preprocess.as_series(validation_data[0], name=f"{v_name}[0]")
+    if preprocess.num_channels(v_series) != channels:
+      raise ValueError(f"{v_name}[0] holds series of {preprocess.num_channels(v_series)} "
                        f"channel(s), {x_name} of {channels}")
     v_ids = _ids_of(validation_data[1], classes, len(v_series), f"{v_name}[1]", f"{v_name}[0]")
-    vx = exported.model_input(v_series, length, znorm=znorm)
+    vx = preprocess.model_input(v_series, length, znorm=znorm)
     train = _split(xs, ids, np.arange(len(xs)))
     val = _split(vx, v_ids, np.arange(len(vx)))
   missing = np.flatnonzero(np.bincount(val.y, minlength=len(classes)) == 0)
@@ -242,23 +242,6 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
   task = types.Task(name=name, train=train, val=val, test=empty, num_classes=len(classes),
                     label_values=tuple(str(c) for c in classes.tolist()))
   return PreparedTask(task=task, classes=classes, length=int(length), channels=channels)
-
-
-def _set(config: ml_collections.ConfigDict, key: str, value: Any, *, name: str) -> None:
-  *path, last = key.split(".")
-  target = config
-  for part in path:
-    if not isinstance(target, ml_collections.ConfigDict) or part not in target:
-      raise ValueError(f"{name}: {key!r} is not a field of the training config "
-                       f"(mtl2d.train.base_config)")
-    target = target[part]
-  if not isinstance(target, ml_collections.ConfigDict) or last not in target:
-    raise ValueError(f"{name}: {key!r} is not a field of the training config "
-                     f"(mtl2d.train.base_config)")
-  try:
-    target[last] = value
-  except TypeError as e:  # ConfigDict refuses a value of another type
-    raise ValueError(f"{name}: {key!r}: {e}") from e
 
 
 def engine_config(*, encoder: str, multitask: bool, preset: str,
@@ -319,7 +302,7 @@ def engine_config(*, encoder: str, multitask: bool, preset: str,
                        f"{OWN_FIELDS[own[0]]!r}")
     if any(key == f or key.startswith(f + ".") for f in FIXED_FIELDS):
       raise ValueError(f"config_overrides: {key!r} is fixed by the estimator")
-    _set(c, key, value, name="config_overrides")
+    config_lib.set_field(c, key, value, "config_overrides")
   return c
 
 
@@ -422,14 +405,6 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
   return fitted, history, record
 
 
-@functools.lru_cache(maxsize=16)
-def _logits_fn(model: Any, fast_compile: bool):
-  # The engine's prediction function (`steps.classifier_predict`), compiled like its evaluation
-  # step (`config.fast_compile`), once per model and input shape.
-  return jax.jit(functools.partial(steps_lib.classifier_predict, model.apply),
-                 compiler_options=steps_lib.FAST_COMPILE if fast_compile else None)
-
-
 def predict_logits(config: Mapping[str, Any], num_classes: tuple[int, ...], task_id: int,
                    variables: Any, x: np.ndarray) -> np.ndarray:
   """Logits `[N, num_classes[task_id]]` float32 of preprocessed series `x [N, length(, C)]`.
@@ -439,12 +414,7 @@ def predict_logits(config: Mapping[str, Any], num_classes: tuple[int, ...], task
   """
   config = ml_collections.ConfigDict(dict(config))
   model = inference.rebuild_model(config, num_classes)
-  fn = _logits_fn(model, bool(config.get("fast_compile", False)))
-  batch_size = int(config.eval_batch_size or config.batch_size)
-  out = []
-  for start in range(0, len(x), batch_size):
-    idx = np.arange(start, min(start + batch_size, len(x)))
-    rows, _ = steps_lib.pad_rows(idx, batch_size)
-    logits, _ = fn(variables, x[rows], np.int32(task_id))
-    out.append(np.asarray(logits)[:len(idx), :num_classes[task_id]])
-  return np.concatenate(out)
+  logits, _ = inference.predict(model, variables, x, task_id,
+                                batch_size=int(config.eval_batch_size or config.batch_size),
+                                fast_compile=bool(config.get("fast_compile", False)))
+  return np.asarray(logits)[:, :num_classes[task_id]]

@@ -28,7 +28,6 @@ import os
 import pathlib
 from typing import Any
 
-from absl import logging
 from flax import serialization
 import jax
 from jax import export as jax_export
@@ -98,15 +97,6 @@ def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str,
   return directory / META_NAME
 
 
-def _verify(directory: pathlib.Path, meta_name: str, version: int, path: pathlib.Path) -> None:
-  # Version 1 directories were written before checksums existed.
-  if version >= 2 or (directory / files_lib.SUMS_NAME).exists():
-    files_lib.verify_checksums(directory, required=(meta_name,))
-  else:
-    logging.warning("%s was written by an older mtl2d without checksums; loaded unverified",
-                    path)
-
-
 def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fitting.FittedTask],
                                                  dict[str, Any], list[dict[str, Any]]]:
   """Reads a saved estimator: `(class name, params, fitted tasks, config, history)`.
@@ -118,17 +108,9 @@ def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fittin
   """
   directory = pathlib.Path(directory)
   path = directory / META_NAME
-  if not path.is_file():
-    raise ValueError(f"{directory} holds no saved estimator (no {META_NAME}); write one with "
-                     f"a fitted estimator's save({str(directory)!r})")
-  try:
-    meta = json.loads(path.read_text())
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{path}: not JSON ({e})") from e
-  if meta.get("format") != FORMAT or meta.get("version") not in (1, VERSION):
-    raise ValueError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r}; "
-                     f"this mtl2d reads {FORMAT!r} versions 1 to {VERSION}")
-  _verify(directory, META_NAME, meta["version"], path)
+  meta = files_lib.read_manifest(directory, META_NAME, fmt=FORMAT, version=VERSION,
+                                 what="saved estimator",
+                                 writer=f"a fitted estimator's save({str(directory)!r})")
   tasks, loaded = [], {}
   for t in meta["tasks"]:
     file = files_lib.confined(directory, t["variables"], what=f"{path} names")

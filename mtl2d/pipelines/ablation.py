@@ -37,7 +37,7 @@ import numpy as np
 from mtl2d import files
 from mtl2d.data import types
 from mtl2d.pipelines import comparison
-from mtl2d.train import config as train_config
+from mtl2d.train import config as config_lib
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import train_and_evaluate
 
@@ -103,7 +103,7 @@ def _nn_configs(config: ml_collections.ConfigDict, variant: Variant):
   if bad:
     raise ValueError(f"{what}: a 1NN-DTW variant takes only knn.* and data.* overrides, got {bad}")
   for prefix, target in (("knn.", knn), ("data.", data)):
-    train_config.apply_overrides(
+    config_lib.apply_overrides(
         target, {k[len(prefix):]: v for k, v in variant.overrides.items()
                  if k.startswith(prefix)}, what)
   if "data.znorm" in variant.overrides:  # a variant's normalisation is 1NN-DTW's too
@@ -119,12 +119,12 @@ def _configs(config: ml_collections.ConfigDict, variant: Variant, seed: int):
   train.seed = seed
   train.eval_train_split = True
   what = f"variant {variant.name!r}"
-  train_config.apply_overrides(
+  config_lib.apply_overrides(
       train, comparison.encoder_overrides(config, train.model.encoder), f"{what} (encoder_train)")
-  train_config.apply_overrides(
+  config_lib.apply_overrides(
       data, {k[len("data."):]: v for k, v in variant.overrides.items() if k.startswith("data.")},
       what)
-  train_config.apply_overrides(
+  config_lib.apply_overrides(
       train, {k: v for k, v in variant.overrides.items() if not k.startswith("data.")}, what)
   return train, data
 

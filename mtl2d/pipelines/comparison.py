@@ -43,7 +43,7 @@ from mtl2d import knn
 from mtl2d.data import types
 from mtl2d.report import paper
 from mtl2d.report import ranks
-from mtl2d.train import config as train_lib_config
+from mtl2d.train import config as config_lib
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import runlock
@@ -305,7 +305,7 @@ def run_comparison(config: ml_collections.ConfigDict,
         continue
       train_config = copy.deepcopy(config.train)
       train_config.model.encoder, train_config.multitask = TRAINED_METHODS[method]
-      train_lib_config.apply_overrides(
+      config_lib.apply_overrides(
           train_config, encoder_overrides(config, train_config.model.encoder),
           f"encoder_train.{train_config.model.encoder}")
       with train_config.unlocked():

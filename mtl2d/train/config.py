@@ -9,7 +9,7 @@ import ml_collections
 
 from mtl2d.data import config as data_config_lib
 
-__all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config"]
+__all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config", "microbatches", "set_field"]
 
 # Fields a rerun in an existing workdir may change without starting a different run: they
 # decide how long or how verbosely the same run goes on, not what it computes.
@@ -52,11 +52,12 @@ def base_config() -> ml_collections.ConfigDict:
       (0 disables it).
     augment.scale: each training series is multiplied by exp(N(0, scale^2)) (0 disables it).
     augment.jitter: N(0, jitter^2) noise added to every training point (0 disables it).
-    train.microbatches: gradient accumulation: each train step splits its batch into this many
+    microbatches: gradient accumulation: each train step splits its batch into this many
       equal microbatches run one after another, then makes one update (1: off). Lowers the
       step's activation memory about k-fold; the update equals the full batch's except for
       batch-norm statistics, computed per microbatch (see `mtl2d.train.steps`). Must divide the
-      batch size padded for the devices.
+      batch size padded for the devices. (Configs written before it moved here hold it as
+      `train.microbatches`; `microbatches(config)` reads either.)
     batch_size: training mini-batch size (paper: 40). Batches are padded to a multiple of the
       device count; padding rows get zero weight.
     eval_batch_size: batch size for evaluation/prediction; 0 means `batch_size`.
@@ -125,8 +126,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.augment.scale = 0.0
   c.augment.jitter = 0.0
 
-  c.train = ml_collections.ConfigDict()
-  c.train.microbatches = 1
+  c.microbatches = 1
 
   c.batch_size = 40
   c.eval_batch_size = 0
@@ -168,18 +168,40 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
     ValueError: a key that does not exist, naming `what`.
   """
   for key, value in _flatten(overrides).items():
-    *path, last = key.split(".")
-    node = config
-    for part in path:
-      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-        raise ValueError(f"{what}: unknown config key {key!r} ({part!r} is not in "
-                         f"{sorted(node.keys())})")
+    set_field(config, key, value, what)
+
+
+def microbatches(config: Mapping[str, Any]) -> Any:
+  """`config.microbatches` (1: no accumulation); older configs hold it as `train.microbatches`."""
+  legacy = config.get("train", None)
+  default = legacy.get("microbatches", 1) if legacy is not None else 1
+  return config.get("microbatches", default)
+
+
+def set_field(config: ml_collections.ConfigDict, key: str, value: Any, what: str) -> None:
+  """Sets one dotted key (`"optim.learning_rate"`) of `config`, in place.
+
+  The key must exist, except under a `overrides` field (preset fields, validated by the model
+  factory). A list becomes a tuple.
+
+  Raises:
+    ValueError: a key that does not exist or a value of another type, naming `what`.
+  """
+  *path, last = key.split(".")
+  node = config
+  for part in path + [None]:
+    name = last if part is None else part
+    is_open = part is None and path[-1:] == ["overrides"]
+    if not isinstance(node, ml_collections.ConfigDict) or (name not in node and not is_open):
+      known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+      raise ValueError(f"{what}: unknown config key {key!r} ({name!r} is not in {known})")
+    if part is not None:
       node = node[part]
-    if last not in node and path[-1:] != ["overrides"]:
-      raise ValueError(f"{what}: unknown config key {key!r} ({last!r} is not in "
-                       f"{sorted(node.keys())})")
+  try:
     with node.unlocked():
       node[last] = tuple(value) if isinstance(value, list) else value
+  except TypeError as e:  # ConfigDict refuses a value of another type
+    raise ValueError(f"{what}: {key!r}: {e}") from e
 
 
 def _flatten(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import functools
 import pathlib
 from typing import Any
@@ -18,7 +19,8 @@ from mtl2d.train import loop
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
 
-__all__ = ["predict", "predict_distance", "rebuild_model", "recorded_fields", "restore_model"]
+__all__ = ["classifier_fn", "predict", "predict_distance", "rebuild_model", "recorded_fields",
+           "restore_model"]
 
 
 def recorded_fields(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any] | None:
@@ -125,8 +127,13 @@ def restore_model(
 
 
 @functools.lru_cache(maxsize=16)
-def _classifier_fn(model):
-  return jax.jit(functools.partial(steps_lib.classifier_predict, model.apply))
+def classifier_fn(model: Any, fast_compile: bool = False) -> Callable[..., Any]:
+  """`steps.classifier_predict` of `model`, jitted once per model (and input shape).
+
+  `fast_compile` compiles like the engine's evaluation step (`config.fast_compile`).
+  """
+  return jax.jit(functools.partial(steps_lib.classifier_predict, model.apply),
+                 compiler_options=steps_lib.FAST_COMPILE if fast_compile else None)
 
 
 @functools.lru_cache(maxsize=16)
@@ -135,38 +142,31 @@ def _distance_fn(model):
                  .astype(jnp.float32))
 
 
-def _chunks(n: int, batch_size: int):
-  if batch_size < 1:
-    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-  for start in range(0, n, batch_size):
-    idx = np.arange(start, min(start + batch_size, n))
-    rows, _ = steps_lib.pad_rows(idx, batch_size)
-    yield rows, len(idx)
-
-
 def predict(model: Any, variables: Any, x: jax.typing.ArrayLike, task_id: int, *,
-            batch_size: int = 256) -> tuple[jax.Array, jax.Array]:
+            batch_size: int = 256, fast_compile: bool = False) -> tuple[jax.Array, jax.Array]:
   """Logits and shared features of a classifier, in padded batches (one compile per length).
 
   Args:
     model: a `MultiTaskModel` (e.g. from `restore_model`).
     variables: `{"params", "batch_stats"}`.
-    x: `[N, length]` series of task `task_id`.
+    x: `[N, length]` (or `[N, length, channels]`) series of task `task_id`.
     task_id: the task's index in the model's heads.
     batch_size: rows per compiled call; the last batch is padded.
+    fast_compile: compile like the engine's evaluation step (`config.fast_compile`).
 
   Returns:
     `(logits [N, C_max], features [N, F])`.
   """
   x = np.asarray(x, np.float32)
-  if x.ndim != 2 or x.shape[0] == 0:
-    raise ValueError(f"x must be a non-empty [N, length] array, got shape {x.shape}")
+  if x.ndim not in (2, 3) or x.shape[0] == 0:
+    raise ValueError(f"x must be a non-empty [N, length] (or [N, length, channels]) array, got "
+                     f"shape {x.shape}")
   num_tasks = len(model.num_classes)
   if not 0 <= int(task_id) < num_tasks:
     raise ValueError(f"task_id must be in [0, {num_tasks}), got {task_id}")
-  fn = _classifier_fn(model)
-  outs = [(fn(variables, x[rows], np.int32(task_id)), k) for rows, k in
-          _chunks(len(x), batch_size)]
+  fn = classifier_fn(model, fast_compile)
+  outs = [(fn(variables, x[rows], np.int32(task_id)), k) for rows, _, k in
+          steps_lib.padded_chunks(len(x), batch_size)]
   logits = jnp.concatenate([o[0][:k] for o, k in outs])
   features = jnp.concatenate([o[1][:k] for o, k in outs])
   return logits, features
@@ -180,5 +180,6 @@ def predict_distance(model: Any, variables: Any, x1: jax.typing.ArrayLike,
     raise ValueError(f"x1 and x2 must be non-empty [N, length] arrays with the same N, got "
                      f"{x1.shape} and {x2.shape}")
   fn = _distance_fn(model)
-  outs = [(fn(variables, x1[rows], x2[rows]), k) for rows, k in _chunks(len(x1), batch_size)]
+  outs = [(fn(variables, x1[rows], x2[rows]), k)
+          for rows, _, k in steps_lib.padded_chunks(len(x1), batch_size)]
   return jnp.concatenate([o[:k] for o, k in outs])

@@ -85,11 +85,15 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
   identity["num_devices"] = int(num_devices)
   for section in problems.problem_type(config).unused_config:
     identity.pop(section, None)
-  train = identity.pop("train", {})
-  if train.get("microbatches", 1) == 1:
-    # No accumulation computes what runs from before the field existed computed: their
-    # workdirs stay resumable.
-    train.pop("microbatches", None)
+  train = identity.pop("train", None) or {}
+  train.pop("microbatches", None)
+  identity.pop("microbatches", None)
+  k = config_lib.microbatches(config)
+  if k != 1:
+    # Recorded where it was before the config was flattened (`train.microbatches`): those
+    # workdirs stay resumable. No accumulation computes what runs from before the field
+    # existed computed, and is not recorded.
+    train["microbatches"] = k
   if train:
     identity["train"] = train
   return identity
@@ -150,8 +154,7 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   low, high = int(config.get("min_train_steps", 0)), int(config.get("max_train_steps", 0))
   if low and high and low > high:
     raise ValueError(f"config.min_train_steps ({low}) exceeds config.max_train_steps ({high})")
-  if "train" in config:
-    steps_lib.check_microbatches(config.train.microbatches, int(config.batch_size))
+  steps_lib.check_microbatches(config_lib.microbatches(config), int(config.batch_size))
 
 
 class _Progress:
@@ -318,9 +321,9 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
   padded = sharding.padded_batch_size(config.batch_size, dp.num_devices)
   eval_padded = sharding.padded_batch_size(config.eval_batch_size or config.batch_size,
                                            dp.num_devices)
-  if padded != config.batch_size and "train" in config:
+  if padded != config.batch_size:
     try:
-      steps_lib.check_microbatches(config.train.microbatches, padded)
+      steps_lib.check_microbatches(config_lib.microbatches(config), padded)
     except ValueError as e:
       raise ValueError(f"{e}; batch_size={config.batch_size} is padded to {padded} for "
                        f"{dp.num_devices} devices") from None

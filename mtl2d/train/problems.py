@@ -29,11 +29,13 @@ import ml_collections
 import numpy as np
 
 from mtl2d import files
+from mtl2d import preprocess
 from mtl2d.data import config as data_config
 from mtl2d.data import types
 from mtl2d.models import factory
 from mtl2d.models import templates as templates_lib
 from mtl2d.train import augment as augment_lib
+from mtl2d.train import config as config_lib
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import scheduler
 from mtl2d.train import sharding as sharding_lib
@@ -146,12 +148,8 @@ class Problem(Protocol):
 
 
 def _check_finite(what: str, x: np.ndarray) -> None:
-  bad = ~np.isfinite(x)
-  if bad.any():
-    rows = np.unique(np.nonzero(bad)[0])
-    raise ValueError(f"{what} holds NaN/inf values in row(s) {rows[:10].tolist()}"
-                     f"{' ...' if len(rows) > 10 else ''}; clean the data (see mtl2d.data.ucr "
-                     f"NaN policy) before training")
+  preprocess.check_finite(x, what, item="row(s)", rows=True,
+                          advice="clean the data (see mtl2d.data.ucr NaN policy) before training")
 
 
 def check_tasks(tasks: Sequence[types.Task],
@@ -240,13 +238,6 @@ def check_pairs(pairs: dict[str, types.PairSplit], target: str) -> None:
     _check_finite(f"{what}.targets[{target!r}]", p.targets[target])
 
 
-def _padded_chunks(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-  for start in range(0, n, batch_size):
-    idx = np.arange(start, min(start + batch_size, n))
-    rows, mask = steps_lib.pad_rows(idx, batch_size)
-    yield rows, mask, len(idx)
-
-
 PROBLEM_TYPES: dict[str, type[Problem]] = {}  # filled below the classes
 
 
@@ -275,8 +266,7 @@ def _model_fields(config: ml_collections.ConfigDict,
 
 
 def _microbatches(config: ml_collections.ConfigDict) -> int:
-  train = config.get("train", None)
-  return int(train.get("microbatches", 1)) if train is not None else 1
+  return int(config_lib.microbatches(config))
 
 
 @functools.lru_cache(maxsize=16)
@@ -419,7 +409,7 @@ class ClassificationProblem:
       for t in self.tasks:
         split = t.split(split_name)
         total = None
-        for rows, mask, _ in _padded_chunks(len(split), batch_size):
+        for rows, mask, _ in steps_lib.padded_chunks(len(split), batch_size):
           batch = dp.shard_batch({"x": split.x[rows], "y": split.y[rows], "mask": mask,
                                   "task_id": self.task_ids[t.name]})
           m = eval_step(state, batch)
@@ -600,7 +590,7 @@ class DistanceProblem:
     """Predicted distances `[N]` of one split."""
     p = self.pairs[split]
     outs = []
-    for rows, mask, k in _padded_chunks(len(p), batch_size):
+    for rows, mask, k in steps_lib.padded_chunks(len(p), batch_size):
       batch = dp.shard_batch({"x1": p.x1[rows], "x2": p.x2[rows], "mask": mask})
       outs.append((eval_step(state, batch), k))
     return np.concatenate([np.asarray(jax.device_get(o))[:k] for o, k in outs])

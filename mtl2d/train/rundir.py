@@ -132,7 +132,16 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
   if isinstance(config.get("resolved"), dict):
     return config["resolved"]
   skip = set(config_lib.RESUMABLE_FIELDS) | {"data", "resolved"}
-  return {k: v for k, v in config.items() if k not in skip}
+  given = {k: v for k, v in config.items() if k not in skip}
+  train = given.get("train")
+  if isinstance(train, dict) and "microbatches" in train:  # before the config was flattened
+    train = dict(train)
+    given.setdefault("microbatches", train.pop("microbatches"))
+    if train:
+      given["train"] = train
+    else:
+      del given["train"]
+  return given
 
 
 def record_or_verify(workdir: pathlib.Path, config: dict[str, Any] | None, data: dict[str, Any], *,

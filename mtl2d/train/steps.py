@@ -8,7 +8,7 @@ model, whose batch norms compute their training statistics over the real rows on
 computes the same function however much it is padded, and results do not depend on the number
 of devices the batch is padded for (up to floating-point reduction order).
 
-Gradient accumulation (`train.microbatches = k`): the train steps split the padded batch into
+Gradient accumulation (`config.microbatches = k`): the train steps split the padded batch into
 `k` microbatches and run them one after another in a `lax.scan`, so only one microbatch's
 activations are live at a time (the memory that lets the paper preset onto a smaller
 accelerator); one optimizer update follows. Microbatch `j` holds rows `j, j + k, j + 2k, ...`
@@ -33,6 +33,7 @@ records the first step whose loss was NaN or infinite.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -56,6 +57,7 @@ __all__ = [
     "jit_eval_step",
     "jit_train_step",
     "pad_rows",
+    "padded_chunks",
     "summarize",
 ]
 
@@ -82,6 +84,22 @@ def pad_rows(indices: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarr
   return rows, mask
 
 
+def padded_chunks(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+  """Rows `0..n-1` in order, in chunks of `batch_size`, the last padded (`pad_rows`).
+
+  Evaluation and prediction loop over these, so every chunk has one shape (one compile).
+
+  Yields:
+    `(rows [batch_size], mask [batch_size] float32, k)`: the first `k` rows are real.
+  """
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  for start in range(0, n, batch_size):
+    idx = np.arange(start, min(start + batch_size, n))
+    rows, mask = pad_rows(idx, batch_size)
+    yield rows, mask, len(idx)
+
+
 def _step_metrics(state: state_lib.TrainState, loss: jax.Array, sums: Metrics) -> Metrics:
   bad = ~jnp.isfinite(loss)
   out = dict(sums)
@@ -98,11 +116,11 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Arr
 
 
 def check_microbatches(microbatches: int, batch_size: int) -> None:
-  """Raises ValueError unless `microbatches >= 1` divides `batch_size` (`train.microbatches`)."""
+  """Raises ValueError unless `microbatches >= 1` divides `batch_size` (`config.microbatches`)."""
   if not isinstance(microbatches, (int, np.integer)) or microbatches < 1:
-    raise ValueError(f"train.microbatches must be an integer >= 1, got {microbatches!r}")
+    raise ValueError(f"config.microbatches must be an integer >= 1, got {microbatches!r}")
   if batch_size % microbatches:
-    raise ValueError(f"train.microbatches={microbatches} must divide the batch size "
+    raise ValueError(f"config.microbatches={microbatches} must divide the batch size "
                      f"{batch_size} (the batch is split into equal microbatches)")
 
 
@@ -186,7 +204,7 @@ def classification_train_step(
     augmentation: training-time augmentation of `x` (static; default none), drawn for the
       whole batch before it is split into microbatches.
     microbatches: gradient accumulation over this many sequential parts of the batch (static,
-      `train.microbatches`; must divide `B`); see the module docstring for what equals the
+      `config.microbatches`; must divide `B`); see the module docstring for what equals the
       full-batch step and how batch-norm statistics are combined.
 
   Returns:
@@ -227,7 +245,7 @@ def distance_train_step(state: state_lib.TrainState, batch: Batch, *,
     state: train state of a distance model (called as `(x1, x2, *, train, mask) -> [B]`).
     batch: `x1 [B, n]`, `x2 [B, m]`, `y [B]` float32 targets, `mask [B]` float32.
     microbatches: gradient accumulation over this many sequential parts of the batch (static,
-      `train.microbatches`; must divide `B`), as in `classification_train_step`.
+      `config.microbatches`; must divide `B`), as in `classification_train_step`.
 
   Returns:
     `(new_state, metrics)`, metrics: `loss_sum` (squared errors), `abs_sum`, `count` and

@@ -16,7 +16,7 @@ from mtl2d import pipelines
 from mtl2d.bench import estimators as bench_estimators
 from mtl2d.estimators import fitting
 from mtl2d.pipelines import comparison
-from mtl2d.train import config as train_config
+from mtl2d.train import config as config_lib
 from mtl2d.train import recipe
 from tests.estimators import helpers
 
@@ -124,7 +124,7 @@ def test_bad_validation_data_is_refused():
                                                "'epochs'"),
     (dict(config_overrides={"model.overrides.features": (2,)}), "parameter 'model_options'"),
     (dict(config_overrides={"evaluate_test": True}), "'evaluate_test' is fixed"),
-    (dict(config_overrides={"optim.momentum": 0.9}), "'optim.momentum' is not a field"),
+    (dict(config_overrides={"optim.momentum": 0.9}), "unknown config key 'optim.momentum'"),
 ])
 def test_bad_settings_are_refused_at_fit_naming_the_parameter(params, match):
   clf = estimators.ResNet1DClassifier(**helpers.tiny("resnet1d", **params))  # stores only
@@ -186,7 +186,7 @@ def test_workdir_keeps_the_run_resumes_it_and_refuses_another(tmp_path):
     estimators.ResNet1DClassifier(**params).fit(x[:-1], y[:-1])
 
 
-def _estimator_params(train_config):
+def _estimator_params(config_lib):
   """Estimator arguments reproducing a launcher's training config (every field carried)."""
   flat = {}
 
@@ -198,7 +198,7 @@ def _estimator_params(train_config):
       else:
         flat[name] = value
 
-  walk(train_config, "")
+  walk(config_lib, "")
   assert flat.pop("checkpoint_every_epochs") == 1  # the estimator restores any epoch
   for key in ("task_type", "multitask", "model.encoder", "evaluate_test", "write_curves"):
     flat.pop(key)
@@ -227,7 +227,7 @@ def test_estimators_match_the_launcher(tmp_path):
   pipelines.run_comparison(config, tmp_path)
   # The launcher's ResNet2D runs: the shared recipe plus ResNet2D's own fields (encoder_train).
   train = copy.deepcopy(config.train)
-  train_config.apply_overrides(train, comparison.encoder_overrides(config, "resnet2d"), "test")
+  config_lib.apply_overrides(train, comparison.encoder_overrides(config, "resnet2d"), "test")
   params = _estimator_params(train)
   for group, tasks in comparison.load_groups(config.data).items():
     single = files.read_json(tmp_path / "resnet2d" / files.safe_name(group)

@@ -58,7 +58,8 @@ def _run_loader(tmp_path, export_dir, inputs):
       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-4000:]
   modules = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert modules == ["mtl2d", "mtl2d.exported", "mtl2d.files"]  # files: standard library only
+  assert modules == ["mtl2d", "mtl2d.exported", "mtl2d.files",
+                     "mtl2d.preprocess"]  # files: standard library only; preprocess: NumPy
   return dict(np.load(tmp_path / "out.npz", allow_pickle=True))
 
 

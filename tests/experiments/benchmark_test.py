@@ -55,12 +55,12 @@ def test_flops_do_not_depend_on_the_conv_gradient_implementation():
 
 
 def test_microbatches_go_through_the_engine_step():
-  # The benchmark compiles mtl2d.train.steps' step: `microbatches` is `train.microbatches`
+  # The benchmark compiles mtl2d.train.steps' step: `microbatches` is `config.microbatches`
   # (gradient accumulation in a scan, so fewer activations are live at a time) and its errors.
   kwargs = dict(preset="tiny", batch_size=8, length=32, compile_only=True)
   mem = {k: bench_models.benchmark_train_step("resnet1d", microbatches=k, **kwargs)["memory"]
          for k in (1, 4)}
   assert mem[4]["temp_bytes"] < mem[1]["temp_bytes"]
   assert mem[4]["argument_bytes"] == mem[1]["argument_bytes"]
-  with pytest.raises(ValueError, match=r"train\.microbatches=3 must divide the batch size 8"):
+  with pytest.raises(ValueError, match=r"config\.microbatches=3 must divide the batch size 8"):
     bench_models.benchmark_train_step("resnet1d", microbatches=3, **kwargs)

@@ -11,6 +11,7 @@ import shutil
 import stat
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -21,6 +22,7 @@ from mtl2d.data import config as data_config
 from mtl2d.data import types
 from mtl2d.models import factory
 from mtl2d.train import checkpoints
+from mtl2d.train import config as config_lib
 from mtl2d.train import loop
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
@@ -235,8 +237,8 @@ def test_bad_input_is_refused_before_training(tmp_path):
   with pytest.raises(ValueError, match=r"distance.target '5%'.*\['10%', 'full'\]"):
     train.train_and_evaluate(config, tmp_path, pairs=helpers.make_pairs())
   for k in (0, 3):
-    with pytest.raises(ValueError, match=rf"train\.microbatches.*{k}"):
-      train.train_and_evaluate(helpers.tiny_config(**{"train.microbatches": k}), tmp_path,
+    with pytest.raises(ValueError, match=rf"config\.microbatches.*{k}"):
+      train.train_and_evaluate(helpers.tiny_config(**{"microbatches": k}), tmp_path,
                                tasks=[task])
   assert not any(tmp_path.iterdir())  # nothing written
 
@@ -505,7 +507,7 @@ def test_gradient_accumulation_end_to_end(reference_run, tmp_path):
   # record no `train` section, as runs from before the field existed, which stay resumable.
   reference, _ = reference_run
   assert "train" not in files.read_json(reference / "config.json")["resolved"]
-  config = helpers.tiny_config(**{"train.microbatches": 2, "num_epochs": 1})
+  config = helpers.tiny_config(**{"microbatches": 2, "num_epochs": 1})
   tasks = helpers.make_tasks()[:2]  # one series length
   results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
   assert results["train_step_compilations"] <= 1
@@ -515,6 +517,33 @@ def test_gradient_accumulation_end_to_end(reference_run, tmp_path):
   assert all(np.isfinite(v["loss"]) for v in record["train"].values())
   resolved = files.read_json(tmp_path / "config.json")["resolved"]
   assert resolved["train"] == {"microbatches": 2}
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_workdirs_written_with_train_microbatches_stay_resumable(tmp_path, k):
+  # Before the config was flattened, accumulation was `config.train.microbatches`: such a
+  # config (config.json, an estimator's config_) reads the same, and resolves to the identity
+  # the old loop recorded, so its workdir is not refused.
+  new = helpers.tiny_config(microbatches=k)
+  old = helpers.tiny_config()
+  with old.unlocked():
+    del old["microbatches"]
+    old.train = ml_collections.ConfigDict({"microbatches": k})
+  assert config_lib.microbatches(old) == config_lib.microbatches(new) == k
+  identity = loop.run_identity(new, 1)
+  assert identity == loop.run_identity(old, 1)
+  assert identity.get("train") == ({"microbatches": k} if k != 1 else None)
+  old_record = dict(rundir_lib.config_to_dict(old), resolved=identity)
+  (tmp_path / "config.json").write_text(json.dumps(old_record))
+  (tmp_path / "metrics.jsonl").write_text("")
+  rundir_lib.append_metrics(tmp_path / "metrics.jsonl", {"epoch": 1})
+  data = {"task_type": "classification", "tasks": []}
+  files.write_json(tmp_path / "data.json", data)
+  rundir_lib.record_or_verify(tmp_path, loop._config_record(new, 1), data)
+  # Configs written without a resolved section compare `train.microbatches` as `microbatches`.
+  given = {k_: v for k_, v in old_record.items() if k_ != "resolved"}
+  (tmp_path / "config.json").write_text(json.dumps(given))
+  rundir_lib.record_or_verify(tmp_path, rundir_lib.config_to_dict(new), data)
 
 
 def _edit_history(workdir, epoch, *, chained=True):

@@ -280,7 +280,7 @@ def test_padding_rows_never_reach_batch_norm_statistics(name):
   helpers.leaves_close(new_a.opt_state, new_b.opt_state, rtol=1e-4, atol=1e-8)
 
 
-# Gradient accumulation (train.microbatches).
+# Gradient accumulation (config.microbatches).
 
 
 def _interleaved(a, k):
@@ -396,5 +396,5 @@ def test_bad_microbatches_raise_naming_the_config_field(k):
   rng = np.random.default_rng(11)
   batch, x, _ = _batch(rng, 8, 8, 6, task_id=0, num_classes=2)
   step = jax.jit(functools.partial(steps.classification_train_step, microbatches=k))
-  with pytest.raises(ValueError, match=r"train\.microbatches"):
+  with pytest.raises(ValueError, match=r"config\.microbatches"):
     step(_state(model, (x, np.int32(0))), batch)
