@@ -13,7 +13,7 @@ Run (resumes; `--only` runs some variants, the page covers every finished one):
 
 import ml_collections
 
-from experiments.configs import ucr_mtl
+from experiments.configs import study
 
 _COMMAND = ("python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md\n"
             "python -m experiments.ablation --workdir=runs/ablation --output=docs/ablations.md "
@@ -38,11 +38,10 @@ def _on_k8(variant: dict) -> dict:
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the study's config (see `mtl2d.pipelines.run_ablation`)."""
-  table = ucr_mtl.get_config("quick")
-  c = ml_collections.ConfigDict()
-  c.title = "Ablation: ResNet2D (and ResNet1D) recipe on CPU"
-  c.command = _COMMAND
-  c.note = ("Base: the main job's recipe (`experiments/configs/ucr_mtl.py`, quick scale): "
+  c = study.base_config(
+      title="Ablation: ResNet2D (and ResNet1D) recipe on CPU",
+      command=_COMMAND,
+      note=("Base: the main job's recipe (`experiments/configs/ucr_mtl.py`, quick scale): "
             "series resampled to 128 steps, quick widths (k=16 templates of length 32, stages "
             "16x4 + 32x4), AdamW lr 1e-3, weight decay 0.01, batch 40, 40 epochs, per-task "
             "batch-norm statistics, cosine schedule; ResNet2D with 3 stride-2 stages and 10% "
@@ -52,10 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
             "training steps (augmented, batch statistics). Cells are means over the group's "
             "tasks; with two seeds, the mean and (seed 0 / seed 1). Wall time: the run's epochs "
             "(training and evaluation, the training split included) on a 2-core CPU that other "
-            "jobs shared at times, so compare it between rows only roughly.")
-  c.data = table.data
-  c.train = table.train
-  c.encoder_train = table.encoder_train
+            "jobs shared at times, so compare it between rows only roughly."))
   c.variants = [
       dict(name="recipe", method="resnet2d_mtl", seeds=(0, 1),
            note="the default: 16 templates, 3 stride-2 stages, per-task BN stats, cosine, "

@@ -15,7 +15,7 @@ Run (resumes; `--only` runs some variants, the page covers every finished one):
 
 import ml_collections
 
-from experiments.configs import ucr_mtl
+from experiments.configs import study
 
 _COMMAND = ("python -m experiments.ablation --config=experiments/configs/data_options.py "
             "--workdir=runs/data_options --output=docs/data_options.md")
@@ -43,11 +43,10 @@ _TRAINED_OPTIONS = ("stretch_z", "stretch_raw", "pad_z", "pad_raw")
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the study's config (see `mtl2d.pipelines.run_ablation`)."""
-  table = ucr_mtl.get_config("quick")
-  c = ml_collections.ConfigDict()
-  c.title = "Ablation: series length and normalisation (the data protocol of Table I)"
-  c.command = _COMMAND
-  c.note = ("Groups whose series vary in length or are not normalised in the archive, "
+  c = study.base_config(
+      title="Ablation: series length and normalisation (the data protocol of Table I)",
+      command=_COMMAND,
+      note=("Groups whose series vary in length or are not normalised in the archive, "
             "stratified 60/20/20 split (data seed 0), the quick Table I recipe otherwise "
             "unchanged. 1NN-DTW: window chosen on validation among 0/5/10/20%/full, at each "
             "task's own length. Trained models: series at most 128 steps (a padded task is "
@@ -61,14 +60,11 @@ def get_config() -> ml_collections.ConfigDict:
             "GestureMidAir only and z-normalised inputs only: the AllGestureWiimote rows and "
             "the not-normalised trained rows (variants r*_stretch_raw, r*_pad_raw and the "
             "AllGestureWiimote runs, `--groups=AllGestureWiimote`) were not run for lack of CPU "
-            "time; the trained models keep z-normalisation, the only setting measured for them.")
-  c.data = table.data
+            "time; the trained models keep z-normalisation, the only setting measured for them."),
+      knn=True)
   c.data.source = "ucr"
   c.data.data_dir = "../shared/data/ucr"
   c.data.groups = ("AllGestureWiimote", "GestureMidAir", "DodgerLoop")
-  c.train = table.train
-  c.encoder_train = table.encoder_train
-  c.knn = table.knn
   variants = []
   for suffix, data, knn, words in _OPTIONS:
     variants.append(dict(name=f"nn_{suffix}", method="1nn_dtw", overrides={**data, **knn},
