@@ -23,20 +23,21 @@ from typing import ClassVar
 from typing import Protocol
 from typing import runtime_checkable
 
-from absl import logging
 import jax
 import ml_collections
 import numpy as np
 
 from mtl2d import files
-from mtl2d import preprocess
+from mtl2d.data import checks
 from mtl2d.data import config as data_config
 from mtl2d.data import types
+from mtl2d.data.checks import check_pairs
+from mtl2d.data.checks import check_tasks
+from mtl2d.data.checks import tasks_fingerprint
 from mtl2d.models import factory
 from mtl2d.models import templates as templates_lib
 from mtl2d.train import augment as augment_lib
 from mtl2d.train import config as config_lib
-from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import scheduler
 from mtl2d.train import sharding as sharding_lib
 from mtl2d.train import steps as steps_lib
@@ -57,7 +58,7 @@ class Problem(Protocol):
     per_task_heads: the model has stacked per-task heads, so the optimizer moves only the
       batch's task head (`optimizers.make_optimizer(per_task_heads=True)`).
     unused_config: top-level config sections the problem never reads; left out of the run's
-      identity (`loop.run_identity`), so they cannot make two equal runs differ.
+      identity (`builders.run_identity`), so they cannot make two equal runs differ.
     check_config(config): raises ValueError for settings the problem does not support.
     build_model(config, num_classes, *, fields=None): the unbound model a config describes
       (built from `fields`, a run's recorded model fields, instead of the config's preset and
@@ -87,8 +88,8 @@ class Problem(Protocol):
     """Raises ValueError for settings this problem does not support."""
 
   @staticmethod
-  def build_model(config: ml_collections.ConfigDict,
-                  num_classes: tuple[int, ...] | None = None) -> Any:
+  def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None,
+                  *, fields: dict[str, Any] | None = None) -> Any:
     """The unbound model a config describes (`num_classes` per task for classification)."""
 
   @classmethod
@@ -145,97 +146,6 @@ class Problem(Protocol):
 
   def per_task_problems(self) -> dict[str, "Problem"] | None:
     """One problem per task when each task is an independent run, else None."""
-
-
-def _check_finite(what: str, x: np.ndarray) -> None:
-  preprocess.check_finite(x, what, item="row(s)", rows=True,
-                          advice="clean the data (see mtl2d.data.ucr NaN policy) before training")
-
-
-def check_tasks(tasks: Sequence[types.Task],
-                splits: Sequence[str] = ("train", "val", "test")) -> None:
-  """Validates classification tasks once, before any training.
-
-  Args:
-    tasks: the tasks.
-    splits: the splits training will read (`("train", "val")` when the test splits are not
-      evaluated); other splits are not checked.
-
-  Raises:
-    ValueError: no tasks, duplicate names, an empty split, splits of different lengths,
-      NaN/inf values, or labels outside `0..num_classes-1`.
-  """
-  if not tasks:
-    raise ValueError("tasks must hold at least one Task")
-  names = [t.name for t in tasks]
-  if len(set(names)) != len(names):
-    raise ValueError(f"tasks have duplicate names: {names}")
-  if len({files.safe_name(n) for n in names}) != len(names):
-    raise ValueError(f"task names collide once sanitised for directories: {names}")
-  for t in tasks:
-    if t.num_classes < 1:
-      raise ValueError(f"task {t.name!r}: num_classes must be >= 1, got {t.num_classes}")
-    for split_name in splits:
-      split = t.split(split_name)
-      what = f"task {t.name!r} {split_name} split"
-      if len(split) == 0:
-        raise ValueError(f"{what} is empty; every split needs at least one example")
-      if split.x.shape[1] != t.length:
-        raise ValueError(f"{what} has length {split.x.shape[1]}, the train split {t.length}")
-      _check_finite(f"{what} x", split.x)
-      y = np.asarray(split.y)
-      bad = (y < 0) | (y >= t.num_classes)
-      if bad.any():
-        i = int(np.nonzero(bad)[0][0])
-        raise ValueError(f"{what} y: label {int(y[i])} at row {i} is outside the head's classes "
-                         f"0..{t.num_classes - 1}")
-    if t.num_classes == 1:
-      # Documented behaviour: trained like any task; its loss goes to 0 and its accuracy is
-      # trivially 1.0, which says nothing about the model.
-      logging.warning("task %r has a single class: its accuracy is trivially 1.0", t.name)
-
-
-def tasks_fingerprint(tasks: Sequence[types.Task]) -> dict[str, Any]:
-  """JSON description of classification tasks by content (names, sizes, array digests).
-
-  Two loads of the same data give the same fingerprint wherever the files were read from; a
-  change of the data, the split or the preprocessing changes a digest.
-  """
-  # "channels" only for multivariate tasks: univariate fingerprints stay as they were.
-  return {"task_type": "classification", "tasks": [
-      {"name": t.name, "num_classes": t.num_classes, "length": t.length,
-       **({"channels": int(t.train.x.shape[2])} if t.train.x.ndim == 3 else {}),
-       "label_values": list(t.label_values), "synthetic": bool(t.synthetic),
-       "sizes": {s: len(t.split(s)) for s in ("train", "val", "test")},
-       "digest": rundir_lib.array_digest(
-           [a for s in ("train", "val", "test") for a in (t.split(s).x, t.split(s).y)])}
-      for t in tasks]}
-
-
-def check_pairs(pairs: dict[str, types.PairSplit], target: str) -> None:
-  """Validates distance-learning pairs once, before any training.
-
-  Raises:
-    ValueError: a missing split or target window, mismatched shapes, or NaN/inf values.
-  """
-  for split_name in ("train", "val", "test"):
-    if split_name not in pairs:
-      raise ValueError(f"pairs must have splits 'train', 'val', 'test', got {sorted(pairs)}")
-    p = pairs[split_name]
-    what = f"pairs[{split_name!r}]"
-    if target not in p.targets:
-      raise ValueError(f"distance.target {target!r} is not among the windows of {what}: "
-                       f"{sorted(p.targets)}")
-    if len(p) == 0:
-      raise ValueError(f"{what} is empty")
-    if p.x1.ndim != 2 or p.x2.ndim != 2 or p.x2.shape[0] != len(p):
-      raise ValueError(f"{what}: x1 {p.x1.shape} and x2 {p.x2.shape} must be [N, length]")
-    if p.targets[target].shape != (len(p),):
-      raise ValueError(f"{what}.targets[{target!r}] must be [{len(p)}], got "
-                       f"{p.targets[target].shape}")
-    _check_finite(f"{what}.x1", p.x1)
-    _check_finite(f"{what}.x2", p.x2)
-    _check_finite(f"{what}.targets[{target!r}]", p.targets[target])
 
 
 PROBLEM_TYPES: dict[str, type[Problem]] = {}  # filled below the classes
@@ -559,7 +469,7 @@ class DistanceProblem:
     """JSON description of the data (compared when a workdir is reused)."""
     return {"task_type": "distance", "target": self.target, "splits": {
         s: {"size": len(p), "length": [int(p.x1.shape[1]), int(p.x2.shape[1])],
-            "digest": rundir_lib.array_digest([p.x1, p.x2, p.targets[self.target]])}
+            "digest": checks.array_digest([p.x1, p.x2, p.targets[self.target]])}
         for s, p in self.pairs.items() if s in ("train", "val", "test")}}
 
   def init_inputs(self) -> tuple[Any, ...]:

@@ -27,9 +27,9 @@ import tempfile
 from typing import Any
 
 import ml_collections
-import numpy as np
 
 from mtl2d import files as files_lib
+from mtl2d.data.checks import array_digest  # noqa: F401  (rundir.array_digest)
 from mtl2d.train import config as config_lib
 
 __all__ = [
@@ -43,16 +43,6 @@ __all__ = [
     "read_metrics",
     "truncate_metrics",
 ]
-
-
-def array_digest(arrays: Iterable[np.ndarray]) -> str:
-  """SHA-1 of the shapes, dtypes and bytes of `arrays` (identifies a run's data)."""
-  h = hashlib.sha1()
-  for a in arrays:
-    a = np.ascontiguousarray(a)
-    h.update(f"{a.shape}{a.dtype}".encode())
-    h.update(a.tobytes())
-  return h.hexdigest()
 
 
 def config_to_dict(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, Any]:
