@@ -35,8 +35,8 @@ import numpy as np
 from mtl2d.models import conv as conv_lib
 from mtl2d.models import conv_native
 from mtl2d.models import factory
+from mtl2d.train import builders
 from mtl2d.train import config as config_lib
-from mtl2d.train import loop
 from mtl2d.train import sharding
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
@@ -160,7 +160,7 @@ def benchmark_train_step(model: str = "resnet2d", *, batch_size: int = 40, lengt
   net = factory.classifier(model, tuple(num_classes), preset=preset, dtype=dtype, **overrides)
   config = factory.preset_config(model, preset, **overrides)
   # The engine's optimizer and jitted step (state donated), on one device.
-  tx = loop.make_optimizer(config_lib.base_config(), steps_per_epoch=1)
+  tx = builders.make_optimizer(config_lib.base_config(), steps_per_epoch=1)
   jit_step = functools.partial(steps_lib.jit_train_step, dp=sharding.DataParallel(1))
   step_fn = functools.partial(steps_lib.classification_train_step, microbatches=microbatches)
   x_spec = jax.ShapeDtypeStruct((batch_size, length), jnp.float32)

@@ -14,8 +14,8 @@ import numpy as np
 
 from mtl2d import files
 from mtl2d.models import factory
+from mtl2d.train import builders
 from mtl2d.train import checkpoints
-from mtl2d.train import loop
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
 
@@ -27,7 +27,7 @@ def recorded_fields(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[
   """The model fields a saved run config records, or None for a config that records none.
 
   The training loop writes them under `resolved.model.fields` of `config.json` (see
-  `loop.run_identity`): every constructor field of the model but `dtype` and `num_tasks`
+  `builders.run_identity`): every constructor field of the model but `dtype` and `num_tasks`
   (`mtl2d.models.factory.ModelEntry.fields`). Configs written before that record only
   `model.preset` and `model.overrides`.
   """
@@ -59,7 +59,7 @@ def rebuild_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...
     if isinstance(overrides, ml_collections.ConfigDict):
       overrides = overrides.to_dict()
     fields = factory.preset_config(config.model.encoder, config.model.preset, **overrides)
-  return loop.build_model(config, num_classes, fields={**fields, **replace})
+  return builders.build_model(config, num_classes, fields={**fields, **replace})
 
 
 def restore_model(
@@ -101,7 +101,7 @@ def restore_model(
     channels = (first["channels"],) if "channels" in first else ()  # multivariate tasks
     inputs = (np.zeros((1, first["length"]) + channels, np.float32), np.int32(0))
   # Only the optimizer state's structure matters for restoring, not the schedule's length.
-  tx = loop.make_optimizer(config, steps_per_epoch=1)
+  tx = builders.make_optimizer(config, steps_per_epoch=1)
   abstract = jax.eval_shape(
       lambda: state_lib.create_train_state(jax.random.PRNGKey(0), model, inputs, tx))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])

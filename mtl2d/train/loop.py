@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import pathlib
 import signal
@@ -22,15 +23,13 @@ from absl import logging
 import jax
 import ml_collections
 import numpy as np
-import optax
 
 from mtl2d import files
 from mtl2d.data import types
-from mtl2d.models import factory
+from mtl2d.train import builders
 from mtl2d.train import checkpoints
 from mtl2d.train import config as config_lib
 from mtl2d.train import curves
-from mtl2d.train import optimizers
 from mtl2d.train import preemption
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
@@ -42,103 +41,11 @@ from mtl2d.train import steps as steps_lib
 __all__ = ["build_model", "fit", "make_optimizer", "make_problem", "num_epochs_for", "run_identity",
            "train_and_evaluate"]
 
-
-def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None,
-                *, fields: dict[str, Any] | None = None):
-  """The model a config describes (`num_classes` per task for classification).
-
-  `fields`: the model's fields as a run recorded them (`mtl2d.train.inference.recorded_fields`)
-  instead of the config's preset and overrides.
-  """
-  return problems.problem_type(config).build_model(config, num_classes, fields=fields)
-
-
-def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:
-  """What a run computes, compared when a workdir is reused (`rundir.record_or_verify`).
-
-  The config without the fields that may change between invocations (`RESUMABLE_FIELDS`) and
-  without `data` (the data are identified by their content, `data.json`), with the model's
-  preset and overrides replaced by its resolved fields and `eval_batch_size`/`num_devices`
-  resolved. A change of a preset in the code is then a different run, while another spelling of
-  the same model or data is not.
-
-  Args:
-    config: the run config.
-    num_devices: the number of devices the run uses.
-
-  Returns:
-    A JSON-ready dict.
-  """
-  identity = rundir_lib.config_to_dict(config)
-  for field in config_lib.RESUMABLE_FIELDS + ("data", "resolved"):
-    identity.pop(field, None)
-  if config.optim.get("schedule", "constant") != "constant":
-    # The schedule decays over the run's steps: more epochs change every step's rate.
-    identity["num_epochs"] = int(config.num_epochs)
-  model = dict(identity["model"])
-  overrides = model.pop("overrides", None) or {}
-  fields = factory.preset_config(config.model.encoder, model.pop("preset"), **overrides)
-  model["fields"] = rundir_lib.config_to_dict(fields)
-  model["dtype"] = jax.numpy.dtype(config.model.dtype).name
-  identity["model"] = model
-  identity["eval_batch_size"] = int(config.eval_batch_size or config.batch_size)
-  identity["num_devices"] = int(num_devices)
-  for section in problems.problem_type(config).unused_config:
-    identity.pop(section, None)
-  train = identity.pop("train", None) or {}
-  train.pop("microbatches", None)
-  identity.pop("microbatches", None)
-  k = config_lib.microbatches(config)
-  if k != 1:
-    # Recorded where it was before the config was flattened (`train.microbatches`): those
-    # workdirs stay resumable. No accumulation computes what runs from before the field
-    # existed computed, and is not recorded.
-    train["microbatches"] = k
-  if train:
-    identity["train"] = train
-  return identity
-
-
-def _config_record(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:
-  # config.json: the config as given, and what it resolves to (the run's identity).
-  record = rundir_lib.config_to_dict(config)
-  record["resolved"] = run_identity(config, num_devices)
-  return record
-
-
-def make_problem(config: ml_collections.ConfigDict, *,
-                 tasks: list[types.Task] | None = None,
-                 pairs: dict[str, types.PairSplit] | None = None) -> problems.Problem:
-  """The validated problem of a config (`problems.problem_type`), its data loaded if None."""
-  return problems.problem_type(config).from_config(
-      config, tasks=tasks, pairs=pairs, model_fn=lambda nc: build_model(config, nc))
-
-
-def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
-  """The learning rate per train step a config describes (`optim.schedule`, `num_epochs`)."""
-  optim = config.optim
-  return optimizers.learning_rate_schedule(
-      optim.learning_rate, optim.get("schedule", "constant"),
-      total_steps=int(config.num_epochs) * steps_per_epoch,
-      warmup_steps=int(optim.get("warmup_epochs", 0)) * steps_per_epoch)
-
-
-def make_optimizer(config: ml_collections.ConfigDict,
-                   steps_per_epoch: int) -> optax.GradientTransformation:
-  """The AdamW optimizer a config describes (`config.optim`), with its learning-rate schedule.
-
-  Classifiers get per-task heads (`optimizers.make_optimizer(per_task_heads=True)`): a step on
-  one task's batch moves the shared encoder and that task's head only.
-
-  Args:
-    config: the run config.
-    steps_per_epoch: train steps per epoch (sets the schedule's length; when only the optimizer
-      state's structure is needed, e.g. to restore a checkpoint, any value >= 1 will do).
-  """
-  optim = config.optim
-  return optimizers.make_optimizer(learning_rate_schedule(config, steps_per_epoch),
-                                   optim.weight_decay, b1=optim.b1, b2=optim.b2, eps=optim.eps,
-                                   per_task_heads=problems.problem_type(config).per_task_heads)
+# Built from the config by `mtl2d.train.builders`; kept here for callers of the loop's names.
+build_model = builders.build_model
+make_optimizer = builders.make_optimizer
+make_problem = builders.make_problem
+run_identity = builders.run_identity
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
@@ -310,8 +217,38 @@ def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     return _fit(config, pathlib.Path(workdir), problem, stack)
 
 
+@dataclasses.dataclass
+class _Run:
+  """What `_setup` builds for one call of `fit`, read by `_restore`, `_epoch_loop`, `_results`."""
+
+  config: ml_collections.ConfigDict
+  workdir: pathlib.Path
+  problem: problems.Problem
+  dp: sharding.DataParallel
+  is_main: bool
+  padded: int
+  eval_padded: int
+  config_record: dict[str, Any]
+  fingerprint: dict[str, Any]
+  schedule: Any
+  ckpt: checkpoints.Checkpointer
+  train_step: Any
+  eval_step: Any
+
+
 def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: problems.Problem,
          stack: contextlib.ExitStack) -> dict:
+  run, state = _setup(config, workdir, problem, stack)
+  state, start, snapshot, history = _restore(run, state)
+  # jit caches are per function, shared by runs in one process: count this run's additions.
+  compiled_before = (_cache_size(run.train_step), _cache_size(run.eval_step))
+  _epoch_loop(run, state, start, snapshot, history, stack)
+  return _results(run, history, compiled_before)
+
+
+def _setup(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: problems.Problem,
+           stack: contextlib.ExitStack) -> tuple[_Run, Any]:
+  """Checks, locks the workdir, and builds the fresh state, the checkpointer and the steps."""
   epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size))
   if epochs != config.num_epochs:
     config = copy.deepcopy(config)
@@ -327,7 +264,7 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
     except ValueError as e:
       raise ValueError(f"{e}; batch_size={config.batch_size} is padded to {padded} for "
                        f"{dp.num_devices} devices") from None
-  config_record = _config_record(config, dp.num_devices)
+  config_record = builders.config_record(config, dp.num_devices)
   fingerprint = problem.fingerprint()
   # Check everything before writing anything; the claim is written once the state is restored.
   rundir_lib.record_or_verify(workdir, config_record, fingerprint, write=False)
@@ -337,8 +274,8 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
     stack.enter_context(runlock.hold(workdir, wait=bool(config.get("wait_for_lock", False))))
     if (workdir / "checkpoints").is_dir():
       rundir_lib.ensure_writable(workdir / "checkpoints")
-  tx = make_optimizer(config, problem.steps_per_epoch(config.batch_size))
-  schedule = learning_rate_schedule(config, problem.steps_per_epoch(config.batch_size))
+  tx = builders.make_optimizer(config, problem.steps_per_epoch(config.batch_size))
+  schedule = builders.learning_rate_schedule(config, problem.steps_per_epoch(config.batch_size))
   # Model and optimizer static (both memoised), the example inputs traced: equal runs in one
   # process reuse the trace and compilation.
   init = jax.jit(state_lib.create_train_state, static_argnums=(1, 3),
@@ -350,6 +287,23 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
   # (its best validation epoch, `problem.results`) can be restored.
   ckpt = checkpoints.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints,
                                   keep_best_of=problem.task_score_names)
+  fast = bool(config.get("fast_compile", False))
+  train_step = steps_lib.jit_train_step(problem.train_step, dp, fast_compile=fast)
+  eval_step = steps_lib.jit_eval_step(problem.eval_step, dp, fast_compile=fast)
+  run = _Run(config=config, workdir=workdir, problem=problem, dp=dp, is_main=is_main,
+             padded=padded, eval_padded=eval_padded, config_record=config_record,
+             fingerprint=fingerprint, schedule=schedule, ckpt=ckpt, train_step=train_step,
+             eval_step=eval_step)
+  return run, state
+
+
+def _restore(run: _Run, state: Any) -> tuple[Any, int, preemption.Snapshot | None, list[dict]]:
+  """The state to go on from: `(state, last completed epoch, signal snapshot, history)`.
+
+  Claims the workdir (config.json, data.json) once the checkpoint is restored.
+  """
+  workdir, problem, ckpt, is_main = run.workdir, run.problem, run.ckpt, run.is_main
+  config_record, fingerprint = run.config_record, run.fingerprint
   try:
     restored = ckpt.restore(state)
   except BaseException:
@@ -374,12 +328,17 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
                  snapshot.steps, snapshot.epoch)
   metrics_path = workdir / "metrics.jsonl"
   history = rundir_lib.truncate_metrics(metrics_path, start, write=is_main)
+  return state, start, snapshot, history
 
-  fast = bool(config.get("fast_compile", False))
-  train_step = steps_lib.jit_train_step(problem.train_step, dp, fast_compile=fast)
-  eval_step = steps_lib.jit_eval_step(problem.eval_step, dp, fast_compile=fast)
-  # jit caches are per function, shared by runs in one process: count this run's additions.
-  compiled_before = (_cache_size(train_step), _cache_size(eval_step))
+
+def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot | None,
+                history: list[dict[str, Any]], stack: contextlib.ExitStack) -> None:
+  """Trains, evaluates, records and checkpoints epochs `start + 1 ..`; appends to `history`."""
+  config, workdir, problem, ckpt, is_main = (run.config, run.workdir, run.problem, run.ckpt,
+                                             run.is_main)
+  dp, padded, eval_padded, schedule = run.dp, run.padded, run.eval_padded, run.schedule
+  train_step, eval_step = run.train_step, run.eval_step
+  metrics_path = workdir / "metrics.jsonl"
   # The first step of the next epoch (`_train_epoch` counts a snapshot's steps again).
   global_step = int(jax.device_get(state.step)) - (snapshot.steps if snapshot else 0)
   last = config.num_epochs
@@ -442,6 +401,11 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
   if write_curves:
     curves.write_png(workdir, history)
 
+
+def _results(run: _Run, history: list[dict[str, Any]], compiled_before: tuple[int, int]) -> dict:
+  """The run's results (the problem's model selection plus timing), written by process 0."""
+  config, workdir, problem, ckpt, dp = (run.config, run.workdir, run.problem, run.ckpt, run.dp)
+  train_step, eval_step = run.train_step, run.eval_step
   results = problem.results(history) if history else {}
   timings = [r["timing"] for r in history]
   best = ckpt.best_epoch()
@@ -465,7 +429,7 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
     results["best_checkpoint_lost"] = lost
     logging.warning("%s: %s", workdir, lost["note"])
   ckpt.close()
-  if is_main:
+  if run.is_main:
     problem.write_outputs(workdir)
     files.write_json(workdir / "results.json", results)
   sharding.barrier("mtl2d_fit_results")  # other processes may read them next
@@ -553,7 +517,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   _check_config(config)
   sharding.initialize_distributed()
   workdir = pathlib.Path(workdir)
-  problem = make_problem(config, tasks=tasks, pairs=pairs)
+  problem = builders.make_problem(config, tasks=tasks, pairs=pairs)
   per_task = problem.per_task_problems()
   if per_task is None:
     return fit(config, workdir, problem)
@@ -561,7 +525,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   # One model per task: the top level (which sees every task's epochs) is checked before any
   # task's run starts.
   num_devices = sharding.DataParallel(int(config.num_devices)).num_devices
-  record = _config_record(config, num_devices)
+  record = builders.config_record(config, num_devices)
   is_main = jax.process_index() == 0
   rundir_lib.record_or_verify(workdir, record, problem.fingerprint(), write=False)
   with contextlib.ExitStack() as stack:

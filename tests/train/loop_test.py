@@ -21,6 +21,7 @@ from mtl2d import train
 from mtl2d.data import config as data_config
 from mtl2d.data import types
 from mtl2d.models import factory
+from mtl2d.train import builders
 from mtl2d.train import checkpoints
 from mtl2d.train import config as config_lib
 from mtl2d.train import loop
@@ -300,7 +301,7 @@ def test_changed_model_code_is_an_error_and_the_workdir_untouched(reference_run,
   workdir = tmp_path / "run"
   shutil.copytree(reference, workdir)
   before = _snapshot(workdir)
-  real_build = loop.build_model
+  real_build = builders.build_model
 
   def changed_code(config, num_classes=None):
     # The model's code changed (wider block) while its config and preset fields did not.
@@ -308,7 +309,7 @@ def test_changed_model_code_is_an_error_and_the_workdir_untouched(reference_run,
     config.model.overrides = dict(features=(5,), kernel_sizes=(3,))
     return real_build(config, num_classes)
 
-  monkeypatch.setattr(loop, "build_model", changed_code)
+  monkeypatch.setattr(builders, "build_model", changed_code)
   with pytest.raises(checkpoints.CheckpointMismatchError,
                      match=r"epoch 2 .*params/encoder/block0/bn0/bias: checkpoint \[4\] float32, "
                            r"model \[5\] float32"):
@@ -539,7 +540,7 @@ def test_workdirs_written_with_train_microbatches_stay_resumable(tmp_path, k):
   rundir_lib.append_metrics(tmp_path / "metrics.jsonl", {"epoch": 1})
   data = {"task_type": "classification", "tasks": []}
   files.write_json(tmp_path / "data.json", data)
-  rundir_lib.record_or_verify(tmp_path, loop._config_record(new, 1), data)
+  rundir_lib.record_or_verify(tmp_path, builders.config_record(new, 1), data)
   # Configs written without a resolved section compare `train.microbatches` as `microbatches`.
   given = {k_: v for k_, v in old_record.items() if k_ != "resolved"}
   (tmp_path / "config.json").write_text(json.dumps(given))
