@@ -109,6 +109,12 @@ def _window_candidates(names: Sequence[str], length: int) -> dict[str, int | Non
   return out
 
 
+def _is_ragged(task: types.Task) -> bool:
+  """Whether some series of `task` is zero-padded (shorter than the task's length)."""
+  return any(task.split(s).lengths is not None and bool((task.split(s).lengths < task.length).any())
+             for s in ("train", "val", "test"))
+
+
 def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
                workdir: str | pathlib.Path, *, ragged: bool = True) -> dict[str, Any]:
   """1NN-DTW on each task: window chosen on validation, test accuracy reported.
@@ -139,8 +145,8 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   """
   workdir = pathlib.Path(workdir)
   claim = {"method": "1nn_dtw", "windows": list(windows)}
-  if not ragged and any(t.train.lengths is not None for t in tasks):
-    claim["ragged"] = False  # only zero-padded series are compared differently
+  if not ragged and any(_is_ragged(t) for t in tasks):
+    claim["ragged"] = False  # only tasks with padded series are compared differently
   fingerprint = problems.tasks_fingerprint(tasks)
   path = workdir / "results.json"
   writer = sharding.is_main_process()
@@ -159,7 +165,9 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
   for task in tasks:
     t0 = time.perf_counter()
     candidates = _window_candidates(windows, task.length)
-    lengths = {s: task.split(s).lengths if ragged else None for s in ("train", "val", "test")}
+    # Lengths only where some series is padded: whole series keep the lower-bound search.
+    use = ragged and _is_ragged(task)
+    lengths = {s: task.split(s).lengths if use else None for s in ("train", "val", "test")}
     radius, val_acc = knn.select_window(task.train.x, task.train.y, task.val.x, task.val.y,
                                         list(candidates.values()), train_len=lengths["train"],
                                         val_len=lengths["val"])
