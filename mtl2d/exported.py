@@ -122,14 +122,7 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
                    "per series and channel when `znormalize`",
           "output": "float32 [batch, len(classes)] logits, columns in the order of `classes`"}
   payload[META_NAME] = (json.dumps(meta, indent=2) + "\n").encode()
-
-  def fill(tmp: pathlib.Path) -> None:
-    for name, data in payload.items():
-      (tmp / name).write_bytes(data)
-    files_lib.write_checksums(tmp, payload)
-
-  files_lib.replace_directory(directory, fill, owned=lambda d: (d / META_NAME).is_file())
-  return directory / META_NAME
+  return files_lib.write_directory(directory, payload, marker=META_NAME)
 
 
 class ExportedClassifier:

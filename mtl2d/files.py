@@ -28,7 +28,7 @@ from typing import Any
 
 __all__ = ["SUMS_NAME", "confined", "read_json", "read_manifest", "replace_directory",
            "safe_name", "sha256", "umask", "verify_checksums", "write_bytes", "write_checksums",
-           "write_json", "write_text"]
+           "write_directory", "write_json", "write_text"]
 
 # The checksums of a directory written whole (saved estimators, exports): `sha256sum` format,
 # so `sha256sum -c SHA256SUMS` checks them too.
@@ -294,3 +294,25 @@ def _fsync_dir(directory: pathlib.Path) -> None:
       os.fsync(fd)
     finally:
       os.close(fd)
+
+
+def write_directory(directory: str | os.PathLike, payload: dict[str, bytes], *,
+                    marker: str) -> pathlib.Path:
+  """Writes `payload` (file name -> bytes) and its `SHA256SUMS` as a whole directory.
+
+  Saved estimators and exports are written this way (`replace_directory`): a reader sees the
+  old directory or the new one, never a mix. An existing `directory` is replaced only when it
+  holds `marker` (an earlier save of the same kind) or nothing.
+
+  Returns:
+    The path of `marker` in the written directory.
+  """
+  directory = pathlib.Path(directory)
+
+  def fill(tmp: pathlib.Path) -> None:
+    for name, data in payload.items():
+      (tmp / name).write_bytes(data)
+    write_checksums(tmp, payload)
+
+  replace_directory(directory, fill, owned=lambda d: (d / marker).is_file())
+  return directory / marker

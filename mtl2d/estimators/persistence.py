@@ -87,14 +87,7 @@ def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str,
   payload = {name: serialization.msgpack_serialize(jax.tree.map(np.asarray, t.variables))
              for t in tasks for name in [files[t.best_epoch]]}
   payload[META_NAME] = (json.dumps(meta, indent=1) + "\n").encode()
-
-  def fill(tmp: pathlib.Path) -> None:
-    for name, data in payload.items():
-      (tmp / name).write_bytes(data)
-    files_lib.write_checksums(tmp, payload)
-
-  files_lib.replace_directory(directory, fill, owned=lambda d: (d / META_NAME).is_file())
-  return directory / META_NAME
+  return files_lib.write_directory(directory, payload, marker=META_NAME)
 
 
 def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fitting.FittedTask],
