@@ -25,12 +25,12 @@ Missing values and variable length (the policy, applied to each series in this o
      valid steps, before any padding.
 Why both: stretching keeps the whole shape of a gesture recorded at another speed on a common
 time axis, but it erases the duration, which is a class signal in GestureMidAir (class median
-lengths 88-357 steps, about 10 within a class); padding keeps it and is what the archive's own
-equal-length variant does. Which one Table I uses was chosen on validation accuracy of all
-groups together (docs/ablations.md). Linear interpolation of gaps keeps DodgerLoop's daily
-profile continuous, as the archive's "adjusted" variant does. Z-normalisation: GestureMidAir,
-DodgerLoop and AllGestureWiimote are not normalised in the archive; whether to normalise is
-measured per group in docs/ablations.md.
+lengths 88-357 steps; interquartile range 8 steps within a class, 63 overall); padding keeps
+it and is what the archive's own equal-length variant does. Which one Table I uses was chosen
+on validation accuracy of all groups together (docs/data_options.md). Linear interpolation
+of gaps keeps DodgerLoop's daily profile continuous, as the archive's "adjusted" variant does.
+Z-normalisation: GestureMidAir, DodgerLoop and AllGestureWiimote are not normalised in the
+archive; whether to normalise was measured on them in docs/data_options.md.
 """
 
 from __future__ import annotations
