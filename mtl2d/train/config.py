@@ -13,7 +13,8 @@ __all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config", "microbatches",
 
 # Fields a rerun in an existing workdir may change without starting a different run: they
 # decide how long or how verbosely the same run goes on, not what it computes.
-RESUMABLE_FIELDS = ("num_epochs", "min_train_steps", "max_train_steps", "stop_after_epochs",
+RESUMABLE_FIELDS = ("num_epochs", "steps_per_task", "min_train_steps", "max_train_steps",
+                    "stop_after_epochs",
                     "log_every_steps", "write_curves", "wait_for_lock")
 
 
@@ -62,6 +63,11 @@ def base_config() -> ml_collections.ConfigDict:
       device count; padding rows get zero weight.
     eval_batch_size: batch size for evaluation/prediction; 0 means `batch_size`.
     num_epochs: epochs to train (paper: 400 classification, 200 distance).
+    steps_per_task: a budget in train steps instead of epochs (0: off, `num_epochs` holds):
+      the epochs become the nearest whole number that makes about this many steps per task
+      the run trains (a multitask run on T tasks: T times as many), at least one. One budget
+      per task gives small groups as many updates as large ones and bounds large groups'
+      cost; Table I's quick scale uses 480, the steps of Cricket's 40 epochs.
     min_train_steps: raise the number of epochs until the run makes at least this many train
       steps (0: off), so that small datasets get as many updates as large ones. The epochs
       used are recorded in the run's config.json and results.json.
@@ -131,6 +137,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 40
   c.eval_batch_size = 0
   c.num_epochs = 400
+  c.steps_per_task = 0
   c.min_train_steps = 0
   c.max_train_steps = 0
   c.stop_after_epochs = 0

@@ -54,8 +54,8 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
                 "log_every_steps"):
     if int(config[field]) < 1:
       raise ValueError(f"config.{field} must be >= 1, got {config[field]!r}")
-  for field in ("eval_batch_size", "stop_after_epochs", "num_devices", "min_train_steps",
-                "max_train_steps"):
+  for field in ("eval_batch_size", "stop_after_epochs", "num_devices", "steps_per_task",
+                "min_train_steps", "max_train_steps"):
     if int(config.get(field, 0)) < 0:
       raise ValueError(f"config.{field} must be >= 0, got {config[field]!r}")
   low, high = int(config.get("min_train_steps", 0)), int(config.get("max_train_steps", 0))
@@ -156,16 +156,27 @@ def _steady(values: list[float]) -> float:
   return float(np.median(values)) if values else float("nan")
 
 
-def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
-  """Epochs of a run: `num_epochs` within the step budget `min/max_train_steps`.
+def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int,
+                   num_tasks: int = 1) -> int:
+  """Epochs of a run: `num_epochs`, or the `steps_per_task` budget, within `min/max_train_steps`.
 
-  Raised to reach `min_train_steps` train steps if set, then lowered (to at least one) so as not
-  to pass `max_train_steps` if set. A budget in steps gives small datasets (few steps per
-  epoch) as many updates as large ones and bounds the cost of large ones, so one recipe serves
-  groups of very different sizes.
+  With `steps_per_task` set, the epochs are the nearest whole number (at least one) that makes
+  about `steps_per_task * num_tasks` train steps. Then raised to reach `min_train_steps` train
+  steps if set, and lowered (to at least one) so as not to pass `max_train_steps` if set. A
+  budget in steps gives small datasets (few steps per epoch) as many updates as large ones and
+  bounds the cost of large ones, so one recipe serves groups of very different sizes.
+
+  Args:
+    config: a training config (`num_epochs`, `steps_per_task`, `min/max_train_steps`).
+    steps_per_epoch: train steps in one epoch of the run.
+    num_tasks: tasks the run trains jointly (1 for a single task or the distance problem).
   """
   epochs = int(config.num_epochs)
   steps_per_epoch = max(steps_per_epoch, 1)
+  per_task = int(config.get("steps_per_task", 0))
+  if per_task > 0:
+    budget = per_task * max(int(num_tasks), 1)
+    epochs = max(1, (budget + steps_per_epoch // 2) // steps_per_epoch)
   min_steps = int(config.get("min_train_steps", 0))
   if min_steps > 0:
     epochs = max(epochs, -(-min_steps // steps_per_epoch))
@@ -249,7 +260,8 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
 def _setup(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: problems.Problem,
            stack: contextlib.ExitStack) -> tuple[_Run, Any]:
   """Checks, locks the workdir, and builds the fresh state, the checkpointer and the steps."""
-  epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size))
+  epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size),
+                          len(getattr(problem, "tasks", None) or ()) or 1)
   if epochs != config.num_epochs:
     config = copy.deepcopy(config)
     config.num_epochs = epochs

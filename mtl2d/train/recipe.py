@@ -24,7 +24,7 @@ import ml_collections
 from mtl2d.train import config as config_lib
 
 __all__ = ["BATCH_FRACTION", "BATCH_SIZE", "ENCODER", "LEARNING_RATE", "MIN_BATCH_SIZE",
-           "MIN_TRAIN_STEPS", "NUM_EPOCHS", "PRESET", "SHARED", "apply", "encoder_fields",
+           "MIN_TRAIN_STEPS", "NUM_EPOCHS", "PRESET", "SHARED", "STEPS_PER_TASK", "apply", "encoder_fields",
            "small_data_batch_size", "small_data_epochs"]
 
 PRESET = "quick"
@@ -41,6 +41,14 @@ SHARED: Mapping[str, Any] = {
     "optim.schedule": "cosine",
     "log_every_steps": 100,
 }
+
+# Table I's budget in train steps per task (`train.steps_per_task`): Cricket's 40 epochs
+# (12 batches of 40 per task). The same budget for every method and group: GestureMidAir, which
+# underfits at 40 epochs, gets 80 (docs/ablations.md, row steps1440: validation 0.30 -> 0.41 for
+# ResNet2D w/ MTL, 0.41 -> 0.51 for ResNet1D w/ MTL), the six ECG tasks 6 instead of 40 (the
+# cost bound: ECG5000 alone has 75 batches an epoch). Not an estimator default: the estimators
+# size their budget from the user's data (`small_data_epochs`).
+STEPS_PER_TASK = 480
 
 # Train-config fields of one encoder's runs (Table I's `encoder_train`), nested as the config.
 ENCODER: Mapping[str, Mapping[str, Any]] = {

@@ -295,6 +295,25 @@ def test_max_train_steps_lowers_the_epochs(tmp_path):
                              tmp_path / "bad", tasks=tasks)
 
 
+def test_steps_per_task_sets_the_epochs_from_the_tasks_trained(tmp_path):
+  # 3 tasks, 9 steps per epoch (as above): 6 steps per task is 18 steps, 2 epochs of the 5.
+  config = helpers.tiny_config(num_epochs=5, steps_per_task=6)
+  results = train.train_and_evaluate(config, tmp_path, tasks=helpers.make_tasks()[:3])
+  assert results["num_epochs"] == results["completed_epochs"] == 2
+  assert files.read_json(tmp_path / "config.json")["steps_per_task"] == 6
+  per_task = helpers.tiny_config(num_epochs=40, steps_per_task=480)
+  assert loop.num_epochs_for(per_task, 12) == 40  # Cricket, one task: unchanged
+  assert loop.num_epochs_for(per_task, 36, num_tasks=3) == 40  # Cricket, multitask
+  assert loop.num_epochs_for(per_task, 18, num_tasks=3) == 80  # GestureMidAir, multitask
+  assert loop.num_epochs_for(per_task, 75) == 6  # ECG5000: nearest to 480 steps
+  assert loop.num_epochs_for(per_task, 1000) == 1  # at least one epoch
+  # the step bounds still apply after the budget
+  assert loop.num_epochs_for(helpers.tiny_config(steps_per_task=480, max_train_steps=120), 12) == 10
+  with pytest.raises(ValueError, match=r"config.steps_per_task must be >= 0"):
+    train.train_and_evaluate(helpers.tiny_config(steps_per_task=-1), tmp_path / "bad",
+                             tasks=helpers.make_tasks()[:1])
+
+
 def test_changed_model_code_is_an_error_and_the_workdir_untouched(reference_run, tmp_path,
                                                                   monkeypatch):
   reference, _ = reference_run
