@@ -4,10 +4,12 @@ Presets (the part after the colon):
   quick  (default) the Cricket group (X, Y, Z) embedded in the package, series resampled to 128
          steps, small models and the CPU recipe of docs/ablations.md (ResNet2D with 3 stride-2
          stages, per-task batch-norm statistics, cosine learning rate from 1e-3, 480 train
-         steps per task (Cricket's 40 epochs); window-slicing augmentation for ResNet2D, which validation accuracy rejects for
-         ResNet1D): about 15 minutes on a 2-core CPU. --config.data.source=synthetic runs the
-         embedded synthetic set instead; --groups/--tasks (with --config.data.data_dir) run
-         downloaded UCR groups with the same recipe.
+         steps per task (Cricket's 40 epochs); window-slicing augmentation for ResNet2D, which
+         validation accuracy rejects for ResNet1D): about 12 minutes on a 2-core CPU.
+         --config.data.source=synthetic runs the embedded synthetic set instead;
+         --groups/--tasks (with --config.data.data_dir) run downloaded UCR groups with the
+         same recipe; --groups=all every paper group, one at a time. The budget is in steps
+         (train.steps_per_task); --config.train.steps_per_task=0 trains num_epochs instead.
   paper  the paper's settings for GPU/TPU: all 25 tasks in 7 groups, k=64 templates of length
          512, batch 40, AdamW lr 1e-4, 400 epochs, best checkpoint by validation accuracy.
 

@@ -46,14 +46,15 @@ __all__ = ["FittedTask", "PreparedTask", "engine_config", "model_channels", "pre
            "prepare_task", "schedule", "train", "warn_no_progress", "with_model_channels"]
 
 # Engine fields an estimator sets itself: from its own parameters, or because its contract
-# needs them (no test split; a checkpoint every epoch so the best one can be restored).
+# needs them (no test split; a checkpoint at every epoch that improves on validation, so the
+# best one can be restored without the cost of saving the others).
 OWN_FIELDS = {
     "seed": "random_state", "num_epochs": "epochs", "batch_size": "batch_size",
     "optim.learning_rate": "learning_rate", "optim.weight_decay": "weight_decay",
     "model.preset": "preset", "model.overrides": "model_options",
 }
 FIXED_FIELDS = ("task_type", "multitask", "model.encoder", "evaluate_test",
-                "checkpoint_every_epochs", "write_curves", "data")
+                "checkpoint_every_epochs", "checkpoint_improved_only", "write_curves", "data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,6 +296,7 @@ def engine_config(*, encoder: str, multitask: bool, preset: str,
   c.seed = int(seed)
   c.evaluate_test = False
   c.checkpoint_every_epochs = 1
+  c.checkpoint_improved_only = True
   c.write_curves = bool(write_curves)
   for key, value in dict(config_overrides or {}).items():
     own = [f for f in OWN_FIELDS if key == f or key.startswith(f + ".")]

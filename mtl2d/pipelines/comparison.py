@@ -26,6 +26,7 @@ model per group, Algorithm 2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from collections.abc import Sequence
 import copy
 import logging
@@ -50,10 +51,10 @@ from mtl2d.train import runlock
 from mtl2d.train import sharding
 from mtl2d.train import train_and_evaluate
 
-__all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_table", "combine_comparisons",
-           "data_fingerprint", "encoder_overrides", "load_groups", "nn_dtw_data_config",
-           "parse_methods",
-           "run_comparison", "run_nn_dtw", "run_paper_groups"]
+__all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_diagnostics", "collect_table",
+           "combine_comparisons", "data_fingerprint", "diagnostics_markdown", "encoder_overrides",
+           "load_groups", "nn_dtw_data_config", "parse_methods", "run_comparison", "run_nn_dtw",
+           "run_paper_groups", "write_diagnostics"]
 
 METHOD_TITLES = {
     "1nn_dtw": "1NN-DTW",
@@ -325,6 +326,7 @@ def run_comparison(config: ml_collections.ConfigDict,
     if writer:
       _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
                    synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
+      write_diagnostics([workdir], workdir)
   sharding.barrier("mtl2d_comparison_table_written")  # launchers print table.md next
   return table
 
@@ -382,6 +384,7 @@ def run_paper_groups(config: ml_collections.ConfigDict,
     note.append(f"Not run (no files in the data directory): {', '.join(missing)}.")
   if sharding.is_main_process():
     combine_comparisons(done, workdir, title=config.get("title", ""), note=" ".join(note))
+    write_diagnostics(done, workdir)
   sharding.barrier("mtl2d_paper_groups_combined")  # the other processes read what it wrote
   methods, results, rows = ranks.read_table_csv((workdir / "table.csv").read_text())
   return ranks.rank_methods(results, methods, rows)
@@ -453,6 +456,89 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
   _write_table(output, table, title=title, note=f"{note} Combined from {sources}.".strip(),
                synthetic=synthetic)
   return table
+
+
+def collect_diagnostics(workdirs: Sequence[str | pathlib.Path]) -> list[dict[str, Any]]:
+  """One row per group and method of finished comparisons: where each method stands.
+
+  Means over the group's tasks of the training accuracy (the running accuracy of the best
+  epoch's training steps: augmented, batch statistics), validation and test accuracy at each
+  task's best validation epoch; the best epoch, the epochs trained and the seconds spent
+  (training runs: their epochs' training and evaluation time; 1NN-DTW: window selection and
+  prediction). Unfinished runs are included with `finished` False.
+
+  Args:
+    workdirs: comparison workdirs (`run_comparison`), e.g. one per paper group.
+  """
+  rows = []
+  for workdir in map(pathlib.Path, workdirs):
+    for method in METHODS:
+      for path in sorted((workdir / method).glob("*/results.json")):
+        results = files.read_json(path)
+        tasks = results.get("tasks", {})
+        if not tasks:
+          continue
+
+        def mean(field: str, tasks=tasks) -> float:
+          return float(np.mean([float(t[field]) for t in tasks.values()]))
+
+        if method == "1nn_dtw":
+          train, best, epochs, finished = None, None, None, True
+          seconds = float(sum(float(t.get("time_s", 0.0)) for t in tasks.values()))
+        else:
+          train, best = mean("train_accuracy"), mean("best_epoch")
+          epochs, finished = int(results["completed_epochs"]), bool(results["finished"])
+          records = rundir_lib.read_metrics(path.parent / "metrics.jsonl")
+          seconds = float(sum(r["timing"]["epoch_time_s"] for r in records))
+        rows.append({"group": path.parent.name, "method": method, "tasks": len(tasks),
+                     "train_accuracy": train, "val_accuracy": mean("val_accuracy"),
+                     "test_accuracy": mean("test_accuracy"), "best_epoch": best,
+                     "epochs": epochs, "finished": finished, "seconds": seconds,
+                     "task_names": sorted(tasks)})
+  return rows
+
+
+def diagnostics_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+  """`collect_diagnostics` rows as markdown: per group and method, then all groups together."""
+  def cell(x: Any, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+  lines = ["| group | method | tasks | train (running) | val | test | best epoch | epochs | "
+           "minutes |", "|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    epochs = "-" if r["epochs"] is None else str(r["epochs"]) + ("" if r["finished"] else "*")
+    lines.append(f"| {r['group']} | {METHOD_TITLES[r['method']]} | {r['tasks']} | "
+                 f"{cell(r['train_accuracy'])} | {cell(r['val_accuracy'])} | "
+                 f"{cell(r['test_accuracy'])} | {cell(r['best_epoch'], 0)} | {epochs} | "
+                 f"{cell(r['seconds'] / 60.0, 1)} |")
+  lines += ["", "All groups together (means over tasks, each task weighted once):", "",
+            "| method | tasks | train (running) | val | test | minutes |",
+            "|---|---|---|---|---|---|"]
+  for method in METHODS:
+    sub = [r for r in rows if r["method"] == method]
+    if not sub:
+      continue
+    n = sum(r["tasks"] for r in sub)
+    def weighted(field: str) -> float | None:
+      if any(r[field] is None for r in sub):
+        return None
+      return sum(r[field] * r["tasks"] for r in sub) / n
+    lines.append(f"| {METHOD_TITLES[method]} | {n} | {cell(weighted('train_accuracy'))} | "
+                 f"{cell(weighted('val_accuracy'))} | {cell(weighted('test_accuracy'))} | "
+                 f"{cell(sum(r['seconds'] for r in sub) / 60.0, 1)} |")
+  if any(not r["finished"] for r in rows):
+    lines += ["", "\\* unfinished run (epochs done so far)."]
+  return "\n".join(lines) + "\n"
+
+
+def write_diagnostics(workdirs: Sequence[str | pathlib.Path],
+                      output: str | pathlib.Path) -> list[dict[str, Any]]:
+  """Writes `diagnostics.md` and `diagnostics.json` (`collect_diagnostics`) into `output`."""
+  rows = collect_diagnostics(workdirs)
+  output = pathlib.Path(output)
+  files.write_text(output / "diagnostics.md", diagnostics_markdown(rows))
+  files.write_json(output / "diagnostics.json", rows)
+  return rows
 
 
 def collect_table(workdir: str | pathlib.Path,

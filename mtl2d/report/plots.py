@@ -168,14 +168,19 @@ def training_curves(records: Sequence[Mapping[str, Any]], path: str | pathlib.Pa
     ax_val.set_ylabel("MAE")
   else:
     colors = plt.get_cmap("tab10").colors
-    for k, name in enumerate(val):
+    # Independent per-task runs may train different numbers of epochs (a budget in steps per
+    # task): each task is drawn over the epochs it has.
+    names = list(dict.fromkeys(name for r in records for name in r["val"]))
+    for k, name in enumerate(names):
       color = colors[k % len(colors)]
-      ax_loss.plot(epochs, [r["val"][name]["loss"] for r in records], color=color,
+      own = [r for r in records if name in r["val"]]
+      x = np.array([int(r["epoch"]) for r in own])
+      ax_loss.plot(x, [r["val"][name]["loss"] for r in own], color=color,
                    linestyle="--", label=f"{name} (val)")
-      acc = np.array([r["val"][name]["accuracy"] for r in records])
+      acc = np.array([r["val"][name]["accuracy"] for r in own])
       best = int(np.argmax(acc))  # first maximum: ties -> earliest epoch
-      ax_val.plot(epochs, acc, color=color, label=name)
-      ax_val.plot(epochs[best], acc[best], "o", color=color)
+      ax_val.plot(x, acc, color=color, label=name)
+      ax_val.plot(x[best], acc[best], "o", color=color)
     ax_loss.set_ylabel("cross-entropy")
     ax_val.set_ylabel("validation accuracy (o: best epoch)")
   for ax in (ax_loss, ax_val):

@@ -14,8 +14,8 @@ __all__ = ["RESUMABLE_FIELDS", "apply_overrides", "base_config", "microbatches",
 # Fields a rerun in an existing workdir may change without starting a different run: they
 # decide how long or how verbosely the same run goes on, not what it computes.
 RESUMABLE_FIELDS = ("num_epochs", "steps_per_task", "min_train_steps", "max_train_steps",
-                    "stop_after_epochs",
-                    "log_every_steps", "write_curves", "wait_for_lock")
+                    "stop_after_epochs", "log_every_steps", "write_curves", "wait_for_lock",
+                    "checkpoint_improved_only")
 
 
 def _data_config() -> ml_collections.ConfigDict:
@@ -78,6 +78,11 @@ def base_config() -> ml_collections.ConfigDict:
       with the same workdir continues. Used to split long runs and to test resuming.
     checkpoint_every_epochs: save a checkpoint every this many epochs (the last epoch is
       always saved).
+    checkpoint_improved_only: of the epochs `checkpoint_every_epochs` names, save only those
+      whose validation score (or one task's score) beats every checkpoint saved before, and
+      the last; the best checkpoints are the same, the saves fewer (the estimators' setting:
+      on small data a save costs as much as an epoch). A resumed run goes on from the last
+      save and trains the epochs after it again, with the same result.
     keep_checkpoints: number of most recent checkpoints kept besides the best one (>= 2 keeps
       a fallback when the latest one is corrupt).
     log_every_steps: progress line and device->host metric fetch every this many train steps.
@@ -142,6 +147,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.max_train_steps = 0
   c.stop_after_epochs = 0
   c.checkpoint_every_epochs = 1
+  c.checkpoint_improved_only = False
   c.keep_checkpoints = 2
   c.log_every_steps = 50
   c.num_devices = 0

@@ -186,6 +186,21 @@ def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int,
   return epochs
 
 
+def _improves(problem: problems.Problem, record: dict[str, Any],
+              saved: list[dict[str, Any]]) -> bool:
+  """Whether an epoch beats every checkpointed epoch: its score or any task's score is higher."""
+  if not saved:
+    return True
+  if problem.score(record) > max(problem.score(r) for r in saved):
+    return True
+  best = {}
+  for r in saved:
+    for name, value in problem.task_scores(r).items():
+      best[name] = max(best.get(name, -np.inf), value)
+  return any(value > best.get(name, -np.inf)
+             for name, value in problem.task_scores(record).items())
+
+
 def _lost_best(history: list[dict[str, Any]], best: int | None, problem: problems.Problem,
                config,
                ckpt: checkpoints.Checkpointer) -> dict[str, Any] | None:
@@ -263,6 +278,9 @@ def _setup(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: pr
   epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size),
                           len(getattr(problem, "tasks", None) or ()) or 1)
   if epochs != config.num_epochs:
+    logging.info("%s: %d epochs instead of num_epochs=%d (steps_per_task=%s, min/max_train_steps="
+                 "%s/%s)", workdir, epochs, config.num_epochs, config.get("steps_per_task", 0),
+                 config.get("min_train_steps", 0), config.get("max_train_steps", 0))
     config = copy.deepcopy(config)
     config.num_epochs = epochs
   is_main = jax.process_index() == 0
@@ -386,7 +404,9 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
       timing["eval_time_s"] = time.perf_counter() - t1
       timing["epoch_time_s"] = time.perf_counter() - t0
       record["timing"] = timing
-      save = epoch % config.checkpoint_every_epochs == 0 or epoch == last
+      save = epoch == last or (epoch % config.checkpoint_every_epochs == 0 and (
+          not config.get("checkpoint_improved_only", False)
+          or _improves(problem, record, [r for r in history if r.get("checkpoint")])))
       # Which epochs have a checkpoint: the best of them is what restore_model(which="best")
       # should return, which results.json checks.
       record["checkpoint"] = save

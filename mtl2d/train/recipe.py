@@ -24,8 +24,8 @@ import ml_collections
 from mtl2d.train import config as config_lib
 
 __all__ = ["BATCH_FRACTION", "BATCH_SIZE", "ENCODER", "LEARNING_RATE", "MIN_BATCH_SIZE",
-           "MIN_TRAIN_STEPS", "NUM_EPOCHS", "PRESET", "SHARED", "STEPS_PER_TASK", "apply", "encoder_fields",
-           "small_data_batch_size", "small_data_epochs"]
+           "MIN_TRAIN_STEPS", "NUM_EPOCHS", "PRESET", "SHARED", "STEPS_PER_TASK", "apply",
+           "encoder_fields", "small_data_batch_size", "small_data_epochs"]
 
 PRESET = "quick"
 NUM_EPOCHS = 40

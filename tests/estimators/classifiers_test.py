@@ -200,6 +200,8 @@ def _estimator_params(config_lib):
 
   walk(config_lib, "")
   assert flat.pop("checkpoint_every_epochs") == 1  # the estimator restores any epoch
+  # The estimator saves only improving epochs; the launcher every one: the same best epochs.
+  assert flat.pop("checkpoint_improved_only") is False
   for key in ("task_type", "multitask", "model.encoder", "evaluate_test", "write_curves"):
     flat.pop(key)
   return dict(preset=flat.pop("model.preset"), model_options=dict(flat.pop("model.overrides")),
@@ -220,6 +222,7 @@ def test_estimators_match_the_launcher(tmp_path):
   config.train.model.preset = "tiny"
   config.train.model.overrides = helpers.TINY_MODELS["resnet2d"]
   config.train.num_epochs = 2
+  config.train.steps_per_task = 0  # the estimators train for epochs; so does this comparison
   config.train.batch_size = 16
   config.train.fast_compile = True
   # ResNet2D's own recipe fields, sized for the tiny model (it has one stage).

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = ["--config.train.model.preset=tiny", "--config.train.num_epochs=1",
-        "--config.train.fast_compile=True",
+        "--config.train.steps_per_task=0", "--config.train.fast_compile=True",
         "--config.train.batch_size=16"]
 
 

@@ -24,6 +24,7 @@ from mtl2d.models import factory
 from mtl2d.train import builders
 from mtl2d.train import checkpoints
 from mtl2d.train import config as config_lib
+from mtl2d.train import inference
 from mtl2d.train import loop
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
@@ -312,6 +313,49 @@ def test_steps_per_task_sets_the_epochs_from_the_tasks_trained(tmp_path):
   with pytest.raises(ValueError, match=r"config.steps_per_task must be >= 0"):
     train.train_and_evaluate(helpers.tiny_config(steps_per_task=-1), tmp_path / "bad",
                              tasks=helpers.make_tasks()[:1])
+
+
+def test_steps_per_task_with_independent_runs_of_different_sizes(tmp_path):
+  # alpha: 3 batches of 8 an epoch, beta/x: 1; a budget of 3 steps each is 1 and 3 epochs.
+  tasks = helpers.make_tasks()[:2]
+  config = helpers.tiny_config(num_epochs=5, steps_per_task=3, multitask=False)
+  results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
+  assert results["finished"]
+  for name, epochs in (("alpha", 1), ("beta/x", 3)):
+    sub = tmp_path / results["task_dirs"][name]
+    assert files.read_json(sub / "results.json")["completed_epochs"] == epochs
+  merged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [sorted(r["val"]) for r in merged] == [["alpha", "beta/x"], ["beta/x"], ["beta/x"]]
+  assert (tmp_path / "curves.png").stat().st_size > 0  # each task drawn over its own epochs
+
+
+def test_checkpoint_improved_only_saves_fewer_and_keeps_the_same_best(tmp_path):
+  tasks = helpers.make_tasks()[:3]
+  every = train.train_and_evaluate(helpers.tiny_config(num_epochs=6), tmp_path / "every",
+                                   tasks=tasks)
+  improved = train.train_and_evaluate(
+      helpers.tiny_config(num_epochs=6, checkpoint_improved_only=True), tmp_path / "improved",
+      tasks=tasks)
+  records = [json.loads(line) for line in
+             (tmp_path / "improved" / "metrics.jsonl").read_text().splitlines()]
+  saved = [r["epoch"] for r in records if r["checkpoint"]]
+  # Independently: saved when the mean or one task's accuracy beats every save before, or last.
+  expected, best_mean, best_task = [], -1.0, {}
+  for r in records:
+    accs = {t: m["accuracy"] for t, m in r["val"].items()}
+    mean = float(np.mean(list(accs.values())))
+    if (r["epoch"] == 6 or mean > best_mean
+        or any(a > best_task.get(t, -1.0) for t, a in accs.items())):
+      expected.append(r["epoch"])
+      best_mean = max(best_mean, mean)
+      best_task = {t: max(best_task.get(t, -1.0), a) for t, a in accs.items()}
+  assert saved == expected and len(saved) < 6  # the test must see a skipped save
+  for name, task in every["tasks"].items():
+    assert improved["tasks"][name]["best_epoch"] == task["best_epoch"]
+    assert improved["tasks"][name]["test_accuracy"] == task["test_accuracy"]
+    _, variables, _ = inference.restore_model(tmp_path / "improved", which=task["best_epoch"])
+    _, reference, _ = inference.restore_model(tmp_path / "every", which=task["best_epoch"])
+    assert jax.tree.all(jax.tree.map(np.array_equal, variables, reference))
 
 
 def test_changed_model_code_is_an_error_and_the_workdir_untouched(reference_run, tmp_path,

@@ -17,6 +17,7 @@ def _old_apply_cpu_recipe(c):
   c.train.optim.learning_rate = 1e-3
   c.train.optim.schedule = "cosine"
   c.train.log_every_steps = 100
+  c.train.steps_per_task = 480  # issue 27: a budget in steps per task (Cricket's 40 epochs)
   c.encoder_train.resnet2d = {"model": {"overrides": {"downsample": 3, "num_templates": 16}},
                               "augment": {"crop": 0.1}}
 
