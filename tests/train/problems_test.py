@@ -1,12 +1,16 @@
 """Tests of the problem interface: the protocol, the choice of the problem class, the merge."""
 
 import inspect
+import pathlib
+import re
 
 import pytest
 
 from mtl2d.train import loop
 from mtl2d.train import problems
 from tests.train import helpers
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_problems_implement_the_protocol_and_are_chosen_by_task_type():
@@ -76,3 +80,16 @@ def _protocol_members():
              if not name.startswith("_") and (inspect.isfunction(value)
                                                or isinstance(value, classmethod))}
   return annotated | defined
+
+
+def test_the_engine_interface_is_narrow_and_documented():
+  members = _protocol_members()
+  assert members == {
+      "task_type", "model", "multitask", "train_step", "eval_step", "task_score_names",
+      "from_config", "merge_runs", "per_task_problems", "fingerprint", "init_inputs",
+      "init_params", "steps_per_epoch", "batches", "evaluate", "score", "task_scores", "results",
+      "write_outputs"}
+  doc = (ROOT / "docs" / "architecture.md").read_text()
+  section = doc.split("## The engine interface", 1)[1].split("\n## ", 1)[0]
+  listed = set(re.findall(r"^- `(\w+)", section, flags=re.M))
+  assert listed == members, sorted(members ^ listed)
