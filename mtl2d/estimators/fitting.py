@@ -35,10 +35,10 @@ from mtl2d import preprocess
 from mtl2d.data import splits
 from mtl2d.data import types
 from mtl2d.models import factory
-from mtl2d.train import builders
 from mtl2d.train import config as config_lib
 from mtl2d.train import inference
 from mtl2d.train import loop
+from mtl2d.train import problems
 from mtl2d.train import recipe
 from mtl2d.train import rundir as rundir_lib
 
@@ -328,7 +328,7 @@ def schedule(config: ml_collections.ConfigDict, prepared: list[PreparedTask], *,
   if epochs is None:
     config = copy.deepcopy(config)
     config.batch_size = int(batch_size)
-    problem = builders.make_problem(config, tasks=[p.task for p in prepared])
+    problem = problems.make_problem(config, tasks=[p.task for p in prepared])
     epochs = recipe.small_data_epochs(problem.steps_per_epoch(int(batch_size)))
   return int(batch_size), int(epochs)
 

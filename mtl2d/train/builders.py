@@ -1,26 +1,97 @@
-"""What a run config builds: the model, the problem, the optimizer and the run's identity.
+"""What a run config builds: the model, the optimizer and the run's identity.
 
-The training loop (`mtl2d.train.loop`), the restoring of finished runs (`mtl2d.train.inference`)
-and the estimators build these from a config here, and only here.
+The training loop (`mtl2d.train.loop`), the problems (`mtl2d.train.problems`), the restoring of
+finished runs (`mtl2d.train.inference`) and the estimators build these from a config here, and
+only here. What depends on `config.task_type` here is the model family and what follows from it
+(`TASK_TYPES`); what a task type trains on and how it is evaluated lives in the problem classes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Mapping
+import dataclasses
 from typing import Any
+from typing import TypeVar
 
 import jax
 import ml_collections
 import optax
 
-from mtl2d.data import types
 from mtl2d.models import factory
 from mtl2d.train import config as config_lib
 from mtl2d.train import optimizers
-from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
 
-__all__ = ["build_model", "config_record", "learning_rate_schedule", "make_optimizer",
-           "make_problem", "run_identity"]
+__all__ = ["TASK_TYPES", "TaskType", "build_model", "by_task_type", "config_record",
+           "learning_rate_schedule", "make_optimizer", "run_identity"]
+
+_T = TypeVar("_T")
+
+
+def _model_fields(config: ml_collections.ConfigDict,
+                  fields: dict[str, Any] | None) -> dict[str, Any]:
+  # The factory's keyword arguments: recorded fields, or the config's overrides of its preset.
+  if fields is not None:
+    return {"fields": fields}
+  o = config.model.get("overrides", None)
+  if o is None:
+    return {}
+  return o.to_dict() if isinstance(o, ml_collections.ConfigDict) else dict(o)
+
+
+def _classifier(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None,
+                fields: dict[str, Any] | None) -> Any:
+  return factory.classifier(config.model.encoder, num_classes, preset=config.model.preset,
+                            dtype=config.model.dtype,
+                            head_dropout=config.model.get("head_dropout", 0.0),
+                            task_batch_stats=config.model.get("task_batch_stats", False),
+                            **_model_fields(config, fields))
+
+
+def _distance_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None,
+                    fields: dict[str, Any] | None) -> Any:
+  del num_classes
+  return factory.distance_model(config.model.encoder, preset=config.model.preset,
+                                dtype=config.model.dtype, **_model_fields(config, fields))
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskType:
+  """What a config of one task type builds.
+
+  Attributes:
+    build: `(config, num_classes, fields) -> unbound model`.
+    per_task_heads: the model has stacked per-task heads, so the optimizer moves only the
+      batch's task head (`optimizers.make_optimizer(per_task_heads=True)`).
+    unused_config: top-level config sections the task type never reads; left out of the run's
+      identity (`run_identity`), so they cannot make two equal runs differ.
+  """
+
+  build: Callable[..., Any]
+  per_task_heads: bool
+  unused_config: tuple[str, ...]
+
+
+TASK_TYPES: dict[str, TaskType] = {
+    # A `MultiTaskModel` with one head per entry of `num_classes`.
+    "classification": TaskType(_classifier, per_task_heads=True, unused_config=("distance",)),
+    # A distance model `(x1, x2, *, train) -> [B]` (`num_classes` is not used).
+    "distance": TaskType(_distance_model, per_task_heads=False, unused_config=()),
+}
+
+
+def by_task_type(table: Mapping[str, _T], config: ml_collections.ConfigDict) -> _T:
+  """`table[config.task_type]` (`TASK_TYPES`, `problems.PROBLEM_TYPES`).
+
+  Raises:
+    ValueError: an unknown task type.
+  """
+  try:
+    return table[config.task_type]
+  except KeyError:
+    names = " or ".join(repr(name) for name in table)
+    raise ValueError(f"config.task_type must be {names}, got {config.task_type!r}") from None
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None,
@@ -30,7 +101,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] 
   `fields`: the model's fields as a run recorded them (`mtl2d.train.inference.recorded_fields`)
   instead of the config's preset and overrides.
   """
-  return problems.problem_type(config).build_model(config, num_classes, fields=fields)
+  return by_task_type(TASK_TYPES, config).build(config, num_classes, fields)
 
 
 def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[str, Any]:
@@ -63,7 +134,7 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
   identity["model"] = model
   identity["eval_batch_size"] = int(config.eval_batch_size or config.batch_size)
   identity["num_devices"] = int(num_devices)
-  for section in problems.problem_type(config).unused_config:
+  for section in by_task_type(TASK_TYPES, config).unused_config:
     identity.pop(section, None)
   train = identity.pop("train", None) or {}
   train.pop("microbatches", None)
@@ -84,14 +155,6 @@ def config_record(config: ml_collections.ConfigDict, num_devices: int) -> dict[s
   record = rundir_lib.config_to_dict(config)
   record["resolved"] = run_identity(config, num_devices)
   return record
-
-
-def make_problem(config: ml_collections.ConfigDict, *,
-                 tasks: list[types.Task] | None = None,
-                 pairs: dict[str, types.PairSplit] | None = None) -> problems.Problem:
-  """The validated problem of a config (`problems.problem_type`), its data loaded if None."""
-  return problems.problem_type(config).from_config(
-      config, tasks=tasks, pairs=pairs, model_fn=lambda nc: build_model(config, nc))
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int):
@@ -118,4 +181,4 @@ def make_optimizer(config: ml_collections.ConfigDict,
   optim = config.optim
   return optimizers.make_optimizer(learning_rate_schedule(config, steps_per_epoch),
                                    optim.weight_decay, b1=optim.b1, b2=optim.b2, eps=optim.eps,
-                                   per_task_heads=problems.problem_type(config).per_task_heads)
+                                   per_task_heads=by_task_type(TASK_TYPES, config).per_task_heads)

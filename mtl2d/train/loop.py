@@ -14,6 +14,7 @@ import contextlib
 import copy
 import dataclasses
 import json
+import math
 import pathlib
 import signal
 import time
@@ -41,15 +42,17 @@ from mtl2d.train import steps as steps_lib
 __all__ = ["build_model", "fit", "make_optimizer", "make_problem", "num_epochs_for", "run_identity",
            "train_and_evaluate"]
 
-# Built from the config by `mtl2d.train.builders`; kept here for callers of the loop's names.
+# Built from the config by `mtl2d.train.builders` and `problems.make_problem`; kept here for
+# callers of the loop's names.
 build_model = builders.build_model
 make_optimizer = builders.make_optimizer
-make_problem = builders.make_problem
+make_problem = problems.make_problem
 run_identity = builders.run_identity
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
-  problems.problem_type(config).check_config(config)
+  # The problem checks its own settings when it is built (`Problem.from_config`).
+  problems.problem_type(config)
   for field in ("batch_size", "num_epochs", "checkpoint_every_epochs", "keep_checkpoints",
                 "log_every_steps"):
     if int(config[field]) < 1:
@@ -93,13 +96,44 @@ def _check_nonfinite(fetched: dict[str, Any], names: list[str], epoch: int,
         f"the model diverged: lower optim.learning_rate or use float32.")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Best:
+  """The best epoch so far by `problem.score` and what its evaluation kept (`Evaluation.keep`).
+
+  Saved with each checkpoint (and a signal's snapshot) as the `extra` item: `best_epoch` and
+  `best_<name>` of each kept array.
+  """
+
+  epoch: int
+  score: float
+  keep: dict[str, np.ndarray]
+
+  def extra(self) -> dict[str, np.ndarray]:
+    return {"best_epoch": np.asarray(self.epoch, np.int64),
+            **{f"best_{name}": value for name, value in self.keep.items()}}
+
+  @classmethod
+  def from_extra(cls, extra: dict[str, Any], history: list[dict[str, Any]],
+                 problem: problems.Problem) -> "_Best":
+    # The history holds every epoch up to the restored one (`rundir.truncate_metrics`).
+    epoch = int(extra["best_epoch"])
+    keep = {name.removeprefix("best_"): np.asarray(value) for name, value in extra.items()
+            if name != "best_epoch"}
+    return cls(epoch, problem.score(history[epoch - 1]), keep)
+
+
+def _extra(best: _Best | None) -> dict[str, np.ndarray] | None:
+  return None if best is None else best.extra()
+
+
 def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch, padded,
                  first_step, stop: preemption.StopRequest | None = None,
-                 resume: preemption.Snapshot | None = None):
+                 resume: preemption.Snapshot | None = None, best: _Best | None = None):
   """Runs one epoch of train steps; returns `(state, per-task summaries, timing)`.
 
   With `resume`, the epoch goes on after the steps the snapshot holds. When `stop` is requested
-  the epoch ends after the current step and a `preemption.Snapshot` is returned instead.
+  the epoch ends after the current step and a `preemption.Snapshot` (holding `best`) is returned
+  instead.
   """
   total = problem.steps_per_epoch(config.batch_size)
   progress = _Progress(epoch, config.num_epochs, total)
@@ -129,7 +163,7 @@ def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch
     host_s += time.perf_counter() - h0
     if stop is not None and stop.requested:
       return preemption.Snapshot(epoch, len(names), state, jax.device_get(totals), names,
-                                 problem.extra())
+                                 _extra(best))
     if len(names) % config.log_every_steps == 0 and len(names) < total:
       fetched = jax.device_get(totals)
       _check_nonfinite(fetched, names, epoch, first_step)
@@ -265,18 +299,18 @@ class _Run:
 def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: problems.Problem,
          stack: contextlib.ExitStack) -> dict:
   run, state = _setup(config, workdir, problem, stack)
-  state, start, snapshot, history = _restore(run, state)
+  state, start, snapshot, history, best = _restore(run, state)
   # jit caches are per function, shared by runs in one process: count this run's additions.
   compiled_before = (_cache_size(run.train_step), _cache_size(run.eval_step))
-  _epoch_loop(run, state, start, snapshot, history, stack)
-  return _results(run, history, compiled_before)
+  best = _epoch_loop(run, state, start, snapshot, history, best, stack)
+  return _results(run, history, best, compiled_before)
 
 
 def _setup(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: problems.Problem,
            stack: contextlib.ExitStack) -> tuple[_Run, Any]:
   """Checks, locks the workdir, and builds the fresh state, the checkpointer and the steps."""
   epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size),
-                          len(getattr(problem, "tasks", None) or ()) or 1)
+                          max(len(problem.task_score_names), 1))
   if epochs != config.num_epochs:
     logging.info("%s: %d epochs instead of num_epochs=%d (steps_per_task=%s, min/max_train_steps="
                  "%s/%s)", workdir, epochs, config.num_epochs, config.get("steps_per_task", 0),
@@ -327,8 +361,9 @@ def _setup(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: pr
   return run, state
 
 
-def _restore(run: _Run, state: Any) -> tuple[Any, int, preemption.Snapshot | None, list[dict]]:
-  """The state to go on from: `(state, last completed epoch, signal snapshot, history)`.
+def _restore(run: _Run, state: Any
+             ) -> tuple[Any, int, preemption.Snapshot | None, list[dict], _Best | None]:
+  """The state to go on from: `(state, last completed epoch, signal snapshot, history, best)`.
 
   Claims the workdir (config.json, data.json) once the checkpoint is restored.
   """
@@ -340,10 +375,9 @@ def _restore(run: _Run, state: Any) -> tuple[Any, int, preemption.Snapshot | Non
     ckpt.close()
     raise
   rundir_lib.record_or_verify(workdir, config_record, fingerprint, write=is_main)
-  start = 0
+  start, extra = 0, None
   if restored is not None:
-    state, start = restored.state, restored.epoch
-    problem.load_extra(restored.extra)
+    state, start, extra = restored.state, restored.epoch, restored.extra
     logging.info("resuming %s from the checkpoint of epoch %d", workdir, start)
   # A run stopped by a signal inside a later epoch goes on from where it stopped.
   snapshot = preemption.load(workdir, state) if jax.process_count() == 1 else None
@@ -353,17 +387,22 @@ def _restore(run: _Run, state: Any) -> tuple[Any, int, preemption.Snapshot | Non
   if snapshot is not None:
     state, start = snapshot.state, snapshot.epoch - 1
     if snapshot.extra is not None:
-      problem.load_extra(snapshot.extra)
+      extra = snapshot.extra
     logging.info("resuming %s from step %d of epoch %d (stopped by a signal)", workdir,
                  snapshot.steps, snapshot.epoch)
   metrics_path = workdir / "metrics.jsonl"
   history = rundir_lib.truncate_metrics(metrics_path, start, write=is_main)
-  return state, start, snapshot, history
+  best = None if extra is None else _Best.from_extra(extra, history, problem)
+  return state, start, snapshot, history, best
 
 
 def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot | None,
-                history: list[dict[str, Any]], stack: contextlib.ExitStack) -> None:
-  """Trains, evaluates, records and checkpoints epochs `start + 1 ..`; appends to `history`."""
+                history: list[dict[str, Any]], best: _Best | None,
+                stack: contextlib.ExitStack) -> _Best | None:
+  """Trains, evaluates, records and checkpoints epochs `start + 1 ..`; appends to `history`.
+
+  Returns the best epoch's kept arrays (`_Best`), `best` updated by the new epochs.
+  """
   config, workdir, problem, ckpt, is_main = (run.config, run.workdir, run.problem, run.ckpt,
                                              run.is_main)
   dp, padded, eval_padded, schedule = run.dp, run.padded, run.eval_padded, run.schedule
@@ -382,10 +421,10 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
       t0 = time.perf_counter()
       resume = snapshot if snapshot is not None and snapshot.epoch == epoch else None
       if stop.requested:  # the signal came during the previous epoch's evaluation or save
-        out = preemption.Snapshot(epoch, 0, state, {}, [], problem.extra())
+        out = preemption.Snapshot(epoch, 0, state, {}, [], _extra(best))
       else:
         out = _train_epoch(problem, state, train_step, dp, config, epoch, padded, global_step,
-                           stop, resume)
+                           stop, resume, best)
       if isinstance(out, preemption.Snapshot):
         preemption.save(workdir, out)
         ckpt.close()
@@ -399,8 +438,8 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
       timing["step_time_s"] = timing["train_time_s"] / max(steps, 1)
       t1 = time.perf_counter()
       record = {"epoch": epoch, "step": global_step, "train": train, "train_loss": loss}
-      record.update(problem.evaluate(state, eval_step, dp, eval_padded))
-      record.update(problem.epoch_summary(record))
+      evaluation = problem.evaluate(state, eval_step, dp, eval_padded)
+      record.update(evaluation.metrics)
       timing["eval_time_s"] = time.perf_counter() - t1
       timing["epoch_time_s"] = time.perf_counter() - t0
       record["timing"] = timing
@@ -411,7 +450,10 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
       # should return, which results.json checks.
       record["checkpoint"] = save
       history.append(record)
-      problem.observe(epoch, record, history)
+      score = problem.score(record)
+      # Strictly higher: ties keep the earlier epoch.
+      if evaluation.keep is not None and score > (-math.inf if best is None else best.score):
+        best = _Best(epoch, score, evaluation.keep)
       if is_main:
         rundir_lib.append_metrics(metrics_path, record)
       if resume is not None:
@@ -421,26 +463,28 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
         lr = float(schedule(global_step - 1))  # the rate of the epoch's last step
         writer.write(epoch, curves.epoch_scalars(record, lr))
       logging.info("epoch %d/%d | train loss %.4f | %s | %.0f ex/s | host overhead %.1f%% | "
-                   "%.1fs", epoch, config.num_epochs, loss, problem.epoch_line(record),
+                   "%.1fs", epoch, config.num_epochs, loss, evaluation.line,
                    timing["examples_per_sec"], 100 * timing["host_overhead_fraction"],
                    timing["epoch_time_s"])
       if save:
-        ckpt.save(epoch, state, score=problem.score(record), extra=problem.extra(),
+        ckpt.save(epoch, state, score=score, extra=_extra(best),
                   scores=problem.task_scores(record))
   finally:
     if writer is not None:
       writer.close()
   if write_curves:
     curves.write_png(workdir, history)
+  return best
 
 
-def _results(run: _Run, history: list[dict[str, Any]], compiled_before: tuple[int, int]) -> dict:
+def _results(run: _Run, history: list[dict[str, Any]], best: _Best | None,
+             compiled_before: tuple[int, int]) -> dict:
   """The run's results (the problem's model selection plus timing), written by process 0."""
   config, workdir, problem, ckpt, dp = (run.config, run.workdir, run.problem, run.ckpt, run.dp)
   train_step, eval_step = run.train_step, run.eval_step
   results = problem.results(history) if history else {}
   timings = [r["timing"] for r in history]
-  best = ckpt.best_epoch()
+  best_checkpoint = ckpt.best_epoch()
   results.update({
       "task_type": problem.task_type,
       "multitask": problem.multitask,
@@ -448,7 +492,7 @@ def _results(run: _Run, history: list[dict[str, Any]], compiled_before: tuple[in
       "completed_epochs": len(history),
       "num_epochs": int(config.num_epochs),
       "finished": len(history) >= config.num_epochs,
-      "best_checkpoint_epoch": best,
+      "best_checkpoint_epoch": best_checkpoint,
       "train_time_s": float(sum(t["train_time_s"] for t in timings)),
       "examples_per_sec": _steady([t["examples_per_sec"] for t in timings]),
       "host_overhead_fraction": _steady([t["host_overhead_fraction"] for t in timings]),
@@ -456,48 +500,43 @@ def _results(run: _Run, history: list[dict[str, Any]], compiled_before: tuple[in
       "eval_step_compilations": _cache_size(eval_step) - compiled_before[1],
       "num_devices": dp.num_devices,
   })
-  lost = _lost_best(history, best, problem, config, ckpt)
+  lost = _lost_best(history, best_checkpoint, problem, config, ckpt)
   if lost is not None:
     results["best_checkpoint_lost"] = lost
     logging.warning("%s: %s", workdir, lost["note"])
   ckpt.close()
   if run.is_main:
-    problem.write_outputs(workdir)
+    if best is not None:
+      problem.write_outputs(workdir, best.epoch, best.keep)
     files.write_json(workdir / "results.json", results)
   sharding.barrier("mtl2d_fit_results")  # other processes may read them next
   return results
 
 
-def _merge_single_task(workdir: pathlib.Path, runs: dict[str, dict[str, Any]],
+def _merge_single_task(workdir: pathlib.Path, problem_type: type[problems.Problem],
+                       runs: dict[str, dict[str, Any]],
                        subdirs: dict[str, pathlib.Path]) -> dict[str, Any]:
-  """Top-level results and metrics.jsonl of independent per-task runs."""
-  by_epoch: dict[int, dict[str, Any]] = {}
-  for name, sub in subdirs.items():
-    for r in rundir_lib.read_metrics(sub / "metrics.jsonl"):
-      m = by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"],
-                                           "timing": {"epoch_time_s": 0.0}})
-      # No "test" without test evaluation (`evaluate_test=False`).
-      for split in ("train", "val", "test", "train_eval"):
-        if split in r:
-          m.setdefault(split, {})[name] = r[split][name]
-      m["timing"]["epoch_time_s"] += r["timing"]["epoch_time_s"]
-  lines = []
-  for epoch in sorted(by_epoch):
-    m = by_epoch[epoch]
-    m["mean_val_accuracy"] = float(np.mean([v["accuracy"] for v in m["val"].values()]))
-    lines.append(m)
+  """Top-level results and metrics.jsonl of independent per-task runs.
+
+  The problem merges its records and results (`Problem.merge_runs`); the timings are summed or
+  averaged here.
+  """
+  histories = {name: rundir_lib.read_metrics(sub / "metrics.jsonl")
+               for name, sub in subdirs.items()}
+  records, merged = problem_type.merge_runs(histories, runs)
+  epoch_time: dict[int, float] = {}
+  for history in histories.values():
+    for r in history:
+      epoch_time[r["epoch"]] = epoch_time.get(r["epoch"], 0.0) + r["timing"]["epoch_time_s"]
+  lines = [m | {"timing": {"epoch_time_s": epoch_time[m["epoch"]]}} for m in records]
   path = workdir / "metrics.jsonl"
   if jax.process_index() == 0:
     files.write_text(path, "".join(json.dumps(m, sort_keys=True) + "\n" for m in lines))
   values = list(runs.values())
-  tasks = {name: r["tasks"][name] for name, r in runs.items()}
   lost = {name: r["best_checkpoint_lost"] for name, r in runs.items()
           if "best_checkpoint_lost" in r}
-  merged = {"tasks": tasks}
-  if all("test_accuracy" in t for t in tasks.values()):
-    merged["mean_test_accuracy"] = float(np.mean([t["test_accuracy"] for t in tasks.values()]))
   return merged | {
-      "task_type": "classification", "multitask": False, "encoder": values[0]["encoder"],
+      "encoder": values[0]["encoder"],
       "completed_epochs": min(r["completed_epochs"] for r in values),
       "num_epochs": max(r["num_epochs"] for r in values),
       "finished": all(r["finished"] for r in values),
@@ -549,7 +588,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   _check_config(config)
   sharding.initialize_distributed()
   workdir = pathlib.Path(workdir)
-  problem = builders.make_problem(config, tasks=tasks, pairs=pairs)
+  problem = problems.make_problem(config, tasks=tasks, pairs=pairs)
   per_task = problem.per_task_problems()
   if per_task is None:
     return fit(config, workdir, problem)
@@ -570,7 +609,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       subdirs[name] = workdir / "tasks" / files.safe_name(name)
       logging.info("single-task run %r in %s", name, subdirs[name])
       runs[name] = fit(config, subdirs[name], task_problem)
-    results = _merge_single_task(workdir, runs, subdirs)
+    results = _merge_single_task(workdir, type(problem), runs, subdirs)
     if is_main:
       files.write_json(workdir / "results.json", results)
       if config.get("write_curves", True):

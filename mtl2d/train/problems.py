@@ -1,13 +1,15 @@
 """What the training loop trains: classification tasks (Table I) or DTW regression (Fig. 1).
 
-A problem validates its data once up front, builds its model, yields the padded host batches of
-an epoch, evaluates the validation and test splits, and turns the per-epoch records into
-results with the paper's model selection (best validation accuracy per task, ties -> earliest
-epoch; lowest validation MSE for distance learning).
+A problem validates its config and data once up front, builds its model
+(`mtl2d.train.builders.build_model`), yields the padded host batches of an epoch, evaluates the
+validation and test splits, and turns the per-epoch records into results with the paper's model
+selection (best validation accuracy per task, ties -> earliest epoch; lowest validation MSE for
+distance learning).
 
 `Problem` is the interface the training loop (`mtl2d.train.loop`) uses, and the only one:
-everything that depends on `config.task_type` lives in the two problem classes, and
-`problem_type(config)` picks the class once (`PROBLEM_TYPES`).
+everything the loop does that depends on `config.task_type` lives in the two problem classes,
+and `problem_type(config)` picks the class once (`PROBLEM_TYPES`). What a config builds for a
+task type (model, optimizer, run identity) is in `mtl2d.train.builders`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pathlib
 from typing import Any
 from typing import Callable
 from typing import ClassVar
+from typing import NamedTuple
 from typing import Protocol
 from typing import runtime_checkable
 
@@ -34,49 +37,61 @@ from mtl2d.data import types
 from mtl2d.data.checks import check_pairs
 from mtl2d.data.checks import check_tasks
 from mtl2d.data.checks import tasks_fingerprint
-from mtl2d.models import factory
 from mtl2d.models import templates as templates_lib
 from mtl2d.train import augment as augment_lib
+from mtl2d.train import builders
 from mtl2d.train import config as config_lib
 from mtl2d.train import scheduler
 from mtl2d.train import sharding as sharding_lib
 from mtl2d.train import steps as steps_lib
 
-__all__ = ["PROBLEM_TYPES", "ClassificationProblem", "DistanceProblem", "Problem", "check_pairs",
-           "check_tasks", "problem_type", "tasks_fingerprint"]
+__all__ = ["PROBLEM_TYPES", "ClassificationProblem", "DistanceProblem", "Evaluation", "Problem",
+           "check_pairs", "check_tasks", "make_problem", "problem_type", "tasks_fingerprint"]
 
 HostBatch = dict[str, np.ndarray]
 Record = dict[str, Any]
+
+
+class Evaluation(NamedTuple):
+  """One epoch's evaluation (`Problem.evaluate`).
+
+  Attributes:
+    metrics: fields of the epoch record (`metrics.jsonl`): metrics by split ("val", "test",
+      ...) and what summarises them (e.g. "mean_val_accuracy").
+    line: the epoch's log text.
+    keep: arrays of this epoch that the loop keeps while the epoch is the best by
+      `Problem.score` (strictly higher; ties keep the earlier epoch): saved with each checkpoint
+      as `best_<name>` beside `best_epoch`, restored on resume, and handed to
+      `Problem.write_outputs` at the end of the run. None: nothing to keep.
+  """
+
+  metrics: Record
+  line: str
+  keep: dict[str, np.ndarray] | None = None
 
 
 @runtime_checkable
 class Problem(Protocol):
   """What the training loop needs of a problem (`ClassificationProblem`, `DistanceProblem`).
 
-  Class-level members (read from the class, before any data is loaded):
-    task_type: the `config.task_type` the class serves.
-    per_task_heads: the model has stacked per-task heads, so the optimizer moves only the
-      batch's task head (`optimizers.make_optimizer(per_task_heads=True)`).
-    unused_config: top-level config sections the problem never reads; left out of the run's
-      identity (`builders.run_identity`), so they cannot make two equal runs differ.
-    check_config(config): raises ValueError for settings the problem does not support.
-    build_model(config, num_classes, *, fields=None): the unbound model a config describes
-      (built from `fields`, a run's recorded model fields, instead of the config's preset and
-      overrides when given).
-    from_config(config, *, tasks, pairs, model_fn): the validated problem, its data loaded
-      from `config.data` when not passed.
+  Class members:
+    task_type: the `config.task_type` the class serves (`PROBLEM_TYPES`).
+    from_config(config, *, tasks, pairs): the problem with its model built, its config and data
+      validated, the data loaded from `config.data` when not passed.
+    merge_runs(histories, results): the top-level records and results of the independent
+      runs of `per_task_problems`.
 
   Instance members:
     model: the unbound flax module trained.
     multitask: whether one model is trained on several tasks jointly (recorded in results).
     train_step: pure `(state, batch) -> (state, metrics)` (`mtl2d.train.steps`), not jitted.
     eval_step: pure `(state, batch) -> metrics or predictions`, not jitted.
-    task_score_names: names whose own best checkpoint is kept besides the overall best.
+    task_score_names: the tasks trained jointly when there are several: each one's best
+      checkpoint is kept besides the overall best, and their count sizes a `steps_per_task`
+      budget; () for one task.
   """
 
   task_type: ClassVar[str]
-  per_task_heads: ClassVar[bool]
-  unused_config: ClassVar[tuple[str, ...]]
   model: Any
   multitask: bool
   train_step: Callable[..., Any]
@@ -84,18 +99,21 @@ class Problem(Protocol):
   task_score_names: tuple[str, ...]
 
   @classmethod
-  def check_config(cls, config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError for settings this problem does not support."""
+  def from_config(cls, config: ml_collections.ConfigDict, *, tasks: Any = None,
+                  pairs: Any = None) -> "Problem":
+    """The validated problem; data from `config.data` when `tasks`/`pairs` are None.
 
-  @staticmethod
-  def build_model(config: ml_collections.ConfigDict, num_classes: tuple[int, ...] | None = None,
-                  *, fields: dict[str, Any] | None = None) -> Any:
-    """The unbound model a config describes (`num_classes` per task for classification)."""
+    Raises:
+      ValueError: settings the problem does not support, or bad data.
+    """
 
   @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict, *, tasks: Any = None,
-                  pairs: Any = None, model_fn: Callable[..., Any]) -> "Problem":
-    """The validated problem; data from `config.data` when `tasks`/`pairs` are None."""
+  def merge_runs(cls, histories: dict[str, list[Record]],
+                 results: dict[str, Record]) -> tuple[list[Record], Record]:
+    """Records by epoch and results of per-task runs (timings left to the loop)."""
+
+  def per_task_problems(self) -> dict[str, "Problem"] | None:
+    """One problem per task when each task is an independent run, else None."""
 
   def fingerprint(self) -> dict[str, Any]:
     """JSON description of the data by content (compared when a workdir is reused)."""
@@ -114,11 +132,8 @@ class Problem(Protocol):
     """Host batches of one epoch, `(task name, batch padded to padded_size)`."""
 
   def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
-               batch_size: int) -> Record:
-    """Evaluation metrics of one epoch by split (`val`, `test`, ...), merged into its record."""
-
-  def epoch_summary(self, record: Record) -> Record:
-    """Further fields of an epoch record, from its train and evaluation metrics."""
+               batch_size: int) -> Evaluation:
+    """The epoch's evaluation: record fields, log text and arrays to keep (`Evaluation`)."""
 
   def score(self, record: Record) -> float:
     """Checkpoint ranking of an epoch record (higher is better)."""
@@ -126,26 +141,11 @@ class Problem(Protocol):
   def task_scores(self, record: Record) -> dict[str, float]:
     """Score of each of `task_score_names` in an epoch record."""
 
-  def observe(self, epoch: int, record: Record, history: list[Record]) -> None:
-    """Sees each epoch's record once it is complete."""
-
-  def extra(self) -> dict[str, np.ndarray] | None:
-    """Arrays saved with a checkpoint (None: nothing)."""
-
-  def load_extra(self, extra: dict[str, Any] | None) -> None:
-    """Restores what `extra` saved, from a restored checkpoint."""
-
-  def epoch_line(self, record: Record) -> str:
-    """Per-epoch log text."""
-
   def results(self, history: list[Record]) -> Record:
     """Results with the paper's model selection over the epoch records."""
 
-  def write_outputs(self, workdir: Any) -> None:
-    """Writes the problem's own files into the run directory at the end of a run."""
-
-  def per_task_problems(self) -> dict[str, "Problem"] | None:
-    """One problem per task when each task is an independent run, else None."""
+  def write_outputs(self, workdir: Any, epoch: int, keep: dict[str, np.ndarray]) -> None:
+    """Writes the problem's own files from what the best epoch `epoch` kept (`Evaluation`)."""
 
 
 PROBLEM_TYPES: dict[str, type[Problem]] = {}  # filled below the classes
@@ -157,26 +157,22 @@ def problem_type(config: ml_collections.ConfigDict) -> type[Problem]:
   Raises:
     ValueError: an unknown task type.
   """
-  try:
-    return PROBLEM_TYPES[config.task_type]
-  except KeyError:
-    names = " or ".join(repr(name) for name in PROBLEM_TYPES)
-    raise ValueError(f"config.task_type must be {names}, got {config.task_type!r}") from None
+  return builders.by_task_type(PROBLEM_TYPES, config)
 
 
-def _model_fields(config: ml_collections.ConfigDict,
-                  fields: dict[str, Any] | None) -> dict[str, Any]:
-  # The factory's keyword arguments: recorded fields, or the config's overrides of its preset.
-  if fields is not None:
-    return {"fields": fields}
-  o = config.model.get("overrides", None)
-  if o is None:
-    return {}
-  return o.to_dict() if isinstance(o, ml_collections.ConfigDict) else dict(o)
+def make_problem(config: ml_collections.ConfigDict, *,
+                 tasks: list[types.Task] | None = None,
+                 pairs: dict[str, types.PairSplit] | None = None) -> Problem:
+  """The validated problem of a config (`problem_type`), its data loaded when None."""
+  return problem_type(config).from_config(config, tasks=tasks, pairs=pairs)
 
 
 def _microbatches(config: ml_collections.ConfigDict) -> int:
   return int(config_lib.microbatches(config))
+
+
+def _mean_val_accuracy(record: Record) -> float:
+  return float(np.mean([v["accuracy"] for v in record["val"].values()]))
 
 
 @functools.lru_cache(maxsize=16)
@@ -197,51 +193,33 @@ class ClassificationProblem:
   """Tasks trained jointly with Algorithm 2 (one task: ordinary shuffled mini-batches)."""
 
   task_type: ClassVar[str] = "classification"
-  per_task_heads: ClassVar[bool] = True
-  unused_config: ClassVar[tuple[str, ...]] = ("distance",)
   eval_step = staticmethod(steps_lib.classification_eval_step)
 
   @classmethod
-  def check_config(cls, config: ml_collections.ConfigDict) -> None:
-    """Every engine setting applies to classification."""
-    del config
-
-  @staticmethod
-  def build_model(config: ml_collections.ConfigDict,
-                  num_classes: tuple[int, ...] | None = None, *,
-                  fields: dict[str, Any] | None = None) -> Any:
-    """A `MultiTaskModel` with one head per entry of `num_classes`."""
-    return factory.classifier(config.model.encoder, num_classes, preset=config.model.preset,
-                              dtype=config.model.dtype,
-                              head_dropout=config.model.get("head_dropout", 0.0),
-                              task_batch_stats=config.model.get("task_batch_stats", False),
-                              **_model_fields(config, fields))
-
-  @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, *,
-                  tasks: Sequence[types.Task] | None = None, pairs: Any = None,
-                  model_fn: Callable[[Sequence[int]], Any]) -> "ClassificationProblem":
-    """The validated tasks (`mtl2d.data.config.load_tasks(config.data)` when None)."""
+                  tasks: Sequence[types.Task] | None = None,
+                  pairs: Any = None) -> "ClassificationProblem":
+    """The validated tasks (`mtl2d.data.config.load_tasks(config.data)` when None).
+
+    Every engine setting applies to classification.
+    """
     del pairs
     if tasks is None:
       tasks = data_config.load_tasks(config.data)
     check_tasks(tasks, ("train", "val", "test") if config.get("evaluate_test", True)
                 else ("train", "val"))
-    return cls(config, tasks, model_fn)
+    return cls(config, tasks)
 
-  def __init__(self, config: ml_collections.ConfigDict, tasks: Sequence[types.Task],
-               model_fn: Callable[[Sequence[int]], Any]):
+  def __init__(self, config: ml_collections.ConfigDict, tasks: Sequence[types.Task]):
     """Builds the model for `tasks` (validated with `check_tasks`).
 
     Args:
-      config: the run config (`seed` is read).
+      config: the run config (`seed` and the model are read).
       tasks: the tasks; their order gives the task ids (head indices).
-      model_fn: class counts per task -> unbound `MultiTaskModel`.
     """
     self.config = config
     self.tasks = list(tasks)
-    self.model_fn = model_fn
-    self.model = model_fn(tuple(t.num_classes for t in self.tasks))
+    self.model = builders.build_model(config, tuple(t.num_classes for t in self.tasks))
     augment = config.get("augment", None)
     self.augmentation = augment_lib.Augmentation(
         **(augment.to_dict() if augment is not None else {}))
@@ -255,7 +233,32 @@ class ClassificationProblem:
     """With `multitask=False`, one single-task problem per task (independent runs)."""
     if self.multitask:
       return None
-    return {t.name: ClassificationProblem(self.config, [t], self.model_fn) for t in self.tasks}
+    return {t.name: ClassificationProblem(self.config, [t]) for t in self.tasks}
+
+  @classmethod
+  def merge_runs(cls, histories: dict[str, list[dict[str, Any]]],
+                 results: dict[str, dict[str, Any]]
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One record per epoch with every task's splits, and every task's results.
+
+    Each merged record holds the tasks that completed its epoch and their `mean_val_accuracy`;
+    the results hold `mean_test_accuracy` when every task has a test accuracy.
+    """
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for name, history in histories.items():
+      for r in history:
+        m = by_epoch.setdefault(r["epoch"], {"epoch": r["epoch"]})
+        # No "test" without test evaluation (`evaluate_test=False`).
+        for split in ("train", "val", "test", "train_eval"):
+          if split in r:
+            m.setdefault(split, {})[name] = r[split][name]
+    records = [by_epoch[e] | {"mean_val_accuracy": _mean_val_accuracy(by_epoch[e])}
+               for e in sorted(by_epoch)]
+    tasks = {name: r["tasks"][name] for name, r in results.items()}
+    merged: dict[str, Any] = {"tasks": tasks}
+    if all("test_accuracy" in t for t in tasks.values()):
+      merged["mean_test_accuracy"] = float(np.mean([t["test_accuracy"] for t in tasks.values()]))
+    return records, merged | {"task_type": cls.task_type, "multitask": False}
 
   def fingerprint(self) -> dict[str, Any]:
     """JSON description of the data (compared when a workdir is reused)."""
@@ -305,11 +308,12 @@ class ClassificationProblem:
                    "task_id": self.task_ids[name]}
 
   def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
-               batch_size: int) -> dict[str, Any]:
+               batch_size: int) -> Evaluation:
     """Validation (and, unless `evaluate_test` is off, test) loss/accuracy of every task.
 
     With `config.eval_train_split`, also the training split's, in evaluation mode, under
-    "train_eval".
+    "train_eval". Summarised by `mean_val_accuracy` (the checkpoint score); the log line
+    names each task's validation accuracy. Nothing is kept.
     """
     splits = {s: s for s in self.eval_splits}
     if self.config.get("eval_train_split", False):
@@ -327,12 +331,14 @@ class ClassificationProblem:
         totals[key][t.name] = total
     fetched = jax.device_get(totals)
     out = {s: {name: steps_lib.summarize(v) for name, v in fetched[s].items()} for s in fetched}
-    return out
+    out["mean_val_accuracy"] = _mean_val_accuracy(out)
+    val = " ".join(f"{name}={v['accuracy']:.3f}" for name, v in out["val"].items())
+    return Evaluation(out, f"mean val acc {out['mean_val_accuracy']:.4f} | val acc {val}")
 
   @staticmethod
   def score(record: dict[str, Any]) -> float:
     """Checkpoint ranking: mean validation accuracy over tasks."""
-    return float(np.mean([v["accuracy"] for v in record["val"].values()]))
+    return _mean_val_accuracy(record)
 
   @property
   def task_score_names(self) -> tuple[str, ...]:
@@ -347,30 +353,9 @@ class ClassificationProblem:
     """Validation accuracy of each task of `task_score_names`."""
     return {name: float(record["val"][name]["accuracy"]) for name in self.task_score_names}
 
-  def epoch_summary(self, record: dict[str, Any]) -> dict[str, Any]:
-    """`mean_val_accuracy` (the checkpoint score)."""
-    return {"mean_val_accuracy": self.score(record)}
-
-  def write_outputs(self, workdir: Any) -> None:
-    """Nothing beyond the loop's files."""
-    del workdir
-
-  def extra(self) -> dict[str, np.ndarray] | None:
-    """Arrays saved with a checkpoint (none for classification)."""
-    return None
-
-  def load_extra(self, extra: dict[str, Any] | None) -> None:
-    """Restores what `extra` saved (nothing for classification)."""
-    del extra
-
-  def observe(self, epoch: int, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    """Sees each epoch's record (selection is recomputed from the history instead)."""
-    del epoch, record, history
-
-  def epoch_line(self, record: dict[str, Any]) -> str:
-    """Per-epoch log text: per-task validation accuracy."""
-    val = " ".join(f"{name}={v['accuracy']:.3f}" for name, v in record["val"].items())
-    return f"mean val acc {record['mean_val_accuracy']:.4f} | val acc {val}"
+  def write_outputs(self, workdir: Any, epoch: int, keep: dict[str, np.ndarray]) -> None:
+    """Nothing beyond the loop's files (classification keeps nothing, see `evaluate`)."""
+    del workdir, epoch, keep
 
   def results(self, history: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-task model selection (Section IV-B).
@@ -401,69 +386,50 @@ class DistanceProblem:
   """Regression of DTW distances of pairs with MSE on ordinary shuffled mini-batches."""
 
   task_type: ClassVar[str] = "distance"
-  per_task_heads: ClassVar[bool] = False
-  unused_config: ClassVar[tuple[str, ...]] = ()
   multitask = False
   eval_step = staticmethod(steps_lib.distance_eval_step)
 
   @classmethod
-  def check_config(cls, config: ml_collections.ConfigDict) -> None:
-    """Distance learning selects its test predictions by validation MSE: it needs the tests."""
+  def from_config(cls, config: ml_collections.ConfigDict, *, tasks: Any = None,
+                  pairs: dict[str, types.PairSplit] | None = None) -> "DistanceProblem":
+    """The validated pairs (`mtl2d.data.config.load_pairs(config.data)` when None).
+
+    Raises:
+      ValueError: `evaluate_test=False` (distance learning selects its test predictions by
+        validation MSE: it needs the tests), or bad pairs.
+    """
+    del tasks
     if not config.get("evaluate_test", True):
       raise ValueError("config.evaluate_test=False is for classification; distance learning "
                        "selects its test predictions by validation MSE and needs the test pairs")
-
-  @staticmethod
-  def build_model(config: ml_collections.ConfigDict,
-                  num_classes: tuple[int, ...] | None = None, *,
-                  fields: dict[str, Any] | None = None) -> Any:
-    """A distance model `(x1, x2, *, train) -> [B]` (`num_classes` is not used)."""
-    del num_classes
-    return factory.distance_model(config.model.encoder, preset=config.model.preset,
-                                  dtype=config.model.dtype, **_model_fields(config, fields))
-
-  @classmethod
-  def from_config(cls, config: ml_collections.ConfigDict, *, tasks: Any = None,
-                  pairs: dict[str, types.PairSplit] | None = None,
-                  model_fn: Callable[..., Any]) -> "DistanceProblem":
-    """The validated pairs (`mtl2d.data.config.load_pairs(config.data)` when None)."""
-    del tasks
     if pairs is None:
       pairs = data_config.load_pairs(config.data)
     check_pairs(pairs, config.distance.target)
-    return cls(config, pairs, model_fn(None))
+    return cls(config, pairs)
 
   def per_task_problems(self) -> None:
     """One regression target: always one run."""
     return None
 
-  def epoch_summary(self, record: dict[str, Any]) -> dict[str, Any]:
-    """Nothing beyond the validation and test errors."""
-    del record
-    return {}
+  @classmethod
+  def merge_runs(cls, histories: dict[str, list[dict[str, Any]]],
+                 results: dict[str, dict[str, Any]]
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Never called: distance learning is one run (`per_task_problems` is None)."""
+    raise NotImplementedError("distance learning is one run; there are no per-task runs")
 
-  def write_outputs(self, workdir: Any) -> None:
-    """`test_predictions.npz` (see `save_predictions`)."""
-    self.save_predictions(pathlib.Path(workdir) / "test_predictions.npz")
-
-  def __init__(self, config: ml_collections.ConfigDict, pairs: dict[str, types.PairSplit],
-               model: Any):
-    """Keeps the validated pairs (see `check_pairs`) and the model.
+  def __init__(self, config: ml_collections.ConfigDict, pairs: dict[str, types.PairSplit]):
+    """Keeps the validated pairs (see `check_pairs`) and builds the model.
 
     Args:
-      config: the run config (`seed`, `distance.target` are read).
+      config: the run config (`seed`, `distance.target` and the model are read).
       pairs: "train", "val" and "test" pair splits.
-      model: unbound distance model `(x1, x2, *, train) -> [B]`.
     """
     self.config = config
     self.target = config.distance.target
     self.pairs = pairs
-    self.model = model
+    self.model = builders.build_model(config)
     self.train_step = _distance_train_step(_microbatches(config))
-    self.best_epoch = 0
-    self.best_val_mse = np.inf
-    self.best_test_predictions: np.ndarray | None = None
-    self._last_test_predictions: np.ndarray | None = None
 
   def fingerprint(self) -> dict[str, Any]:
     """JSON description of the data (compared when a workdir is reused)."""
@@ -506,16 +472,22 @@ class DistanceProblem:
     return np.concatenate([np.asarray(jax.device_get(o))[:k] for o, k in outs])
 
   def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
-               batch_size: int) -> dict[str, Any]:
-    """Validation and test MSE/MAE; keeps the test predictions for model selection."""
-    out = {}
+               batch_size: int) -> Evaluation:
+    """Validation and test MSE/MAE; keeps the test predictions for model selection.
+
+    Kept (`Evaluation.keep`): `test_predictions` `[N]` and the `val_mse` that ranks them, saved
+    with each checkpoint as `best_test_predictions` and `best_val_mse`.
+    """
+    out, predictions = {}, {}
     for split in ("val", "test"):
-      pred = self.predict(state, eval_step, dp, split, batch_size)
-      err = pred.astype(np.float64) - self.pairs[split].targets[self.target]
+      predictions[split] = self.predict(state, eval_step, dp, split, batch_size)
+      err = predictions[split].astype(np.float64) - self.pairs[split].targets[self.target]
       out[split] = {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err)))}
-      if split == "test":
-        self._last_test_predictions = pred
-    return out
+    line = (f"val mse {out['val']['mse']:.5f} mae {out['val']['mae']:.5f} | "
+            f"test mse {out['test']['mse']:.5f}")
+    keep = {"val_mse": np.asarray(out["val"]["mse"], np.float64),
+            "test_predictions": np.asarray(predictions["test"], np.float32)}
+    return Evaluation(out, line, keep)
 
   @staticmethod
   def score(record: dict[str, Any]) -> float:
@@ -530,35 +502,6 @@ class DistanceProblem:
     del record
     return {}
 
-  def observe(self, epoch: int, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    """Keeps the test predictions of the best epoch so far (lowest validation MSE)."""
-    del history
-    # Strictly lower: ties keep the earlier epoch.
-    if record["val"]["mse"] < self.best_val_mse:
-      self.best_epoch, self.best_val_mse = epoch, record["val"]["mse"]
-      self.best_test_predictions = self._last_test_predictions
-
-  def extra(self) -> dict[str, np.ndarray] | None:
-    """The best epoch's test predictions, saved with each checkpoint for resuming."""
-    if self.best_test_predictions is None:
-      return None
-    return {"best_epoch": np.asarray(self.best_epoch, np.int64),
-            "best_val_mse": np.asarray(self.best_val_mse, np.float64),
-            "best_test_predictions": np.asarray(self.best_test_predictions, np.float32)}
-
-  def load_extra(self, extra: dict[str, Any] | None) -> None:
-    """Restores the best epoch's test predictions from a checkpoint."""
-    if extra is None:
-      raise ValueError("distance checkpoint lacks the best test predictions ('extra' item)")
-    self.best_epoch = int(extra["best_epoch"])
-    self.best_val_mse = float(extra["best_val_mse"])
-    self.best_test_predictions = np.asarray(extra["best_test_predictions"])
-
-  def epoch_line(self, record: dict[str, Any]) -> str:
-    """Per-epoch log text: validation and test errors."""
-    return (f"val mse {record['val']['mse']:.5f} mae {record['val']['mae']:.5f} | "
-            f"test mse {record['test']['mse']:.5f}")
-
   def results(self, history: list[dict[str, Any]]) -> dict[str, Any]:
     """Model selection by the lowest validation MSE (Section IV-A), ties -> earliest."""
     best = min(history, key=lambda r: (r["val"]["mse"], r["epoch"]))
@@ -566,19 +509,17 @@ class DistanceProblem:
             "val_mae": best["val"]["mae"], "test_mse": best["test"]["mse"],
             "test_mae": best["test"]["mae"]}
 
-  def save_predictions(self, path: Any) -> None:
+  def write_outputs(self, workdir: Any, epoch: int, keep: dict[str, np.ndarray]) -> None:
     """Writes `test_predictions.npz` (the data of the Fig. 1 box plots).
 
-    It holds per-pair test predictions, targets and errors at the best epoch.
+    It holds per-pair test predictions, targets and errors at the best epoch `epoch`.
     """
-    if self.best_test_predictions is None:
-      return
+    predictions = keep["test_predictions"]
     targets = self.pairs["test"].targets[self.target]
     buffer = io.BytesIO()
-    np.savez(buffer, predictions=self.best_test_predictions, targets=targets,
-             errors=self.best_test_predictions - targets, best_epoch=self.best_epoch,
-             target=np.asarray(self.target))
-    files.write_bytes(path, buffer.getvalue())
+    np.savez(buffer, predictions=predictions, targets=targets, errors=predictions - targets,
+             best_epoch=epoch, target=np.asarray(self.target))
+    files.write_bytes(pathlib.Path(workdir) / "test_predictions.npz", buffer.getvalue())
 
 
 PROBLEM_TYPES.update({cls.task_type: cls for cls in (ClassificationProblem, DistanceProblem)})

@@ -87,6 +87,15 @@ def tiny_config(**overrides: Any):
   return c
 
 
+def distance_config(**overrides: Any):
+  """`tiny_config` of distance learning: the smallest Siamese ResNet1D, target "full"."""
+  c = tiny_config(task_type="distance", **overrides)
+  c.model.encoder = "siamese_resnet1d"
+  c.model.overrides = dict(features=(4,), kernel_sizes=(3,), embed_dim=4)
+  c.distance.target = "full"
+  return c
+
+
 class _Heads(nn.Module):
   """Stacked head kernels `[tasks, features, classes]` under "heads", as in `MultiTaskModel`."""
 

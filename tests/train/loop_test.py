@@ -8,6 +8,7 @@ import logging
 import os
 import pathlib
 import shutil
+import signal
 import stat
 
 import jax
@@ -210,6 +211,36 @@ def test_distance_run_selects_lowest_validation_error(tmp_path):
   pred = train.predict_distance(model, variables, pairs["test"].x1, pairs["test"].x2,
                                 batch_size=4)
   np.testing.assert_allclose(np.asarray(pred), saved["predictions"], rtol=1e-5, atol=1e-6)
+
+
+def test_distance_run_resumed_keeps_the_best_epochs_predictions(tmp_path, monkeypatch):
+  # The loop keeps the best epoch's test predictions (`Evaluation.keep`) and saves them with
+  # each checkpoint and a signal's snapshot: a run stopped twice ends as an uninterrupted one.
+  pairs = helpers.make_pairs()
+  reference = tmp_path / "reference"
+  train.train_and_evaluate(helpers.distance_config(num_epochs=4), reference, pairs=pairs)
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(helpers.distance_config(num_epochs=4, stop_after_epochs=2), workdir,
+                           pairs=pairs)
+  batches = problems.DistanceProblem.batches
+
+  def signalling(self, epoch, *args):
+    yield from batches(self, epoch, *args)
+    if epoch == 3:  # after the epoch's last step: epoch 3 is saved, epoch 4 is the snapshot's
+      os.kill(os.getpid(), signal.SIGINT)
+
+  monkeypatch.setattr(problems.DistanceProblem, "batches", signalling)
+  with pytest.raises(train.Preempted, match="after step 0 of epoch 4"):
+    train.train_and_evaluate(helpers.distance_config(num_epochs=4), workdir, pairs=pairs)
+  monkeypatch.undo()
+  train.train_and_evaluate(helpers.distance_config(num_epochs=4), workdir, pairs=pairs)
+  assert _metrics(workdir) == _metrics(reference)
+  assert _results(workdir) == _results(reference)
+  with np.load(workdir / "test_predictions.npz") as got, \
+       np.load(reference / "test_predictions.npz") as want:
+    assert sorted(got.files) == sorted(want.files)
+    for name in want.files:
+      np.testing.assert_array_equal(got[name], want[name])
 
 
 def _with(task, split, **fields):
