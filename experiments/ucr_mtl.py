@@ -47,6 +47,7 @@ def main(argv):
                            "or --methods")
     pipelines.combine_comparisons(_COMBINE.value, _WORKDIR.value,
                                   title="Accuracy and rank per task, combined")
+    pipelines.write_diagnostics(_COMBINE.value, _WORKDIR.value, eval_train=True)
     print((pathlib.Path(_WORKDIR.value) / "table.md").read_text())
     return
   config = _CONFIG.value

@@ -41,10 +41,12 @@ from mtl2d import data as data_lib
 from mtl2d import dtw
 from mtl2d import files
 from mtl2d import knn
+from mtl2d.data import config as data_config_lib
 from mtl2d.data import types
 from mtl2d.report import paper
 from mtl2d.report import ranks
 from mtl2d.train import config as config_lib
+from mtl2d.train import inference
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import runlock
@@ -54,7 +56,7 @@ from mtl2d.train import train_and_evaluate
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_diagnostics", "collect_table",
            "combine_comparisons", "data_fingerprint", "diagnostics_markdown", "encoder_overrides",
            "load_groups", "nn_dtw_data_config", "parse_methods", "run_comparison", "run_nn_dtw",
-           "run_paper_groups", "write_diagnostics"]
+           "run_paper_groups", "training_split_accuracy", "write_diagnostics"]
 
 METHOD_TITLES = {
     "1nn_dtw": "1NN-DTW",
@@ -326,7 +328,7 @@ def run_comparison(config: ml_collections.ConfigDict,
     if writer:
       _write_table(workdir, table, title=config.get("title", ""), note=config.get("note", ""),
                    synthetic=any(t.synthetic for tasks in groups.values() for t in tasks))
-      write_diagnostics([workdir], workdir)
+      write_diagnostics([workdir], workdir, eval_train=True)
   sharding.barrier("mtl2d_comparison_table_written")  # launchers print table.md next
   return table
 
@@ -384,7 +386,7 @@ def run_paper_groups(config: ml_collections.ConfigDict,
     note.append(f"Not run (no files in the data directory): {', '.join(missing)}.")
   if sharding.is_main_process():
     combine_comparisons(done, workdir, title=config.get("title", ""), note=" ".join(note))
-    write_diagnostics(done, workdir)
+    write_diagnostics(done, workdir, eval_train=True)
   sharding.barrier("mtl2d_paper_groups_combined")  # the other processes read what it wrote
   methods, results, rows = ranks.read_table_csv((workdir / "table.csv").read_text())
   return ranks.rank_methods(results, methods, rows)
@@ -458,7 +460,44 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
   return table
 
 
-def collect_diagnostics(workdirs: Sequence[str | pathlib.Path]) -> list[dict[str, Any]]:
+def training_split_accuracy(run_dir: str | pathlib.Path) -> dict[str, float]:
+  """Evaluation-mode accuracy on the training split of each task of a finished trained run.
+
+  Each task's model is its reported one (the checkpoint of its best validation epoch), run in
+  evaluation mode (running batch-norm statistics, no augmentation) over the training split the
+  run's `config.json` describes, so that the accuracy says whether the model fits its training
+  data (underfitting) or only fails to generalise. Reads the data again (`data.data_dir` of the
+  run's config, relative to the working directory if it was given so).
+
+  Args:
+    run_dir: a trained method's run directory of a comparison (`<workdir>/<method>/<group>`).
+
+  Returns:
+    `{task name: accuracy}`.
+  """
+  run_dir = pathlib.Path(run_dir)
+  config = ml_collections.ConfigDict(files.read_json(run_dir / "config.json"))
+  results = files.read_json(run_dir / "results.json")
+  out = {}
+  for task_id, task in enumerate(data_config_lib.load_tasks(config.data)):
+    if task.name not in results["tasks"]:
+      continue
+    if config.multitask:
+      model_dir, head = run_dir, task_id
+    else:
+      model_dir, head = run_dir / results["task_dirs"][task.name], 0
+    model, variables, run_config = inference.restore_model(
+        model_dir, which=int(results["tasks"][task.name]["best_epoch"]))
+    logits, _ = inference.predict(model, variables, task.train.x, head,
+                                  batch_size=int(run_config.eval_batch_size
+                                                 or run_config.batch_size))
+    predicted = np.argmax(np.asarray(logits)[:, :task.num_classes], axis=-1)
+    out[task.name] = float(np.mean(predicted == task.train.y))
+  return out
+
+
+def collect_diagnostics(workdirs: Sequence[str | pathlib.Path], *,
+                        eval_train: bool = False) -> list[dict[str, Any]]:
   """One row per group and method of finished comparisons: where each method stands.
 
   Means over the group's tasks of the training accuracy (the running accuracy of the best
@@ -469,6 +508,9 @@ def collect_diagnostics(workdirs: Sequence[str | pathlib.Path]) -> list[dict[str
 
   Args:
     workdirs: comparison workdirs (`run_comparison`), e.g. one per paper group.
+    eval_train: also the evaluation-mode accuracy on the training split
+      (`training_split_accuracy`: restores each task's model and reads the data again; left
+      out, with a warning, where the data cannot be read).
   """
   rows = []
   for workdir in map(pathlib.Path, workdirs):
@@ -482,6 +524,7 @@ def collect_diagnostics(workdirs: Sequence[str | pathlib.Path]) -> list[dict[str
         def mean(field: str, tasks=tasks) -> float:
           return float(np.mean([float(t[field]) for t in tasks.values()]))
 
+        train_eval = None
         if method == "1nn_dtw":
           train, best, epochs, finished = None, None, None, True
           seconds = float(sum(float(t.get("time_s", 0.0)) for t in tasks.values()))
@@ -490,8 +533,16 @@ def collect_diagnostics(workdirs: Sequence[str | pathlib.Path]) -> list[dict[str
           epochs, finished = int(results["completed_epochs"]), bool(results["finished"])
           records = rundir_lib.read_metrics(path.parent / "metrics.jsonl")
           seconds = float(sum(r["timing"]["epoch_time_s"] for r in records))
+          if eval_train and finished:
+            try:
+              accuracy = training_split_accuracy(path.parent)
+            except (OSError, ValueError) as e:  # e.g. the data is not on this machine
+              logging.warning("%s: no evaluation-mode training accuracy: %s", path.parent, e)
+            else:
+              train_eval = float(np.mean(list(accuracy.values())))
         rows.append({"group": path.parent.name, "method": method, "tasks": len(tasks),
-                     "train_accuracy": train, "val_accuracy": mean("val_accuracy"),
+                     "train_eval_accuracy": train_eval, "train_accuracy": train,
+                     "val_accuracy": mean("val_accuracy"),
                      "test_accuracy": mean("test_accuracy"), "best_epoch": best,
                      "epochs": epochs, "finished": finished, "seconds": seconds,
                      "task_names": sorted(tasks)})
@@ -503,27 +554,29 @@ def diagnostics_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
   def cell(x: Any, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
-  lines = ["| group | method | tasks | train (running) | val | test | best epoch | epochs | "
-           "minutes |", "|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| group | method | tasks | train (eval) | train (running) | val | test | best epoch "
+           "| epochs | minutes |", "|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     epochs = "-" if r["epochs"] is None else str(r["epochs"]) + ("" if r["finished"] else "*")
     lines.append(f"| {r['group']} | {METHOD_TITLES[r['method']]} | {r['tasks']} | "
-                 f"{cell(r['train_accuracy'])} | {cell(r['val_accuracy'])} | "
+                 f"{cell(r.get('train_eval_accuracy'))} | {cell(r['train_accuracy'])} | "
+                 f"{cell(r['val_accuracy'])} | "
                  f"{cell(r['test_accuracy'])} | {cell(r['best_epoch'], 0)} | {epochs} | "
                  f"{cell(r['seconds'] / 60.0, 1)} |")
   lines += ["", "All groups together (means over tasks, each task weighted once):", "",
-            "| method | tasks | train (running) | val | test | minutes |",
-            "|---|---|---|---|---|---|"]
+            "| method | tasks | train (eval) | train (running) | val | test | minutes |",
+            "|---|---|---|---|---|---|---|"]
   for method in METHODS:
     sub = [r for r in rows if r["method"] == method]
     if not sub:
       continue
     n = sum(r["tasks"] for r in sub)
-    def weighted(field: str) -> float | None:
-      if any(r[field] is None for r in sub):
+    def weighted(field: str, sub=sub, n=n) -> float | None:
+      if any(r.get(field) is None for r in sub):
         return None
       return sum(r[field] * r["tasks"] for r in sub) / n
-    lines.append(f"| {METHOD_TITLES[method]} | {n} | {cell(weighted('train_accuracy'))} | "
+    lines.append(f"| {METHOD_TITLES[method]} | {n} | {cell(weighted('train_eval_accuracy'))} | "
+                 f"{cell(weighted('train_accuracy'))} | "
                  f"{cell(weighted('val_accuracy'))} | {cell(weighted('test_accuracy'))} | "
                  f"{cell(sum(r['seconds'] for r in sub) / 60.0, 1)} |")
   if any(not r["finished"] for r in rows):
@@ -531,10 +584,10 @@ def diagnostics_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_diagnostics(workdirs: Sequence[str | pathlib.Path],
-                      output: str | pathlib.Path) -> list[dict[str, Any]]:
+def write_diagnostics(workdirs: Sequence[str | pathlib.Path], output: str | pathlib.Path, *,
+                      eval_train: bool = False) -> list[dict[str, Any]]:
   """Writes `diagnostics.md` and `diagnostics.json` (`collect_diagnostics`) into `output`."""
-  rows = collect_diagnostics(workdirs)
+  rows = collect_diagnostics(workdirs, eval_train=eval_train)
   output = pathlib.Path(output)
   files.write_text(output / "diagnostics.md", diagnostics_markdown(rows))
   files.write_json(output / "diagnostics.json", rows)

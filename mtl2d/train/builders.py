@@ -1,4 +1,4 @@
-"""What a run config builds: the model, the optimizer and the run's identity.
+"""What a run config builds: the model, the optimizer, the number of epochs and the run's identity.
 
 The training loop (`mtl2d.train.loop`), the problems (`mtl2d.train.problems`), the restoring of
 finished runs (`mtl2d.train.inference`) and the estimators build these from a config here, and
@@ -24,7 +24,7 @@ from mtl2d.train import optimizers
 from mtl2d.train import rundir as rundir_lib
 
 __all__ = ["TASK_TYPES", "TaskType", "build_model", "by_task_type", "config_record",
-           "learning_rate_schedule", "make_optimizer", "run_identity"]
+           "learning_rate_schedule", "make_optimizer", "num_epochs_for", "run_identity"]
 
 _T = TypeVar("_T")
 
@@ -182,3 +182,33 @@ def make_optimizer(config: ml_collections.ConfigDict,
   return optimizers.make_optimizer(learning_rate_schedule(config, steps_per_epoch),
                                    optim.weight_decay, b1=optim.b1, b2=optim.b2, eps=optim.eps,
                                    per_task_heads=by_task_type(TASK_TYPES, config).per_task_heads)
+
+
+def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int,
+                   num_tasks: int = 1) -> int:
+  """Epochs of a run: `num_epochs`, or the `steps_per_task` budget, within `min/max_train_steps`.
+
+  With `steps_per_task` set, the epochs are the nearest whole number (at least one) that makes
+  about `steps_per_task * num_tasks` train steps. Then raised to reach `min_train_steps` train
+  steps if set, and lowered (to at least one) so as not to pass `max_train_steps` if set. A
+  budget in steps gives small datasets (few steps per epoch) as many updates as large ones and
+  bounds the cost of large ones, so one recipe serves groups of very different sizes.
+
+  Args:
+    config: a training config (`num_epochs`, `steps_per_task`, `min/max_train_steps`).
+    steps_per_epoch: train steps in one epoch of the run.
+    num_tasks: tasks the run trains jointly (1 for a single task or the distance problem).
+  """
+  epochs = int(config.num_epochs)
+  steps_per_epoch = max(steps_per_epoch, 1)
+  per_task = int(config.get("steps_per_task", 0))
+  if per_task > 0:
+    budget = per_task * max(int(num_tasks), 1)
+    epochs = max(1, (budget + steps_per_epoch // 2) // steps_per_epoch)
+  min_steps = int(config.get("min_train_steps", 0))
+  if min_steps > 0:
+    epochs = max(epochs, -(-min_steps // steps_per_epoch))
+  max_steps = int(config.get("max_train_steps", 0))
+  if max_steps > 0:
+    epochs = max(1, min(epochs, max_steps // steps_per_epoch))
+  return epochs

@@ -35,6 +35,7 @@ from mtl2d.train import preemption
 from mtl2d.train import problems
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import runlock
+from mtl2d.train import selection
 from mtl2d.train import sharding
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
@@ -48,6 +49,7 @@ build_model = builders.build_model
 make_optimizer = builders.make_optimizer
 make_problem = problems.make_problem
 run_identity = builders.run_identity
+num_epochs_for = builders.num_epochs_for
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
@@ -96,39 +98,9 @@ def _check_nonfinite(fetched: dict[str, Any], names: list[str], epoch: int,
         f"the model diverged: lower optim.learning_rate or use float32.")
 
 
-@dataclasses.dataclass(frozen=True)
-class _Best:
-  """The best epoch so far by `problem.score` and what its evaluation kept (`Evaluation.keep`).
-
-  Saved with each checkpoint (and a signal's snapshot) as the `extra` item: `best_epoch` and
-  `best_<name>` of each kept array.
-  """
-
-  epoch: int
-  score: float
-  keep: dict[str, np.ndarray]
-
-  def extra(self) -> dict[str, np.ndarray]:
-    return {"best_epoch": np.asarray(self.epoch, np.int64),
-            **{f"best_{name}": value for name, value in self.keep.items()}}
-
-  @classmethod
-  def from_extra(cls, extra: dict[str, Any], history: list[dict[str, Any]],
-                 problem: problems.Problem) -> "_Best":
-    # The history holds every epoch up to the restored one (`rundir.truncate_metrics`).
-    epoch = int(extra["best_epoch"])
-    keep = {name.removeprefix("best_"): np.asarray(value) for name, value in extra.items()
-            if name != "best_epoch"}
-    return cls(epoch, problem.score(history[epoch - 1]), keep)
-
-
-def _extra(best: _Best | None) -> dict[str, np.ndarray] | None:
-  return None if best is None else best.extra()
-
-
 def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch, padded,
                  first_step, stop: preemption.StopRequest | None = None,
-                 resume: preemption.Snapshot | None = None, best: _Best | None = None):
+                 resume: preemption.Snapshot | None = None, best: selection.Best | None = None):
   """Runs one epoch of train steps; returns `(state, per-task summaries, timing)`.
 
   With `resume`, the epoch goes on after the steps the snapshot holds. When `stop` is requested
@@ -163,7 +135,7 @@ def _train_epoch(problem: problems.Problem, state, train_step, dp, config, epoch
     host_s += time.perf_counter() - h0
     if stop is not None and stop.requested:
       return preemption.Snapshot(epoch, len(names), state, jax.device_get(totals), names,
-                                 _extra(best))
+                                 selection.extra(best))
     if len(names) % config.log_every_steps == 0 and len(names) < total:
       fetched = jax.device_get(totals)
       _check_nonfinite(fetched, names, epoch, first_step)
@@ -188,74 +160,6 @@ def _steady(values: list[float]) -> float:
   # The first epoch includes compilation; report the steady state when there is one.
   values = values[1:] if len(values) > 1 else values
   return float(np.median(values)) if values else float("nan")
-
-
-def num_epochs_for(config: ml_collections.ConfigDict, steps_per_epoch: int,
-                   num_tasks: int = 1) -> int:
-  """Epochs of a run: `num_epochs`, or the `steps_per_task` budget, within `min/max_train_steps`.
-
-  With `steps_per_task` set, the epochs are the nearest whole number (at least one) that makes
-  about `steps_per_task * num_tasks` train steps. Then raised to reach `min_train_steps` train
-  steps if set, and lowered (to at least one) so as not to pass `max_train_steps` if set. A
-  budget in steps gives small datasets (few steps per epoch) as many updates as large ones and
-  bounds the cost of large ones, so one recipe serves groups of very different sizes.
-
-  Args:
-    config: a training config (`num_epochs`, `steps_per_task`, `min/max_train_steps`).
-    steps_per_epoch: train steps in one epoch of the run.
-    num_tasks: tasks the run trains jointly (1 for a single task or the distance problem).
-  """
-  epochs = int(config.num_epochs)
-  steps_per_epoch = max(steps_per_epoch, 1)
-  per_task = int(config.get("steps_per_task", 0))
-  if per_task > 0:
-    budget = per_task * max(int(num_tasks), 1)
-    epochs = max(1, (budget + steps_per_epoch // 2) // steps_per_epoch)
-  min_steps = int(config.get("min_train_steps", 0))
-  if min_steps > 0:
-    epochs = max(epochs, -(-min_steps // steps_per_epoch))
-  max_steps = int(config.get("max_train_steps", 0))
-  if max_steps > 0:
-    epochs = max(1, min(epochs, max_steps // steps_per_epoch))
-  return epochs
-
-
-def _improves(problem: problems.Problem, record: dict[str, Any],
-              saved: list[dict[str, Any]]) -> bool:
-  """Whether an epoch beats every checkpointed epoch: its score or any task's score is higher."""
-  if not saved:
-    return True
-  if problem.score(record) > max(problem.score(r) for r in saved):
-    return True
-  best = {}
-  for r in saved:
-    for name, value in problem.task_scores(r).items():
-      best[name] = max(best.get(name, -np.inf), value)
-  return any(value > best.get(name, -np.inf)
-             for name, value in problem.task_scores(record).items())
-
-
-def _lost_best(history: list[dict[str, Any]], best: int | None, problem: problems.Problem,
-               config,
-               ckpt: checkpoints.Checkpointer) -> dict[str, Any] | None:
-  """Describes the best checkpointed epoch when it is not the best checkpoint kept (lost)."""
-  saved = [r for r in history
-           if r.get("checkpoint", r["epoch"] % config.checkpoint_every_epochs == 0)]
-  if not saved:
-    return None
-  expected = max(saved, key=lambda r: (problem.score(r), -r["epoch"]))["epoch"]
-  if expected == best:
-    return None
-  root = checkpoints.unreadable_dir(ckpt.directory)
-  kept = sorted(str(p) for p in root.glob(f"{expected}.*")) if root.is_dir() else []
-  if kept:
-    what = "could not be restored and was set aside"
-  else:  # say only what happened: mtl2d moved nothing
-    what = ("is not among the checkpoints kept and was not set aside by mtl2d (removed by "
-            "hand, or metrics.jsonl does not match the checkpoints)")
-  return {"epoch": expected, "kept_in": kept,
-          "note": f"the checkpoint of epoch {expected}, the best by validation, {what}; "
-                  f"restore_model(which='best') returns epoch {best}"}
 
 
 def fit(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
@@ -309,7 +213,7 @@ def _fit(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: prob
 def _setup(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: problems.Problem,
            stack: contextlib.ExitStack) -> tuple[_Run, Any]:
   """Checks, locks the workdir, and builds the fresh state, the checkpointer and the steps."""
-  epochs = num_epochs_for(config, problem.steps_per_epoch(config.batch_size),
+  epochs = builders.num_epochs_for(config, problem.steps_per_epoch(config.batch_size),
                           max(len(problem.task_score_names), 1))
   if epochs != config.num_epochs:
     logging.info("%s: %d epochs instead of num_epochs=%d (steps_per_task=%s, min/max_train_steps="
@@ -362,7 +266,7 @@ def _setup(config: ml_collections.ConfigDict, workdir: pathlib.Path, problem: pr
 
 
 def _restore(run: _Run, state: Any
-             ) -> tuple[Any, int, preemption.Snapshot | None, list[dict], _Best | None]:
+             ) -> tuple[Any, int, preemption.Snapshot | None, list[dict], selection.Best | None]:
   """The state to go on from: `(state, last completed epoch, signal snapshot, history, best)`.
 
   Claims the workdir (config.json, data.json) once the checkpoint is restored.
@@ -392,16 +296,16 @@ def _restore(run: _Run, state: Any
                  snapshot.steps, snapshot.epoch)
   metrics_path = workdir / "metrics.jsonl"
   history = rundir_lib.truncate_metrics(metrics_path, start, write=is_main)
-  best = None if extra is None else _Best.from_extra(extra, history, problem)
+  best = None if extra is None else selection.Best.from_extra(extra, history, problem)
   return state, start, snapshot, history, best
 
 
 def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot | None,
-                history: list[dict[str, Any]], best: _Best | None,
-                stack: contextlib.ExitStack) -> _Best | None:
+                history: list[dict[str, Any]], best: selection.Best | None,
+                stack: contextlib.ExitStack) -> selection.Best | None:
   """Trains, evaluates, records and checkpoints epochs `start + 1 ..`; appends to `history`.
 
-  Returns the best epoch's kept arrays (`_Best`), `best` updated by the new epochs.
+  Returns the best epoch's kept arrays (`selection.Best`), `best` updated by the new epochs.
   """
   config, workdir, problem, ckpt, is_main = (run.config, run.workdir, run.problem, run.ckpt,
                                              run.is_main)
@@ -421,7 +325,7 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
       t0 = time.perf_counter()
       resume = snapshot if snapshot is not None and snapshot.epoch == epoch else None
       if stop.requested:  # the signal came during the previous epoch's evaluation or save
-        out = preemption.Snapshot(epoch, 0, state, {}, [], _extra(best))
+        out = preemption.Snapshot(epoch, 0, state, {}, [], selection.extra(best))
       else:
         out = _train_epoch(problem, state, train_step, dp, config, epoch, padded, global_step,
                            stop, resume, best)
@@ -445,7 +349,7 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
       record["timing"] = timing
       save = epoch == last or (epoch % config.checkpoint_every_epochs == 0 and (
           not config.get("checkpoint_improved_only", False)
-          or _improves(problem, record, [r for r in history if r.get("checkpoint")])))
+          or selection.improves(problem, record, [r for r in history if r.get("checkpoint")])))
       # Which epochs have a checkpoint: the best of them is what restore_model(which="best")
       # should return, which results.json checks.
       record["checkpoint"] = save
@@ -453,7 +357,7 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
       score = problem.score(record)
       # Strictly higher: ties keep the earlier epoch.
       if evaluation.keep is not None and score > (-math.inf if best is None else best.score):
-        best = _Best(epoch, score, evaluation.keep)
+        best = selection.Best(epoch, score, evaluation.keep)
       if is_main:
         rundir_lib.append_metrics(metrics_path, record)
       if resume is not None:
@@ -467,7 +371,7 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
                    timing["examples_per_sec"], 100 * timing["host_overhead_fraction"],
                    timing["epoch_time_s"])
       if save:
-        ckpt.save(epoch, state, score=score, extra=_extra(best),
+        ckpt.save(epoch, state, score=score, extra=selection.extra(best),
                   scores=problem.task_scores(record))
   finally:
     if writer is not None:
@@ -477,7 +381,7 @@ def _epoch_loop(run: _Run, state: Any, start: int, snapshot: preemption.Snapshot
   return best
 
 
-def _results(run: _Run, history: list[dict[str, Any]], best: _Best | None,
+def _results(run: _Run, history: list[dict[str, Any]], best: selection.Best | None,
              compiled_before: tuple[int, int]) -> dict:
   """The run's results (the problem's model selection plus timing), written by process 0."""
   config, workdir, problem, ckpt, dp = (run.config, run.workdir, run.problem, run.ckpt, run.dp)
@@ -500,7 +404,7 @@ def _results(run: _Run, history: list[dict[str, Any]], best: _Best | None,
       "eval_step_compilations": _cache_size(eval_step) - compiled_before[1],
       "num_devices": dp.num_devices,
   })
-  lost = _lost_best(history, best_checkpoint, problem, config, ckpt)
+  lost = selection.lost_best(history, best_checkpoint, problem, config, ckpt)
   if lost is not None:
     results["best_checkpoint_lost"] = lost
     logging.warning("%s: %s", workdir, lost["note"])

@@ -98,7 +98,7 @@ class Snapshot:
     state: the training state after them.
     totals: the epoch's partial train metric sums by task (host arrays).
     names: the task of each step done.
-    extra: the checkpoint's extra arrays of the best epoch so far (`loop._Best`), or None.
+    extra: the checkpoint's extra arrays of the best epoch so far (`selection.Best`), or None.
   """
 
   epoch: int

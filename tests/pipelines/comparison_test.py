@@ -20,6 +20,7 @@ from mtl2d.report import ranks
 from mtl2d.train import rundir as rundir_lib
 from tests.data.conftest import make_tiny_archive
 from tests.data.conftest import write_ucr
+from tests.train import helpers as train_helpers
 
 
 @pytest.fixture(scope="module")
@@ -307,3 +308,32 @@ def test_nn_dtw_normalisation_is_its_own_setting(tmp_path):
     assert results[True, False][key] == results[False, False][key]
   assert results[True, False]["test_accuracy"] > results[True, True]["test_accuracy"]
   assert comparison.nn_dtw_data_config(c.data, c.knn).znorm is True
+
+
+def test_diagnostics_train_eval_equals_the_engines_own_evaluation(tmp_path):
+  # The engine evaluates the training split itself with `eval_train_split`: the diagnostics'
+  # restored models must give the same accuracy at each task's reported epoch.
+  c = ucr_mtl.get_config("quick")
+  c.methods = "resnet1d,resnet1d_mtl"
+  c.data.source, c.data.scale = "synthetic", 0.15
+  c.train = train_helpers.tiny_config(num_epochs=2, eval_train_split=True)
+  c.encoder_train = {"resnet1d": {}, "resnet2d": {}}
+  comparison.run_comparison(c, tmp_path)
+  checked = 0
+  for method in ("resnet1d", "resnet1d_mtl"):
+    (run_dir,) = [p.parent for p in (tmp_path / method).glob("*/results.json")]
+    results = files.read_json(run_dir / "results.json")
+    accuracy = comparison.training_split_accuracy(run_dir)
+    assert set(accuracy) == set(results["tasks"])
+    for name, task in results["tasks"].items():
+      own = run_dir if method.endswith("_mtl") else run_dir / results["task_dirs"][name]
+      records = rundir_lib.read_metrics(own / "metrics.jsonl")
+      expected = records[task["best_epoch"] - 1]["train_eval"][name]["accuracy"]
+      assert accuracy[name] == pytest.approx(expected, abs=1e-9)
+      checked += 1
+  assert checked == 6
+  rows = comparison.collect_diagnostics([tmp_path], eval_train=True)
+  assert [r["method"] for r in rows] == ["resnet1d", "resnet1d_mtl"]
+  assert all(0.0 <= r["train_eval_accuracy"] <= 1.0 for r in rows)
+  text = (tmp_path / "diagnostics.md").read_text()  # written by run_comparison
+  assert "| train (eval) |" in text and "All groups together" in text
