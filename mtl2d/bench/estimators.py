@@ -1,7 +1,7 @@
 """The estimators' defaults against 1NN-DTW on small univariate problems (docs/estimators.md).
 
 Run: `python -m mtl2d.bench.estimators --data_dir=../shared/data/ucr [--problems=ECG200,...]
-[--seeds=0,1] [--estimators=resnet2d,resnet1d] [--out=table.md]`.
+[--seeds=0,1] [--methods=1nn_dtw,resnet2d,resnet1d[,minirocket]] [--out=table.md]`.
 
 A problem is a UCR task subsampled to a small training set (30-200 series; the rest of the
 task, TRAIN and TEST merged, up to `--max_test` series, is the test set), or the synthetic set
@@ -12,7 +12,10 @@ Each seed draws another stratified subsample. On each draw:
   series, scored on the test series;
 - `1nn_dtw`: `mtl2d.knn.nn_dtw_predict` with the Sakoe-Chiba window chosen among 0, 5%, 10%,
   20% and unconstrained on a stratified 25% of the training series (`mtl2d.knn.select_window`;
-  UCR's own protocol learns the window too), then the whole training set as references.
+  UCR's own protocol learns the window too), then the whole training set as references;
+- `minirocket` (optional, needs aeon from the `bench` extra): aeon's `MiniRocketClassifier`
+  with its defaults (`random_state` = the seed), the ROCKET-family classifier users compare
+  with, on the same draws.
 The table gives the mean test accuracy over seeds per problem and method, the difference to
 1NN-DTW, and each estimator's fit time: wall seconds and CPU seconds (all threads, so up to
 cores x wall).
@@ -49,6 +52,7 @@ PROBLEMS: dict[str, tuple[str | None, int]] = {
     "AllGestureWiimoteX": ("AllGestureWiimoteX", 150),
 }
 ESTIMATORS = {"resnet2d": estimators.ResNet2DClassifier, "resnet1d": estimators.ResNet1DClassifier}
+PEERS = ("minirocket",)  # peer classifiers run from other libraries (the `bench` extra)
 WINDOWS = (0.0, 0.05, 0.1, 0.2, None)
 
 
@@ -91,6 +95,18 @@ def one_nn_dtw(x: np.ndarray, y: np.ndarray, xt: np.ndarray, seed: int) -> np.nd
   return np.asarray(knn.nn_dtw_predict(x, y, xt, window=window))
 
 
+def minirocket(x: np.ndarray, y: np.ndarray, xt: np.ndarray, seed: int) -> np.ndarray:
+  """Labels of `xt` from aeon's `MiniRocketClassifier` (defaults) fitted on `(x, y)`."""
+  try:
+    from aeon.classification.convolution_based import MiniRocketClassifier  # noqa: PLC0415
+  except ImportError as e:
+    raise ImportError("the minirocket method needs aeon: pip install 'mtl2d[bench]' "
+                      f"(or aeon>=1.0) ({e})") from e
+  clf = MiniRocketClassifier(random_state=seed)
+  clf.fit(np.asarray(x, np.float64)[:, None, :], np.asarray(y))
+  return np.asarray(clf.predict(np.asarray(xt, np.float64)[:, None, :]))
+
+
 def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
         data_dir: str | None, max_test: int) -> list[dict[str, Any]]:
   """One row per problem and seed: accuracy per method, fit seconds per estimator."""
@@ -103,8 +119,8 @@ def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
              "wall_s": {}, "cpu_s": {}, "schedule": {}}
       for method in methods:
         wall, cpu = time.perf_counter(), time.process_time()
-        if method == "1nn_dtw":
-          pred = one_nn_dtw(x, y, xt, seed)
+        if method in ("1nn_dtw", *PEERS):
+          pred = (one_nn_dtw if method == "1nn_dtw" else minirocket)(x, y, xt, seed)
           row["accuracy"][method] = float(np.mean(pred == yt))
         else:
           clf = ESTIMATORS[method](random_state=seed).fit(x, y)
@@ -165,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
   problems = [p for p in args.problems.split(",") if p]
   methods = [m for m in args.methods.split(",") if m]
   bad = sorted(set(problems) - set(PROBLEMS)) + sorted(
-      set(methods) - set(ESTIMATORS) - {"1nn_dtw"})
+      set(methods) - set(ESTIMATORS) - {"1nn_dtw", *PEERS})
   if bad or not problems or not methods:
     parser.error(f"unknown problems or methods {bad}")
   seeds = [int(s) for s in args.seeds.split(",") if s]

@@ -1,6 +1,7 @@
 """The estimators-vs-1NN-DTW evaluation: problems, the 1NN-DTW baseline and the table."""
 
 import numpy as np
+import pytest
 
 from mtl2d.bench import estimators as bench
 
@@ -22,3 +23,20 @@ def test_table_means_and_differences():
   assert table[2] == "| a | 50 / 40, 2, 150 | 2 | 0.600 | 0.750 | +0.150 | 11 / 20 |"
   assert table[3] == "| b | 50 / 40, 2, 150 | 1 | 0.900 | 0.800 | -0.100 | 10 / 20 |"
   assert table[4] == "| **mean** |  |  | **0.750** | **0.775** | +0.025 |  |"
+
+
+def test_minirocket_needs_aeon_or_learns_bumps():
+  x, y, xt, yt = bench.draw("bumps", 0, None, 40)
+  try:
+    import aeon  # noqa: F401
+  except ImportError:
+    with pytest.raises(ImportError, match=r"minirocket method needs aeon: pip install"):
+      bench.minirocket(x, y, xt, seed=0)
+    return
+  pred = bench.minirocket(x, y, xt, seed=0)
+  assert pred.shape == (40,) and np.mean(pred == yt) > 0.8
+
+
+def test_unknown_method_is_refused():
+  with pytest.raises(SystemExit):
+    bench.main(["--problems=bumps", "--methods=rocket9"])
