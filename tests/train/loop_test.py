@@ -349,7 +349,7 @@ def test_steps_per_task_sets_the_epochs_from_the_tasks_trained(tmp_path):
 def test_steps_per_task_with_independent_runs_of_different_sizes(tmp_path):
   # alpha: 3 batches of 8 an epoch, beta/x: 1; a budget of 3 steps each is 1 and 3 epochs.
   tasks = helpers.make_tasks()[:2]
-  config = helpers.tiny_config(num_epochs=5, steps_per_task=3, multitask=False)
+  config = helpers.tiny_config(num_epochs=2, steps_per_task=3, multitask=False)
   results = train.train_and_evaluate(config, tmp_path, tasks=tasks)
   assert results["finished"]
   for name, epochs in (("alpha", 1), ("beta/x", 3)):
@@ -358,6 +358,8 @@ def test_steps_per_task_with_independent_runs_of_different_sizes(tmp_path):
   merged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [sorted(r["val"]) for r in merged] == [["alpha", "beta/x"], ["beta/x"], ["beta/x"]]
   assert (tmp_path / "curves.png").stat().st_size > 0  # each task drawn over its own epochs
+  # A rerun finds every run finished (the top level has the longest task's 3 epochs, not 2).
+  assert train.train_and_evaluate(config, tmp_path, tasks=tasks)["tasks"] == results["tasks"]
 
 
 def test_checkpoint_improved_only_saves_fewer_and_keeps_the_same_best(tmp_path):
