@@ -500,15 +500,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   # One model per task: the top level (which sees every task's epochs) is checked before any
   # task's run starts.
   num_devices = sharding.DataParallel(int(config.num_devices)).num_devices
+  record = builders.config_record(config, num_devices)
   # The merged metrics hold as many epochs as the longest task's run (a budget in steps gives
-  # the tasks their own epochs): that is the top level's number of epochs.
-  epochs = max(builders.num_epochs_for(config, p.steps_per_epoch(config.batch_size))
-               for p in per_task.values())
-  top = config
-  if epochs != config.num_epochs:
-    top = copy.deepcopy(config)
-    top.num_epochs = epochs
-  record = builders.config_record(top, num_devices)
+  # each task its own epochs, recorded in its run's config): that is the number the top level
+  # records and checks against the epochs on disk; its identity keeps the config as given.
+  record["num_epochs"] = max(builders.num_epochs_for(config, p.steps_per_epoch(config.batch_size))
+                             for p in per_task.values())
   is_main = jax.process_index() == 0
   rundir_lib.record_or_verify(workdir, record, problem.fingerprint(), write=False)
   with contextlib.ExitStack() as stack:
