@@ -129,11 +129,6 @@ def _configs(config: ml_collections.ConfigDict, variant: Variant, seed: int):
   return train, data
 
 
-def _wall_time(run_dir: pathlib.Path) -> float:
-  records = rundir_lib.read_metrics(run_dir / "metrics.jsonl")
-  return float(sum(r["timing"]["epoch_time_s"] for r in records))
-
-
 def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                  only: Sequence[str] | None = None,
                  seeds: Sequence[int] | None = None,
@@ -221,7 +216,7 @@ def collect_rows(workdir: str | pathlib.Path, variants: Sequence[Variant]) -> li
                 "finished": True, "wall_time_s": float(r.get("time_s", 0.0)),
             })
           continue
-        wall = _wall_time(run_dir)  # single-task runs: the merged, summed epoch times
+        wall = rundir_lib.epoch_seconds(run_dir)  # single-task runs: the merged, summed epoch times
         for task, r in results.get("tasks", {}).items():
           rows.append({
               "variant": variant.name, "method": variant.method, "seed": seed,

@@ -478,7 +478,7 @@ def training_split_accuracy(run_dir: str | pathlib.Path) -> dict[str, float]:
   run_dir = pathlib.Path(run_dir)
   config = ml_collections.ConfigDict(files.read_json(run_dir / "config.json"))
   results = files.read_json(run_dir / "results.json")
-  out = {}
+  out, restored = {}, {}
   for task_id, task in enumerate(data_config_lib.load_tasks(config.data)):
     if task.name not in results["tasks"]:
       continue
@@ -486,8 +486,10 @@ def training_split_accuracy(run_dir: str | pathlib.Path) -> dict[str, float]:
       model_dir, head = run_dir, task_id
     else:
       model_dir, head = run_dir / results["task_dirs"][task.name], 0
-    model, variables, run_config = inference.restore_model(
-        model_dir, which=int(results["tasks"][task.name]["best_epoch"]))
+    key = (model_dir, int(results["tasks"][task.name]["best_epoch"]))
+    if key not in restored:  # multitask: tasks often share their best epoch's checkpoint
+      restored[key] = inference.restore_model(model_dir, which=key[1])
+    model, variables, run_config = restored[key]
     logits, _ = inference.predict(model, variables, task.train.x, head,
                                   batch_size=int(run_config.eval_batch_size
                                                  or run_config.batch_size))
@@ -531,8 +533,7 @@ def collect_diagnostics(workdirs: Sequence[str | pathlib.Path], *,
         else:
           train, best = mean("train_accuracy"), mean("best_epoch")
           epochs, finished = int(results["completed_epochs"]), bool(results["finished"])
-          records = rundir_lib.read_metrics(path.parent / "metrics.jsonl")
-          seconds = float(sum(r["timing"]["epoch_time_s"] for r in records))
+          seconds = rundir_lib.epoch_seconds(path.parent)
           if eval_train and finished:
             try:
               accuracy = training_split_accuracy(path.parent)

@@ -39,6 +39,7 @@ __all__ = [
     "completed_epochs",
     "config_to_dict",
     "ensure_writable",
+    "epoch_seconds",
     "holds_results",
     "read_metrics",
     "truncate_metrics",
@@ -243,6 +244,15 @@ def _read_chained(path: pathlib.Path) -> tuple[list[dict[str, Any]], str]:
     previous = link or ""
     records.append(record)
   return records, previous
+
+
+def epoch_seconds(workdir: pathlib.Path) -> float:
+  """Seconds a run spent in its epochs (training and evaluation), from its `metrics.jsonl`.
+
+  For independent per-task runs the merged file sums each epoch's tasks.
+  """
+  records = read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
+  return float(sum(r["timing"]["epoch_time_s"] for r in records))
 
 
 def read_metrics(path: pathlib.Path) -> list[dict[str, Any]]:
