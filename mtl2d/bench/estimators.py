@@ -1,7 +1,8 @@
 """The estimators' defaults against 1NN-DTW on small univariate problems (docs/estimators.md).
 
 Run: `python -m mtl2d.bench.estimators --data_dir=../shared/data/ucr [--problems=ECG200,...]
-[--seeds=0,1] [--methods=1nn_dtw,resnet2d,resnet1d[,minirocket]] [--out=table.md]`.
+[--seeds=0,1] [--methods=1nn_dtw,resnet2d,resnet1d[,minirocket]] [--params='{"length": 128}']
+[--out=table.md]`.
 
 A problem is a UCR task subsampled to a small training set (30-200 series; the rest of the
 task, TRAIN and TEST merged, up to `--max_test` series, is the test set), or the synthetic set
@@ -17,14 +18,20 @@ Each seed draws another stratified subsample. On each draw:
   with its defaults (`random_state` = the seed), the ROCKET-family classifier users compare
   with, on the same draws.
 The table gives the mean test accuracy over seeds per problem and method, the difference to
-1NN-DTW, and each estimator's fit time: wall seconds and CPU seconds (all threads, so up to
-cores x wall).
+1NN-DTW, each estimator's validation accuracy (its held-out quarter of the training series at
+the epoch it reports, `best_epoch_`: the number to choose a setting on, never the test column),
+and each estimator's fit time: wall seconds and CPU seconds (all threads, so up to cores x
+wall). `--params` sets estimator parameters away from their defaults (the same for every
+estimator), to compare a candidate default with the defaults on the validation column.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from collections.abc import Sequence
+import inspect
+import json
 import os
 import time
 from typing import Any
@@ -107,24 +114,61 @@ def minirocket(x: np.ndarray, y: np.ndarray, xt: np.ndarray, seed: int) -> np.nd
   return np.asarray(clf.predict(np.asarray(xt, np.float64)[:, None, :]))
 
 
+def validation_accuracy(clf: Any) -> float:
+  """A fitted estimator's held-out validation accuracy at the epoch it reports (`best_epoch_`)."""
+  for record in clf.history_:
+    if record.get("epoch") == clf.best_epoch_ and "mean_val_accuracy" in record:
+      return float(record["mean_val_accuracy"])
+  raise ValueError(f"no validation record of epoch {clf.best_epoch_} in the fit's history")
+
+
+def parse_params(text: str, methods: Sequence[str]) -> dict[str, Any]:
+  """`--params`: a JSON object of keyword arguments every estimator of `methods` accepts.
+
+  Raises:
+    ValueError: not a JSON object, or a name one of the estimators does not take (named).
+  """
+  if not text:
+    return {}
+  try:
+    params = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"--params is not JSON ({e}): {text!r}") from e
+  if not isinstance(params, Mapping):
+    raise ValueError(f"--params must be a JSON object of estimator parameters, got {text!r}")
+  for method in methods:
+    if method in ESTIMATORS:
+      accepted = set(inspect.signature(ESTIMATORS[method]).parameters) - {"random_state"}
+      unknown = sorted(set(params) - accepted)
+      if unknown:
+        raise ValueError(f"--params: {ESTIMATORS[method].__name__} takes no {unknown} "
+                         f"(it takes {sorted(accepted)})")
+  return dict(params)
+
+
 def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
-        data_dir: str | None, max_test: int) -> list[dict[str, Any]]:
-  """One row per problem and seed: accuracy per method, fit seconds per estimator."""
+        data_dir: str | None, max_test: int,
+        params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+  """One row per problem and seed: accuracy per method, validation and fit seconds per estimator.
+
+  `params`: estimator parameters set away from their defaults (every estimator the same).
+  """
   rows = []
   for problem in problems:
     for seed in seeds:
       x, y, xt, yt = draw(problem, seed, data_dir, max_test)
       row = {"problem": problem, "seed": seed, "train": len(y), "test": len(yt),
              "classes": len(np.unique(y)), "length": x.shape[1], "accuracy": {},
-             "wall_s": {}, "cpu_s": {}, "schedule": {}}
+             "val": {}, "wall_s": {}, "cpu_s": {}, "schedule": {}}
       for method in methods:
         wall, cpu = time.perf_counter(), time.process_time()
         if method in ("1nn_dtw", *PEERS):
           pred = (one_nn_dtw if method == "1nn_dtw" else minirocket)(x, y, xt, seed)
           row["accuracy"][method] = float(np.mean(pred == yt))
         else:
-          clf = ESTIMATORS[method](random_state=seed).fit(x, y)
+          clf = ESTIMATORS[method](random_state=seed, **(params or {})).fit(x, y)
           row["accuracy"][method] = float(clf.score(xt, yt))
+          row["val"][method] = validation_accuracy(clf)
           row["schedule"][method] = (clf.batch_size_, clf.epochs_, clf.best_epoch_)
         row["wall_s"][method] = time.perf_counter() - wall
         row["cpu_s"][method] = time.process_time() - cpu
@@ -136,24 +180,34 @@ def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
 
 
 def format_table(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
-  """Markdown: mean accuracy per problem (over seeds), difference to 1NN-DTW, fit seconds."""
+  """Markdown: mean accuracy per problem (over seeds), difference to 1NN-DTW, fit seconds.
+
+  Estimators whose rows hold a validation accuracy (`row["val"]`) get a validation column.
+  """
   fits = [m for m in methods if m != "1nn_dtw"]
   ref = "1nn_dtw" in methods
+  vals = [m for m in fits if all(m in r.get("val", {}) for r in rows)]
   head = ["problem", "train / test, classes, length", "seeds"] + list(methods)
   if ref:
     head += [f"{m} - 1nn_dtw" for m in fits]
+  head += [f"{m} val" for m in vals]
   head += [f"{m} fit s wall / CPU (max)" for m in fits]
   lines = ["| " + " | ".join(head) + " |", "|---|---|---:|" + "---:|" * (len(head) - 3)]
   means: dict[str, list[float]] = {m: [] for m in methods}
+  val_means: dict[str, list[float]] = {m: [] for m in vals}
   for problem in dict.fromkeys(r["problem"] for r in rows):
     rs = [r for r in rows if r["problem"] == problem]
     acc = {m: float(np.mean([r["accuracy"][m] for r in rs])) for m in methods}
+    val = {m: float(np.mean([r["val"][m] for r in rs])) for m in vals}
     for m in methods:
       means[m].append(acc[m])
+    for m in vals:
+      val_means[m].append(val[m])
     cells = [problem, f"{rs[0]['train']} / {rs[0]['test']}, {rs[0]['classes']}, "
              f"{rs[0]['length']}", str(len(rs))] + [f"{acc[m]:.3f}" for m in methods]
     if ref:
       cells += [f"{acc[m] - acc['1nn_dtw']:+.3f}" for m in fits]
+    cells += [f"{val[m]:.3f}" for m in vals]
     cells += [f"{max(r['wall_s'][m] for r in rs):.0f} / {max(r['cpu_s'][m] for r in rs):.0f}"
               for m in fits]
     lines.append("| " + " | ".join(cells) + " |")
@@ -161,6 +215,7 @@ def format_table(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
   cells = ["**mean**", "", ""] + [f"**{mean[m]:.3f}**" for m in methods]
   if ref:
     cells += [f"{mean[m] - mean['1nn_dtw']:+.3f}" for m in fits]
+  cells += [f"**{float(np.mean(val_means[m])):.3f}**" for m in vals]
   cells += [""] * len(fits)
   lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -176,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
   parser.add_argument("--seeds", default="0,1", help="comma-separated subsample seeds")
   parser.add_argument("--methods", default="1nn_dtw,resnet2d,resnet1d")
   parser.add_argument("--max_test", type=int, default=300, help="test series per problem")
+  parser.add_argument("--params", default="",
+                      help='estimator parameters away from the defaults, a JSON object, e.g. '
+                           '\'{"length": 128}\' (every estimator the same)')
   parser.add_argument("--out", default="", help="also write the Markdown table here")
   args = parser.parse_args(argv)
   problems = [p for p in args.problems.split(",") if p]
@@ -185,8 +243,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
   if bad or not problems or not methods:
     parser.error(f"unknown problems or methods {bad}")
   seeds = [int(s) for s in args.seeds.split(",") if s]
+  try:
+    params = parse_params(args.params, methods)
+  except ValueError as e:
+    parser.error(str(e))
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores")
-  rows = run(problems, seeds, methods, args.data_dir, args.max_test)
+  if params:
+    print(f"estimator parameters: {params}")
+  rows = run(problems, seeds, methods, args.data_dir, args.max_test, params)
   table = format_table(rows, methods)
   print(table)
   if args.out:

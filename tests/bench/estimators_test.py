@@ -1,5 +1,7 @@
 """The estimators-vs-1NN-DTW evaluation: problems, the 1NN-DTW baseline and the table."""
 
+import types
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,38 @@ def test_minirocket_needs_aeon_or_learns_bumps():
 def test_unknown_method_is_refused():
   with pytest.raises(SystemExit):
     bench.main(["--problems=bumps", "--methods=rocket9"])
+
+
+def test_table_validation_columns():
+  rows = [{"problem": p, "seed": s, "train": 50, "test": 40, "classes": 2, "length": 150,
+           "accuracy": {"1nn_dtw": 0.5, "resnet2d": 0.75}, "val": {"resnet2d": v},
+           "wall_s": {"resnet2d": 10.0}, "cpu_s": {"resnet2d": 20.0}}
+          for p, s, v in (("a", 0, 0.6), ("a", 1, 0.8), ("b", 0, 0.9))]
+  table = bench.format_table(rows, ["1nn_dtw", "resnet2d"]).splitlines()
+  assert table[0].endswith(
+      "| resnet2d - 1nn_dtw | resnet2d val | resnet2d fit s wall / CPU (max) |")
+  assert table[2] == "| a | 50 / 40, 2, 150 | 2 | 0.500 | 0.750 | +0.250 | 0.700 | 10 / 20 |"
+  assert table[4] == "| **mean** |  |  | **0.500** | **0.750** | +0.250 | **0.800** |  |"
+
+
+def test_validation_accuracy_is_the_reported_epochs():
+  history = [{"epoch": 1, "mean_val_accuracy": 0.25}, {"epoch": 2, "mean_val_accuracy": 0.75},
+             {"epoch": 3, "mean_val_accuracy": 0.5}]
+  clf = types.SimpleNamespace(history_=history, best_epoch_=2)
+  assert bench.validation_accuracy(clf) == 0.75
+  with pytest.raises(ValueError, match="no validation record of epoch 7"):
+    bench.validation_accuracy(types.SimpleNamespace(history_=history, best_epoch_=7))
+
+
+def test_params_are_checked():
+  assert bench.parse_params("", ["resnet2d"]) == {}
+  assert bench.parse_params('{"length": 128}', ["1nn_dtw", "resnet2d", "resnet1d"]) == {
+      "length": 128}
+  with pytest.raises(ValueError, match=r"--params is not JSON"):
+    bench.parse_params("length=128", ["resnet2d"])
+  with pytest.raises(ValueError, match=r"--params must be a JSON object"):
+    bench.parse_params("[128]", ["resnet2d"])
+  with pytest.raises(ValueError, match=r"ResNet2DClassifier takes no \['lenght'\]"):
+    bench.parse_params('{"lenght": 128}', ["resnet2d"])
+  with pytest.raises(SystemExit):
+    bench.main(["--problems=bumps", "--methods=resnet2d", '--params={"lenght": 1}'])
