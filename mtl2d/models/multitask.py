@@ -65,8 +65,8 @@ class MultiTaskModel(nn.Module):
     encoder: a module mapping `(x [batch, n], *, train, mask=None)` to
       features `[batch, F]` (`ResNet1D` or `TemplateResNet2D`); its
       parameters are shared by all tasks. An encoder with `num_tasks > 1` (per-task batch-norm
-      statistics) is also given `task_id=`, and `lengths=` when the call has lengths. One task (`num_classes=(c,)`) is
-      the single-task model.
+      statistics) is also given `task_id=`, and any encoder `lengths=` when the call has
+      lengths. One task (`num_classes=(c,)`) is the single-task model.
     num_classes: class count of every task, in task-id order.
     dtype: computation dtype of the heads; logits are returned as float32.
     dropout: dropout rate on the shared features before the heads, in training only (needs a
