@@ -22,6 +22,12 @@ kernel.
 The estimators validate and preprocess their inputs with the same functions (`as_series`,
 `preprocess`), so an exported model and the estimator it came from see identical inputs.
 
+Valid lengths: a program takes equal-length series and no `lengths` (`model.mask_padding` of
+the training engine cannot reach it). None is needed: the estimators resample every series to
+the task's length and never zero-pad, so even a model trained with `mask_padding` saw only
+full-length series, for which the mask changes nothing (exactly, in evaluation mode). A model
+trained on zero-padded UCR tasks is predicted with `mtl2d.train.predict(..., lengths=...)`.
+
 Trust: `load` verifies every file against SHA256SUMS, refuses file names that leave the
 directory, and refuses programs that call custom calls outside JAX's list of stable ones (JAX
 checks that list when it exports, not when it loads) unless `allow_custom_calls=True`; the

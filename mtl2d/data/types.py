@@ -50,6 +50,12 @@ class Split:
     """Number of examples."""
     return int(self.x.shape[0])
 
+  def valid_lengths(self) -> np.ndarray:
+    """`[num_examples]` int32 valid steps of each series: `lengths`, or the full length."""
+    if self.lengths is not None:
+      return np.asarray(self.lengths, np.int32)
+    return np.full(len(self), self.x.shape[1], np.int32)
+
 
 @dataclasses.dataclass(frozen=True)
 class Task:

@@ -11,6 +11,10 @@ its best validation epoch, the model the engine reports for that task (ties -> e
 The test slot: an estimator keeps no test data (scikit-learn scores on data given to `score`),
 so the tasks carry an empty test split and the engine runs with `evaluate_test=False`, which
 records nothing about a test split.
+
+Valid lengths: series are resampled, never zero-padded, so every series is full length; with
+`config_overrides={"model.mask_padding": True}` the model's mask then changes nothing in
+evaluation (predictions pass no lengths, which gives exactly the full-length mask's values).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ DistanceResNet2D    Figure 3c distance model (`score_matrix` scores a matrix).
 MultiTaskModel      shared encoder + stacked masked task heads (Figures 2d, 3d).
 FoldedBatchNorm     the batch norm of ResNet1D/2D (Flax-compatible variables, one scale and
                     shift per channel, float32 arithmetic).
+models.padding      valid steps of zero-padded series (`lengths`): masks, pooling, strides.
 classifier, distance_model   presets "paper", "quick", "tiny".
 """
 

@@ -65,8 +65,8 @@ class MultiTaskModel(nn.Module):
     encoder: a module mapping `(x [batch, n], *, train, mask=None)` to
       features `[batch, F]` (`ResNet1D` or `TemplateResNet2D`); its
       parameters are shared by all tasks. An encoder with `num_tasks > 1` (per-task batch-norm
-      statistics) is also given `task_id=`. One task (`num_classes=(c,)`) is
-      the single-task model.
+      statistics) is also given `task_id=`, and any encoder `lengths=` when the call has
+      lengths. One task (`num_classes=(c,)`) is the single-task model.
     num_classes: class count of every task, in task-id order.
     dtype: computation dtype of the heads; logits are returned as float32.
     dropout: dropout rate on the shared features before the heads, in training only (needs a
@@ -81,6 +81,7 @@ class MultiTaskModel(nn.Module):
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, task_id: jax.typing.ArrayLike, *,
                train: bool, mask: jax.typing.ArrayLike | None = None,
+               lengths: jax.typing.ArrayLike | None = None,
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Classifies a batch of series of one task.
 
@@ -93,6 +94,9 @@ class MultiTaskModel(nn.Module):
         statistics (the train step passes its padding mask, so padding rows
         never change them); None: all examples. Logits are computed for
         every row.
+      lengths: `[batch]` int, valid steps of series zero-padded at the end
+        (`model.mask_padding`); the encoder ignores the padded steps
+        (`mtl2d.models.padding`). None: every step is valid.
 
     Returns:
       `(logits, aux)`: logits `[batch, max(num_classes)]` float32 with
@@ -109,6 +113,8 @@ class MultiTaskModel(nn.Module):
       raise ValueError(f"task_id must be an integer scalar, got shape {task_id.shape} and dtype "
                        f"{task_id.dtype}")
     kwargs = {} if mask is None else {"mask": mask}
+    if lengths is not None:
+      kwargs["lengths"] = lengths
     if getattr(self.encoder, "num_tasks", 1) > 1:
       # Per-task batch-norm statistics (`norm.FoldedBatchNorm`): the encoder needs the batch's task.
       kwargs["task_id"] = task_id

@@ -28,7 +28,12 @@ batch normalization.
 `mask` (as in `flax.linen.BatchNorm`) leaves positions out of the batch statistics: the training
 loop pads batches to a multiple of the device count, and the padding rows must not change the
 statistics, or results would depend on the number of devices. `row_mask` turns the loop's
-per-example mask `[batch]` into the `[batch, 1, ..., 1]` shape both norms take.
+per-example mask `[batch]` into the `[batch, 1, ..., 1]` shape both norms take. Zero-padded
+series (`model.mask_padding`) also leave their padded time steps out: `padding.step_mask` gives
+the `[batch, length, 1, ..., 1]` mask of the valid steps, combined with the row mask by `&`.
+Both are masks over leading axes (`[batch, 1, ...]` or `[batch, length, 1, ...]`), whose
+statistics sum the activations over the other axes first and weight only those sums, so no
+masked reduction over the full-size tensor is needed for them.
 """
 
 import math
@@ -62,22 +67,35 @@ def row_mask(mask: jax.typing.ArrayLike | None, x: jax.Array) -> jax.Array | Non
   return (mask != 0).reshape(mask.shape + (1,) * (x.ndim - 1))
 
 
+def _leading_axes(mask_shape: tuple[int, ...], x_shape: tuple[int, ...]) -> int:
+  """The least k with `mask_shape == x_shape[:k] + (1, ..., 1)`, k < ndim; 0 if none."""
+  n = len(x_shape)
+  for k in range(1, n):
+    if len(mask_shape) == n and tuple(mask_shape) == tuple(x_shape[:k]) + (1,) * (n - k):
+      return k
+  return 0
+
+
 def _moments(xf: jax.Array, mask: jax.typing.ArrayLike | None) -> tuple[jax.Array, jax.Array]:
   """Per-channel `E[x]` and `E[x^2]` over the positions where `mask` is True."""
   axes = tuple(range(xf.ndim - 1))
   if mask is None:
     return jnp.mean(xf, axes), jnp.mean(jnp.square(xf), axes)
   mask = jnp.asarray(mask, bool)
-  if mask.shape != xf.shape[:1] + (1,) * (xf.ndim - 1):
+  k = _leading_axes(mask.shape, xf.shape)
+  if k == 0:
     return jnp.mean(xf, axes, where=mask), jnp.mean(jnp.square(xf), axes, where=mask)
-  # A per-example mask (`row_mask`): sum over the other axes first and weight the `[batch,
+  # A mask over leading axes (per example, `row_mask`; per example and step,
+  # `padding.step_mask`): sum over the other axes first and weight the `[batch, (length,)
   # channels]` sums, so the mask never meets a full-size tensor (a masked full-size reduction
   # costs XLA:CPU an extra pass over the activations, forward and backward).
   weight = mask.reshape(-1).astype(jnp.float32)
-  inner = axes[1:]
-  count = jnp.maximum(jnp.sum(weight), 1.0) * math.prod(xf.shape[1:-1])
-  mean = weight @ jnp.sum(xf, inner) / count
-  mean_sq = weight @ jnp.sum(jnp.square(xf), inner) / count
+  inner = axes[k:]
+  count = jnp.maximum(jnp.sum(weight), 1.0) * math.prod(xf.shape[k:-1])
+  sums = jnp.sum(xf, inner).reshape(-1, xf.shape[-1])
+  sums_sq = jnp.sum(jnp.square(xf), inner).reshape(-1, xf.shape[-1])
+  mean = weight @ sums / count
+  mean_sq = weight @ sums_sq / count
   return mean, mean_sq
 
 
@@ -111,9 +129,10 @@ class FoldedBatchNorm(nn.Module):
       x: `[..., channels]` activations.
       task_id: int32 scalar (may be traced), the batch's task; required when `num_tasks > 1`,
         ignored otherwise.
-      mask: bool array broadcastable to `x` (e.g. `row_mask(...)`, `[batch, 1, ..., 1]`); the
-        training statistics are computed over the True positions only, as in
-        `flax.linen.BatchNorm`. Ignored with running averages.
+      mask: bool array broadcastable to `x` (e.g. `row_mask(...)`, `[batch, 1, ..., 1]`, or
+        `row_mask(...) & padding.step_mask(...)`, `[batch, length, 1, ..., 1]`); the training
+        statistics are computed over the True positions only, as in `flax.linen.BatchNorm`.
+        Ignored with running averages.
 
     Returns:
       The normalized `x`, in `dtype`.

@@ -17,6 +17,17 @@ widening only after four halvings costs little.
 `SAME` padding makes every stride-2 convolution map a side of s to ceil(s/2),
 so a side of 1 stays 1: any n, m >= 1 works, including inputs that reach
 1x1 before the eighth stage.
+
+Zero-padded series (`lengths`, from `model.mask_padding`): the input series is the n axis, so
+`lengths [batch]` counts the valid rows of the `[batch, n, m, channels]` input. The padded rows
+are set to zero in the input (the distance tensor) and after every batch norm, so every
+convolution sees zeros there as its `SAME` padding would; batch-norm statistics and the global
+average pooling take the valid rows only. Each stride-2 stage halves the valid rows with the
+rule of `padding.downsample_lengths`: an output row is valid when any input row of its stride
+cell (rows 2i and 2i + 1) is valid, so L valid rows become ceil(L / 2). Whatever the padded
+rows hold, the features are the same; full lengths give the plain model's values (exactly in
+evaluation mode). Unlike ResNet1D the padded and unpadded series differ in general: `SAME`
+stride-2 windows start one row earlier on odd sides than on even ones.
 """
 
 from collections.abc import Sequence
@@ -29,6 +40,7 @@ import jax.numpy as jnp
 
 from mtl2d.models import conv as conv_lib
 from mtl2d.models import norm as norm_lib
+from mtl2d.models import padding
 from mtl2d.models import templates as templates_lib
 
 __all__ = ["BasicBlock2D", "ResNet2D", "ResNet2DStage", "TemplateResNet2D", "DEFAULT_WIDTHS"]
@@ -40,6 +52,16 @@ ModuleDef = Any
 # The default `conv` of every module here: flax's nn.Conv with mtl2d's CPU kernel gradients on
 # the CPU backend and XLA's convolution elsewhere (`conv_lib.conv_module`).
 DEFAULT_CONV = conv_lib.conv_module("auto")
+
+
+def _masks(mask: jax.Array | None, lengths: jax.Array | None,
+           x: jax.Array) -> tuple[jax.Array | None, Any]:
+  """`(batch-statistics mask, zeroing of the padded rows)` of `x` (see the module docstring)."""
+  rows = norm_lib.row_mask(mask, x)
+  if lengths is None:
+    return rows, lambda y: y
+  valid = padding.step_mask(lengths, x)
+  return (valid if rows is None else rows & valid), lambda y: jnp.where(valid, y, 0)
 
 
 def _norm(norm: ModuleDef, train: bool, dtype: Any, name: str, num_tasks: int,
@@ -77,23 +99,26 @@ class BasicBlock2D(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, task_id: jax.Array | None = None,
-               mask: jax.Array | None = None) -> jax.Array:
+               mask: jax.Array | None = None, lengths: jax.Array | None = None) -> jax.Array:
     """Applies the block: `[batch, h, w, c] -> [batch, h, w, features]`.
 
     `task_id` picks the batch-norm statistics when `num_tasks > 1`; `mask` `[batch]`: only
-    nonzero examples enter the batch statistics (None: all).
+    nonzero examples enter the batch statistics (None: all); `lengths` `[batch]`: valid rows
+    (axis h) of each example, `x` zero below them; the other rows are left out of the batch
+    statistics and held at zero (None: all rows valid).
     """
-    rows = norm_lib.row_mask(mask, x)
+    rows, zero = _masks(mask, lengths, x)
     conv = lambda k, name: self.conv(  # noqa: E731
         self.features, (k, k), padding="SAME", use_bias=False, dtype=self.dtype, name=name)
     bn = functools.partial(_norm, self.norm, train, self.dtype, num_tasks=self.num_tasks)
-    y = nn.relu(bn("bn0")(conv(3, "conv0")(x), task_id, mask=rows))
+    y = zero(nn.relu(bn("bn0")(conv(3, "conv0")(x), task_id, mask=rows)))
     # Zero-init of the last scale makes each block start as the identity
     # (Goyal et al. 2017), which keeps 8 stacked blocks stable at init.
-    y = bn("bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y), task_id, mask=rows)
+    y = zero(bn("bn1", scale_init=nn.initializers.zeros)(conv(3, "conv1")(y), task_id,
+                                                         mask=rows))
     shortcut = x
     if x.shape[-1] != self.features:
-      shortcut = bn("proj_bn")(conv(1, "proj_conv")(x), task_id, mask=rows)
+      shortcut = zero(bn("proj_bn")(conv(1, "proj_conv")(x), task_id, mask=rows))
     return nn.relu(y + shortcut)
 
 
@@ -119,17 +144,21 @@ class ResNet2DStage(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, task_id: jax.Array | None = None,
-               mask: jax.Array | None = None) -> jax.Array:
+               mask: jax.Array | None = None, lengths: jax.Array | None = None) -> jax.Array:
     """`[batch, h, w, c] -> [batch, ceil(h/stride), ceil(w/stride), features]`.
 
-    `task_id` and `mask` as in the block.
+    `task_id`, `mask` and `lengths` as in the block; the output's valid rows are
+    `padding.downsample_lengths(lengths, stride)`, zero below them.
     """
     x = BasicBlock2D(self.features, dtype=self.dtype, conv=self.conv, norm=self.norm,
-                     num_tasks=self.num_tasks, name="block")(x, train, task_id, mask)
+                     num_tasks=self.num_tasks, name="block")(x, train, task_id, mask, lengths)
     x = self.conv(self.features, (3, 3), strides=(self.stride,) * 2, padding="SAME",
                   use_bias=False, dtype=self.dtype, name="down_conv")(x)
-    return nn.relu(_norm(self.norm, train, self.dtype, "down_bn", self.num_tasks)(
-        x, task_id, mask=norm_lib.row_mask(mask, x)))
+    if lengths is not None:
+      lengths = padding.downsample_lengths(lengths, self.stride)
+    rows, zero = _masks(mask, lengths, x)
+    return zero(nn.relu(_norm(self.norm, train, self.dtype, "down_bn", self.num_tasks)(
+        x, task_id, mask=rows)))
 
 
 class ResNet2D(nn.Module):
@@ -167,12 +196,15 @@ class ResNet2D(nn.Module):
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
                task_id: jax.typing.ArrayLike | None = None,
-               mask: jax.typing.ArrayLike | None = None) -> jax.Array:
+               mask: jax.typing.ArrayLike | None = None,
+               lengths: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Encodes `[batch, n, m, channels]` (or `[batch, n, m]`) into `[batch, widths[-1]]`.
 
     `task_id` (int32 scalar) picks the batch-norm statistics when `num_tasks > 1`. `mask`
     `[batch]`: only nonzero examples enter the batch statistics (padding rows, see
-    `mtl2d.train.steps`); None: all examples.
+    `mtl2d.train.steps`); None: all examples. `lengths` `[batch]` int: valid rows (axis n,
+    the series' steps) of zero-padded series, in `1..n` (not checked: traced); the other rows
+    are ignored (module docstring). None: every row is valid, the plain model.
     """
     x = jnp.asarray(x)
     if x.ndim == 3:
@@ -189,11 +221,19 @@ class ResNet2D(nn.Module):
                        f"got {self.downsample}")
     stage_cls = nn.remat(ResNet2DStage, static_argnums=(2,)) if self.remat else ResNet2DStage
     x = x.astype(self.dtype)
+    if lengths is not None:
+      lengths = jnp.asarray(lengths, jnp.int32)
+      x = jnp.where(padding.step_mask(lengths, x), x, 0)  # the padded rows of the input
     for i, w in enumerate(self.widths):
-      x = stage_cls(w, dtype=self.dtype, conv=self.conv, norm=self.norm,
-                    stride=2 if i < downsample else 1, num_tasks=self.num_tasks,
-                    name=f"stage{i}")(x, train, task_id, mask)
-    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+      stride = 2 if i < downsample else 1
+      args = (x, train, task_id, mask) + (() if lengths is None else (lengths,))
+      x = stage_cls(w, dtype=self.dtype, conv=self.conv, norm=self.norm, stride=stride,
+                    num_tasks=self.num_tasks, name=f"stage{i}")(*args)
+      if lengths is not None:
+        lengths = padding.downsample_lengths(lengths, stride)
+    if lengths is None:
+      return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    return padding.average_valid(x, lengths)
 
 
 class TemplateResNet2D(nn.Module):
@@ -228,13 +268,16 @@ class TemplateResNet2D(nn.Module):
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, *, train: bool,
                task_id: jax.typing.ArrayLike | None = None,
-               mask: jax.typing.ArrayLike | None = None) -> jax.Array:
+               mask: jax.typing.ArrayLike | None = None,
+               lengths: jax.typing.ArrayLike | None = None) -> jax.Array:
     """Encodes `[batch, n]` (or `[batch, n, C]`) series into `[batch, widths[-1]]` features.
 
     The features are float32; C channels are compared with the templates by Euclidean
     distance between points of R^C (`templates.TemplateDistance`).
 
-    `task_id` and `mask`: see `ResNet2D`.
+    `task_id` and `mask`: see `ResNet2D`. `lengths` `[batch]`: valid steps of series
+    zero-padded at the end; the distance tensor's rows of the padded steps are masked (see
+    `ResNet2D`). None: every step is valid.
     """
     d = templates_lib.TemplateDistance(
         self.num_templates, self.template_length, dtype=self.dtype,
@@ -243,4 +286,4 @@ class TemplateResNet2D(nn.Module):
     return ResNet2D(tuple(self.widths), dtype=self.dtype, remat=self.remat,
                     conv=self.conv, norm=self.norm, downsample=self.downsample,
                     num_tasks=self.num_tasks, name="resnet2d")(d, train=train, task_id=task_id,
-                                                               mask=mask)
+                                                               mask=mask, lengths=lengths)

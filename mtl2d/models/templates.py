@@ -57,7 +57,8 @@ def random_walk_init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.fl
 
 def templates_from_series(series: Sequence[np.ndarray], num_templates: int,
                           template_length: int, *, mode: str = "train_segments",
-                          seed: int = 0) -> np.ndarray:
+                          seed: int = 0,
+                          lengths: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
   """Templates drawn from training series, as learnable-shapelet methods initialise shapelets.
 
   Templates are taken evenly from the tasks (task `c % len(series)` gives template `c`), each
@@ -72,6 +73,9 @@ def templates_from_series(series: Sequence[np.ndarray], num_templates: int,
     template_length: m.
     mode: "train_segments" or "train_series".
     seed: the draw is a pure function of the series and the seed.
+    lengths: per task, `[N_t]` valid steps of series zero-padded at the end (or None): a
+      template is then drawn from the valid steps of its series only (`model.mask_padding`).
+      None: every step is valid.
 
   Returns:
     `[template_length, num_templates]` float32 (template `c` is column `c`).
@@ -91,7 +95,10 @@ def templates_from_series(series: Sequence[np.ndarray], num_templates: int,
   for c in range(num_templates):
     t = c % len(series)
     rows = series[t]
-    row = rows[orders[t][(c // len(series)) % len(rows)]]
+    i = orders[t][(c // len(series)) % len(rows)]
+    row = rows[i]
+    if lengths is not None and lengths[t] is not None:
+      row = row[:int(lengths[t][i])]
     n = row.shape[0]
     if mode == "train_segments" and n > template_length:
       start = int(rng.integers(0, n - template_length + 1))

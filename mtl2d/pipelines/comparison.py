@@ -491,6 +491,7 @@ def training_split_accuracy(run_dir: str | pathlib.Path) -> dict[str, float]:
       restored[key] = inference.restore_model(model_dir, which=key[1])
     model, variables, run_config = restored[key]
     logits, _ = inference.predict(model, variables, task.train.x, head,
+                                  lengths=inference.input_lengths(run_config, task.train),
                                   batch_size=int(run_config.eval_batch_size
                                                  or run_config.batch_size))
     predicted = np.argmax(np.asarray(logits)[:, :task.num_classes], axis=-1)

@@ -29,6 +29,7 @@ from mtl2d import files
 from mtl2d import train
 from mtl2d.analysis import embedding
 from mtl2d.report import plots
+from mtl2d.train import inference
 
 __all__ = ["HIERARCHIES", "run_tsne", "choose_data"]
 
@@ -98,14 +99,17 @@ def run_tsne(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> 
       with train_config.unlocked():
         train_config.data = copy.deepcopy(data_config)
       train.train_and_evaluate(train_config, run, tasks=tasks)
-    model, variables, _ = train.restore_model(run, which="best")
+    model, variables, run_config = train.restore_model(run, which="best")
     run_tasks = [t["name"] for t in files.read_json(run / "data.json")["tasks"]]
     for task_name, colour in ((subject_task, "subject"), (subject_task, "gender"),
                               (gender_task, "gender")):
       task = tasks[names.index(task_name)]
       x = np.concatenate([task.val.x, task.test.x])
       y = np.concatenate([task.val.y, task.test.y])
-      _, features = train.predict(model, variables, x, run_tasks.index(task_name))
+      lengths = [inference.input_lengths(run_config, s) for s in (task.val, task.test)]
+      lengths = None if lengths[0] is None else np.concatenate(lengths)
+      _, features = train.predict(model, variables, x, run_tasks.index(task_name),
+                                  lengths=lengths)
       features = np.asarray(features)
       if colour == "gender" and task_name == subject_task:
         genders = np.array([to_gender(task.label_values[c]) for c in y])

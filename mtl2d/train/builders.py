@@ -147,6 +147,10 @@ def run_identity(config: ml_collections.ConfigDict, num_devices: int) -> dict[st
     train["microbatches"] = k
   if train:
     identity["train"] = train
+  if not config_lib.mask_padding(config):
+    # Off computes what runs from before the field existed computed: not recorded, so their
+    # workdirs stay resumable (as `microbatches` above).
+    model.pop("mask_padding", None)
   return identity
 
 

@@ -13,14 +13,16 @@ import ml_collections
 import numpy as np
 
 from mtl2d import files
+from mtl2d.data import types
 from mtl2d.models import factory
 from mtl2d.train import builders
 from mtl2d.train import checkpoints
+from mtl2d.train import config as config_lib
 from mtl2d.train import state as state_lib
 from mtl2d.train import steps as steps_lib
 
-__all__ = ["classifier_fn", "predict", "predict_distance", "rebuild_model", "recorded_fields",
-           "restore_model"]
+__all__ = ["classifier_fn", "input_lengths", "predict", "predict_distance", "rebuild_model",
+           "recorded_fields", "restore_model"]
 
 
 def recorded_fields(config: ml_collections.ConfigDict | dict[str, Any]) -> dict[str, Any] | None:
@@ -142,8 +144,25 @@ def _distance_fn(model):
                  .astype(jnp.float32))
 
 
+def input_lengths(config: ml_collections.ConfigDict | dict[str, Any],
+                  split: types.Split) -> np.ndarray | None:
+  """The `lengths` to `predict` a split with, as the run was trained (`model.mask_padding`).
+
+  Args:
+    config: the run's config (`restore_model`'s third output, `config.json`).
+    split: the series to predict.
+
+  Returns:
+    `[N]` int32 valid steps of the split's series (its `lengths`, or the full length) when the
+    run masked padding; None otherwise (the model then sees the padding as values, as in
+    training).
+  """
+  return split.valid_lengths() if config_lib.mask_padding(config) else None
+
+
 def predict(model: Any, variables: Any, x: jax.typing.ArrayLike, task_id: int, *,
-            batch_size: int = 256, fast_compile: bool = False) -> tuple[jax.Array, jax.Array]:
+            lengths: jax.typing.ArrayLike | None = None, batch_size: int = 256,
+            fast_compile: bool = False) -> tuple[jax.Array, jax.Array]:
   """Logits and shared features of a classifier, in padded batches (one compile per length).
 
   Args:
@@ -151,6 +170,10 @@ def predict(model: Any, variables: Any, x: jax.typing.ArrayLike, task_id: int, *
     variables: `{"params", "batch_stats"}`.
     x: `[N, length]` (or `[N, length, channels]`) series of task `task_id`.
     task_id: the task's index in the model's heads.
+    lengths: `[N]` int valid steps of series zero-padded at the end, for a model trained with
+      `model.mask_padding` (`input_lengths(config, split)` gives them as the run was trained);
+      the model then ignores the padded steps. None: every step is valid (a run trained
+      without the mask must be given None, as in training).
     batch_size: rows per compiled call; the last batch is padded.
     fast_compile: compile like the engine's evaluation step (`config.fast_compile`).
 
@@ -161,12 +184,20 @@ def predict(model: Any, variables: Any, x: jax.typing.ArrayLike, task_id: int, *
   if x.ndim not in (2, 3) or x.shape[0] == 0:
     raise ValueError(f"x must be a non-empty [N, length] (or [N, length, channels]) array, got "
                      f"shape {x.shape}")
+  if lengths is not None:
+    lengths = np.asarray(lengths)
+    if lengths.shape != x.shape[:1] or not np.issubdtype(lengths.dtype, np.integer) or (
+        lengths.min() < 1 or lengths.max() > x.shape[1]):
+      raise ValueError(f"lengths must be [N] = {x.shape[:1]} ints in 1..{x.shape[1]}, got "
+                       f"shape {lengths.shape} and dtype {lengths.dtype}")
+    lengths = lengths.astype(np.int32)
   num_tasks = len(model.num_classes)
   if not 0 <= int(task_id) < num_tasks:
     raise ValueError(f"task_id must be in [0, {num_tasks}), got {task_id}")
   fn = classifier_fn(model, fast_compile)
-  outs = [(fn(variables, x[rows], np.int32(task_id)), k) for rows, _, k in
-          steps_lib.padded_chunks(len(x), batch_size)]
+  outs = [(fn(variables, x[rows], np.int32(task_id),
+              *(() if lengths is None else (lengths[rows],))), k)
+          for rows, _, k in steps_lib.padded_chunks(len(x), batch_size)]
   logits = jnp.concatenate([o[0][:k] for o, k in outs])
   features = jnp.concatenate([o[1][:k] for o, k in outs])
   return logits, features

@@ -228,6 +228,9 @@ class ClassificationProblem:
     self.by_name = {t.name: t for t in self.tasks}
     self.eval_splits = ("val", "test") if config.get("evaluate_test", True) else ("val",)
     self.multitask = bool(config.multitask)
+    # Batches carry the valid lengths only when asked, so the default batches, steps and
+    # compiled programs are the ones from before the option existed.
+    self.mask_padding = config_lib.mask_padding(config)
 
   def per_task_problems(self) -> dict[str, "ClassificationProblem"] | None:
     """With `multitask=False`, one single-task problem per task (independent runs)."""
@@ -273,15 +276,18 @@ class ClassificationProblem:
 
     Templates whose `template_init` is "train_segments" or "train_series" are replaced here by
     z-normalised segments (or whole series) of training series, drawn evenly from every task
-    with the run's seed (`mtl2d.models.templates.templates_from_series`). Other parameters are
+    with the run's seed (`mtl2d.models.templates.templates_from_series`); with
+    `model.mask_padding`, from the valid steps of zero-padded series only. Other parameters are
     returned unchanged.
     """
     mode = getattr(getattr(self.model, "encoder", None), "template_init", None)
     if mode not in templates_lib.DATA_INITS:
       return params
+    lengths = [t.train.lengths for t in self.tasks] if self.mask_padding else None
     return templates_lib.replace_templates(
         params, lambda m, k: templates_lib.templates_from_series(
-            [t.train.x for t in self.tasks], k, m, mode=mode, seed=int(self.config.seed)))
+            [t.train.x for t in self.tasks], k, m, mode=mode, seed=int(self.config.seed),
+            lengths=lengths))
 
   def steps_per_epoch(self, batch_size: int) -> int:
     """Train steps in one epoch."""
@@ -292,7 +298,10 @@ class ClassificationProblem:
 
   def batches(self, epoch: int, batch_size: int,
               padded_size: int) -> Iterator[tuple[str, HostBatch]]:
-    """Host batches of one epoch: `(task name, {x, y, mask, task_id})`."""
+    """Host batches of one epoch: `(task name, {x, y, mask, task_id})`.
+
+    With `model.mask_padding` the batches also hold `lengths` (`Split.valid_lengths`).
+    """
     seed = self.config.seed
     if len(self.tasks) == 1:
       name = self.tasks[0].name
@@ -304,8 +313,7 @@ class ClassificationProblem:
     for name, idx in schedule:
       split = self.by_name[name].train
       rows, mask = steps_lib.pad_rows(idx, padded_size)
-      yield name, {"x": split.x[rows], "y": split.y[rows], "mask": mask,
-                   "task_id": self.task_ids[name]}
+      yield name, self._batch(split, rows, mask, name)
 
   def evaluate(self, state: Any, eval_step: Callable[..., Any], dp: sharding_lib.DataParallel,
                batch_size: int) -> Evaluation:
@@ -324,8 +332,7 @@ class ClassificationProblem:
         split = t.split(split_name)
         total = None
         for rows, mask, _ in steps_lib.padded_chunks(len(split), batch_size):
-          batch = dp.shard_batch({"x": split.x[rows], "y": split.y[rows], "mask": mask,
-                                  "task_id": self.task_ids[t.name]})
+          batch = dp.shard_batch(self._batch(split, rows, mask, t.name))
           m = eval_step(state, batch)
           total = m if total is None else jax.tree.map(lambda a, b: a + b, total, m)
         totals[key][t.name] = total
@@ -334,6 +341,13 @@ class ClassificationProblem:
     out["mean_val_accuracy"] = _mean_val_accuracy(out)
     val = " ".join(f"{name}={v['accuracy']:.3f}" for name, v in out["val"].items())
     return Evaluation(out, f"mean val acc {out['mean_val_accuracy']:.4f} | val acc {val}")
+
+  def _batch(self, split: types.Split, rows: np.ndarray, mask: np.ndarray,
+             name: str) -> HostBatch:
+    batch = {"x": split.x[rows], "y": split.y[rows], "mask": mask, "task_id": self.task_ids[name]}
+    if self.mask_padding:
+      batch["lengths"] = split.valid_lengths()[rows]
+    return batch
 
   @staticmethod
   def score(record: dict[str, Any]) -> float:
@@ -402,6 +416,9 @@ class DistanceProblem:
     if not config.get("evaluate_test", True):
       raise ValueError("config.evaluate_test=False is for classification; distance learning "
                        "selects its test predictions by validation MSE and needs the test pairs")
+    if config_lib.mask_padding(config):
+      raise ValueError("config.model.mask_padding is for classification; distance pairs are "
+                       "not zero-padded")
     if pairs is None:
       pairs = data_config.load_pairs(config.data)
     check_pairs(pairs, config.distance.target)

@@ -132,6 +132,10 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
       given["train"] = train
     else:
       del given["train"]
+  model = given.get("model")
+  if isinstance(model, dict) and model.get("mask_padding") is False:
+    # Off computes what configs from before the field existed computed.
+    given["model"] = {k: v for k, v in model.items() if k != "mask_padding"}
   return given
 
 

@@ -25,6 +25,11 @@ running mean is then exactly the full batch's; the running variance is the mean
 within-microbatch variance (it misses the spread between microbatch means). A microbatch without
 real rows (fewer real rows than `k`) is skipped (`lax.cond`): no gradient, no statistics.
 
+Zero-padded series (`config.model.mask_padding`): a classification batch may carry `lengths
+[B]` int32, each series' valid steps; the steps pass it to the model (which then ignores the
+padded steps, `mtl2d.models.padding`) and to window slicing (which crops within them). Without
+`lengths` in the batch nothing changes.
+
 Step metrics are sums (`loss_sum`, `correct`, `count`, ...) so they can be added on device
 across steps with `accumulate` and fetched every N steps; `first_nonfinite_step` (-1 if none)
 records the first step whose loss was NaN or infinite.
@@ -187,6 +192,11 @@ def _accumulated_grads(sums_fn: SumsFn, state: state_lib.TrainState, batch: Batc
   return grads, stats, sums
 
 
+def _lengths(batch: Batch) -> dict[str, jax.Array]:
+  """`{"lengths": ...}` when the batch carries valid lengths (`model.mask_padding`), else {}."""
+  return {"lengths": batch["lengths"]} if "lengths" in batch else {}
+
+
 def classification_train_step(
     state: state_lib.TrainState, batch: Batch, *,
     augmentation: augment_lib.Augmentation = augment_lib.Augmentation(),
@@ -200,7 +210,9 @@ def classification_train_step(
 
   Args:
     state: train state of a `MultiTaskModel` (called as `(x, task_id, *, train, mask)`).
-    batch: `x [B, n]` float, `y [B]` int32, `mask [B]` float32, `task_id` int32 scalar.
+    batch: `x [B, n]` float, `y [B]` int32, `mask [B]` float32, `task_id` int32 scalar, and
+      optionally `lengths [B]` int32, the valid steps of zero-padded series (see the module
+      docstring).
     augmentation: training-time augmentation of `x` (static; default none), drawn for the
       whole batch before it is split into microbatches.
     microbatches: gradient accumulation over this many sequential parts of the batch (static,
@@ -216,12 +228,14 @@ def classification_train_step(
   """
   step_rng = jax.random.fold_in(state.rng, state.step)
   dropout_rng, augment_rng = jax.random.split(step_rng)
-  x = augment_lib.augment_batch(batch["x"], augment_rng, augmentation)
+  x = augment_lib.augment_batch(batch["x"], augment_rng, augmentation,
+                                lengths=batch.get("lengths"))
 
   def sums_fn(params, part, key):
     (logits, _), updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, part["x"], part["task_id"],
-        train=True, mask=part["mask"], mutable=["batch_stats"], rngs={"dropout": key})
+        train=True, mask=part["mask"], mutable=["batch_stats"], rngs={"dropout": key},
+        **_lengths(part))
     # Classes the task lacks carry a large negative logit (zero probability), so plain
     # cross-entropy over all heads' classes is the task's own cross-entropy.
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, part["y"])
@@ -277,8 +291,12 @@ def _variables(state: Any) -> dict[str, Any]:
 
 
 def classification_eval_step(state: state_lib.TrainState, batch: Batch) -> Metrics:
-  """Cross-entropy and accuracy sums over the real rows of `batch` (running BN averages)."""
-  logits, _ = state.apply_fn(_variables(state), batch["x"], batch["task_id"], train=False)
+  """Cross-entropy and accuracy sums over the real rows of `batch` (running BN averages).
+
+  `batch` as in `classification_train_step` (its `lengths`, if any, go to the model).
+  """
+  logits, _ = state.apply_fn(_variables(state), batch["x"], batch["task_id"], train=False,
+                             **_lengths(batch))
   ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
   _, loss_sum, count = _masked_mean(ce, batch["mask"])
   correct = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["mask"])
@@ -292,9 +310,15 @@ def distance_eval_step(state: state_lib.TrainState, batch: Batch) -> jax.Array:
 
 
 def classifier_predict(apply_fn: Callable[..., Any], variables: Any, x: jax.Array,
-                       task_id: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """`(logits [B, C_max], features [B, F])` of a batch of one task (running BN averages)."""
-  logits, aux = apply_fn(variables, x, task_id, train=False)
+                       task_id: jax.Array, lengths: jax.Array | None = None,
+                       ) -> tuple[jax.Array, jax.Array]:
+  """`(logits [B, C_max], features [B, F])` of a batch of one task (running BN averages).
+
+  `lengths [B]`: valid steps of zero-padded series, for a model trained with
+  `model.mask_padding` (None: every step is valid).
+  """
+  kwargs = {} if lengths is None else {"lengths": lengths}
+  logits, aux = apply_fn(variables, x, task_id, train=False, **kwargs)
   return logits, aux["features"]
 
 

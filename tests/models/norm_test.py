@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mtl2d.models import norm
+from mtl2d.models import padding
 
 
 def _pair(**kwargs):
@@ -203,4 +204,28 @@ def test_general_mask_matches_flax():
   y, stats = ours.apply(variables, x, mask=mask, mutable=["batch_stats"])
   y_ref, stats_ref = ref.apply(variables, x, mask=mask, mutable=["batch_stats"])
   np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), stats, stats_ref)
+
+
+@pytest.mark.parametrize("shape", [(5, 6, 3), (4, 6, 5, 3)])
+def test_step_mask_combined_with_row_mask_matches_flax_and_numpy(shape):
+  # Zero-padded series: the valid steps `[batch, length, 1, ...]` and the padding rows
+  # `[batch, 1, ...]` combined; only valid steps of kept rows enter the statistics.
+  x, variables = _inputs(shape, seed=8)
+  lengths = np.array([6, 2, 4, 1, 3][:shape[0]], np.int32)
+  keep = np.array([1, 1, 0, 1, 1][:shape[0]], np.float32)
+  steps = padding.step_mask(lengths, x)
+  mask = norm.row_mask(keep, x) & steps
+  assert mask.shape == shape[:2] + (1,) * (len(shape) - 2)
+  x = jnp.where(mask, x, 1e3)  # positions left out must not matter, however large
+  ours, ref = _pair()
+  y, stats = jax.jit(lambda x: ours.apply(variables, x, mask=mask, mutable=["batch_stats"]))(x)
+  y_ref, stats_ref = ref.apply(variables, x, mask=mask, mutable=["batch_stats"])
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-4)
+  kept = np.concatenate([np.asarray(x, np.float64)[b, :lengths[b]].reshape(-1, shape[-1])
+                         for b in range(shape[0]) if keep[b]])
+  np.testing.assert_allclose(stats["batch_stats"]["mean"], 0.9 * 0.3 + 0.1 * kept.mean(0),
+                             rtol=1e-5)
+  np.testing.assert_allclose(stats["batch_stats"]["var"], 0.9 * 1.7 + 0.1 * kept.var(0),
+                             rtol=1e-4)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), stats, stats_ref)

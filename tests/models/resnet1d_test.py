@@ -93,3 +93,62 @@ def test_bfloat16_compute_keeps_float32_params():
   out = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
   assert out.dtype == jnp.float32
   np.testing.assert_allclose(out, ref, rtol=5e-2, atol=5e-2)
+
+
+def _trained_stats(model, variables, x, lengths=None):
+  # Running statistics away from their init, so evaluation mode is not a no-op.
+  _, upd = model.apply(variables, x * 1.5 + 0.3, train=True, lengths=lengths,
+                       mutable=["batch_stats"])
+  return {"params": variables["params"], "batch_stats": upd["batch_stats"]}
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+@pytest.mark.parametrize("length,pad", [(9, 1), (13, 6), (1, 4)])
+def test_masked_padding_gives_the_unpadded_features_in_eval(length, pad, use_jit):
+  model = models.ResNet1D(features=(4, 8), kernel_sizes=(8, 5, 3))
+  rng = np.random.default_rng(length)
+  x = rng.normal(size=(3, length)).astype(np.float32)
+  variables = _trained_stats(model, model.init(_key(0), x, train=False), x)
+  padded = np.concatenate([x, np.zeros((3, pad), np.float32)], axis=1)
+  apply = lambda v, x, **kw: model.apply(v, x, train=False, **kw)  # noqa: E731
+  if use_jit:
+    apply = jax.jit(apply)
+  plain = apply(variables, x)
+  masked = apply(variables, padded, lengths=np.full(3, length, np.int32))
+  np.testing.assert_allclose(masked, plain, rtol=1e-5, atol=1e-6)
+  # Without the mask the zero padding is seen as values.
+  assert np.abs(np.asarray(apply(variables, padded)) - np.asarray(plain)).max() > 1e-3
+  # Full lengths: exactly the plain model.
+  np.testing.assert_array_equal(
+      np.asarray(apply(variables, x, lengths=np.full(3, length, np.int32))), np.asarray(plain))
+
+
+def test_masked_batch_statistics_are_those_of_the_valid_steps():
+  # Lengths mixed in one batch, junk in the padding: every norm layer's batch statistics equal
+  # a NumPy mean/variance of its input (the conv output, captured) over the valid steps.
+  model = models.ResNet1D(features=(4, 6), kernel_sizes=(5, 3))
+  rng = np.random.default_rng(2)
+  lengths = np.array([12, 5, 9, 1], np.int32)
+  x = rng.normal(size=(4, 12)).astype(np.float32)
+  x[np.arange(12)[None, :] >= lengths[:, None]] = 50.0
+  variables = model.init(_key(0), x, train=False)
+  _, state = model.apply(variables, x, train=True, lengths=lengths,
+                         mutable=["batch_stats", "intermediates"], capture_intermediates=True)
+  valid = np.arange(12)[None, :] < lengths[:, None]
+  checked = 0
+  for block, layers in state["batch_stats"].items():
+    for bn, stats in layers.items():
+      conv = state["intermediates"][block][bn.replace("bn", "conv")]["__call__"][0]
+      h = np.asarray(conv, np.float64)[valid]  # [valid steps, channels]
+      # Running averages start at mean 0, variance 1, momentum 0.9.
+      np.testing.assert_allclose(stats["mean"], 0.1 * h.mean(0), rtol=1e-4, atol=1e-6)
+      np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * h.var(0), rtol=1e-4, atol=1e-6)
+      checked += 1
+  assert checked == 3 + 1 + 2  # block0: 2 convs + projection; block1: 2 convs
+  # One length for the whole batch: the statistics of the unpadded batch.
+  x_short = x[:, :5].copy()
+  _, plain = model.apply(variables, x_short, train=True, mutable=["batch_stats"])
+  _, masked = model.apply(variables, x, train=True, lengths=np.full(4, 5, np.int32),
+                          mutable=["batch_stats"])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               masked, plain)

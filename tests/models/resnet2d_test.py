@@ -127,3 +127,73 @@ def test_downsample_sets_how_many_stages_halve_the_map(downsample, sizes):
 def test_bad_downsample():
   with pytest.raises(ValueError, match="downsample"):
     models.ResNet2D((4, 4), downsample=3).init(_key(0), jnp.ones((1, 4, 4)), train=False)
+
+
+def _template_model():
+  return models.TemplateResNet2D(num_templates=3, template_length=6, widths=(4, 4, 8),
+                                 conv=conv.conv_module("xla"))
+
+
+def test_masked_output_ignores_what_the_padding_holds():
+  model = _template_model()
+  rng = np.random.default_rng(5)
+  lengths = np.array([11, 6, 3, 1], np.int32)
+  x = rng.normal(size=(4, 11)).astype(np.float32)
+  pad = np.arange(11)[None, :] >= lengths[:, None]
+  x[pad] = 0.0
+  junk = x.copy()
+  junk[pad] = rng.normal(size=pad.sum()) * 30.0
+  variables = model.init(_key(0), x, train=False)
+  apply = jax.jit(lambda v, x, lengths, train: model.apply(
+      v, x, train=train, lengths=lengths, mutable=["batch_stats"]), static_argnums=3)
+  plain = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  for train in (True, False):
+    out, stats = apply(variables, x, lengths, train)
+    out_junk, stats_junk = apply(variables, junk, lengths, train)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(out_junk))
+    jax.tree.map(np.testing.assert_array_equal, stats, stats_junk)
+    variables = {"params": variables["params"], "batch_stats": stats["batch_stats"]}
+  # Without the mask the padding's values are seen.
+  assert np.abs(np.asarray(plain(variables, x)) - np.asarray(plain(variables, junk))).max() > 1e-3
+
+
+def test_masked_rows_stay_zero_and_halve_with_each_stride():
+  # Every stage's output is zero below its valid rows, ceil(L / 2) after each stride-2 stage,
+  # and the first norm's statistics are those of the valid rows of its input (NumPy).
+  model = models.ResNet2D(widths=(4, 4, 4), conv=conv.conv_module("xla"))
+  rng = np.random.default_rng(6)
+  lengths = np.array([9, 4, 1], np.int32)
+  d = rng.uniform(size=(3, 9, 5, 2)).astype(np.float32)
+  variables = model.init(_key(0), d, train=False)
+  _, state = model.apply(variables, d, train=True, lengths=lengths,
+                         mutable=["batch_stats", "intermediates"], capture_intermediates=True)
+  inter = state["intermediates"]
+  valid = lengths
+  for i in range(3):
+    out = np.asarray(inter[f"stage{i}"]["__call__"][0])
+    valid = -(-valid // 2)
+    assert out.shape[1] == -(-9 // 2 ** (i + 1))
+    for b in range(3):
+      assert np.all(out[b, valid[b]:] == 0.0) and np.any(out[b, :valid[b]] != 0.0)
+  h = np.asarray(inter["stage0"]["block"]["conv0"]["__call__"][0], np.float64)
+  h = np.concatenate([h[b, :lengths[b]].reshape(-1, 4) for b in range(3)])
+  stats = state["batch_stats"]["stage0"]["block"]["bn0"]
+  np.testing.assert_allclose(stats["mean"], 0.1 * h.mean(0), rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(stats["var"], 0.9 + 0.1 * h.var(0), rtol=1e-4, atol=1e-6)
+
+
+def test_full_length_mask_is_no_mask():
+  model = _template_model()
+  x = np.random.default_rng(7).normal(size=(3, 10)).astype(np.float32)
+  variables = model.init(_key(0), x, train=False)
+  full = np.full(3, 10, np.int32)
+  out, stats = model.apply(variables, x, train=True, lengths=full, mutable=["batch_stats"])
+  ref, ref_stats = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  # Training: the statistics sum in another order.
+  np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               stats, ref_stats)
+  variables = {"params": variables["params"], "batch_stats": stats["batch_stats"]}
+  np.testing.assert_array_equal(
+      np.asarray(model.apply(variables, x, train=False, lengths=full)),
+      np.asarray(model.apply(variables, x, train=False)))

@@ -121,6 +121,25 @@ def test_templates_from_whole_series_resample_to_the_template_length():
       t, models.templates_from_series(series, 2, 40, mode="train_segments", seed=0))
 
 
+@pytest.mark.parametrize("mode", ["train_segments", "train_series"])
+def test_templates_from_padded_series_use_the_valid_steps_only(mode):
+  # Zero-padded rows with junk in the padding: the templates are those of the rows cut to their
+  # valid lengths (same draws), and the junk never reaches them.
+  rng = np.random.default_rng(3)
+  lengths = [np.array([9, 6, 12, 7]), None]
+  series = [rng.normal(size=(4, 12)), rng.normal(size=(3, 8))]
+  junk = [series[0].copy(), series[1]]
+  for i, n in enumerate(lengths[0]):
+    junk[0][i, n:] = 1e3
+  t = models.templates_from_series(junk, 4, 5, mode=mode, seed=4, lengths=lengths)
+  again = models.templates_from_series(series, 4, 5, mode=mode, seed=4, lengths=lengths)
+  np.testing.assert_array_equal(t, again)
+  assert np.abs(t).max() < 10.0
+  plain = models.templates_from_series(junk, 4, 5, mode=mode, seed=4)
+  assert not np.allclose(t[:, 0::2], plain[:, 0::2])  # task 0's templates
+  np.testing.assert_array_equal(t[:, 1::2], plain[:, 1::2])  # task 1 has no lengths
+
+
 def test_templates_from_series_errors():
   with pytest.raises(ValueError, match="mode"):
     models.templates_from_series(_series(), 2, 4, mode="random")

@@ -69,3 +69,42 @@ def test_channels_share_the_window_and_scale():
   for c in range(3):
     np.testing.assert_allclose(out[..., c], augment.augment_batch(x[..., c], key, aug),
                                rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_jit", [False, True])
+@pytest.mark.parametrize("length", [20, 13, 2, 1])
+def test_crop_with_a_valid_length_stays_within_it(length, use_jit):
+  """Zero-padded series: the window is cut from the valid steps and stretched over them.
+
+  Reference: the same draws, the window of the unpadded length-`length` series (NumPy); the
+  padding holds junk that must never be read, and comes out zero.
+  """
+  rng = np.random.default_rng(4)
+  x = rng.normal(size=(20, 2)).astype(np.float32)
+  x[length:] = 1e4
+  aug = augment.Augmentation(crop=0.4)
+  key = jax.random.key(5)
+  fn = jax.jit(augment.augment_series, static_argnums=2) if use_jit else augment.augment_series
+  out = np.asarray(fn(x, key, aug, np.int32(length)))
+  k_frac, k_start, _, _ = jax.random.split(key, 4)
+  span = length - 1
+  width = (1.0 - 0.4 * float(jax.random.uniform(k_frac))) * span
+  start = float(jax.random.uniform(k_start)) * (span - width)
+  grid = start + np.arange(length) / max(span, 1) * width
+  for c in range(2):
+    np.testing.assert_allclose(out[:length, c], np.interp(grid, np.arange(length), x[:length, c]),
+                               rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(out[length:], 0.0)
+
+
+def test_jitter_and_scale_with_lengths_leave_the_padding_zero():
+  x = np.zeros((6, 10), np.float32)
+  lengths = np.array([10, 7, 5, 3, 1, 9], np.int32)
+  aug = augment.Augmentation(crop=0.2, scale=0.3, jitter=0.5)
+  out = np.asarray(jax.jit(augment.augment_batch, static_argnums=2)(
+      x, jax.random.key(6), aug, lengths))
+  valid = np.arange(10)[None, :] < lengths[:, None]
+  np.testing.assert_array_equal(out[~valid], 0.0)
+  assert np.all(out[valid] != 0.0)
+  with pytest.raises(ValueError, match="lengths must be"):
+    augment.augment_batch(x, jax.random.key(6), aug, lengths[:3])

@@ -112,17 +112,22 @@ class _Heads(nn.Module):
 class LinearMultiTask(nn.Module):
   """Stand-in for `MultiTaskModel` with the same call signature.
 
-  Mean-pooled pointwise features (any length), stacked heads, masked classes. No batch norm,
-  so padding cannot touch the statistics.
+  Mean-pooled pointwise features (any length; over the valid steps with `lengths`), stacked
+  heads, masked classes. No batch norm, so padding cannot touch the statistics.
   """
 
   num_classes: tuple[int, ...]
   features: int = 3
 
   @nn.compact
-  def __call__(self, x, task_id, *, train, mask=None):
+  def __call__(self, x, task_id, *, train, mask=None, lengths=None):
     del train, mask
-    h = jnp.mean(jnp.tanh(nn.Dense(self.features, name="enc")(x[..., None])), axis=1)
+    h = jnp.tanh(nn.Dense(self.features, name="enc")(x[..., None]))
+    if lengths is None:
+      h = jnp.mean(h, axis=1)
+    else:  # mean over the valid steps of zero-padded series
+      valid = jnp.arange(x.shape[1])[None, :, None] < lengths[:, None, None]
+      h = jnp.sum(jnp.where(valid, h, 0.0), axis=1) / lengths[:, None]
     kernel = _Heads(len(self.num_classes), self.features, max(self.num_classes),
                     name="heads")()
     logits = h @ kernel[task_id]

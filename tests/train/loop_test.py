@@ -678,3 +678,96 @@ def test_a_hand_edited_history_is_refused_and_messages_stay_true(reference_run, 
                                   tasks=helpers.make_tasks())["best_checkpoint_lost"]
   assert lost["kept_in"] == [] and "was not set aside by mtl2d" in lost["note"]
   assert "could not be restored" not in lost["note"]
+
+
+def _padded_tasks(junk: float | None = None):
+  """Two tasks of zero-padded series (`Split.lengths`), as UCR `length_policy="pad"` loads them.
+
+  `junk`: the padding holds random values of this scale instead of zeros.
+  """
+  rng, junk_rng = np.random.default_rng(21), np.random.default_rng(22)
+  out = []
+  for task in helpers.make_tasks()[:2]:
+    splits = {}
+    for name in ("train", "val", "test"):
+      split = task.split(name)
+      lengths = rng.integers(task.length // 3, task.length + 1, len(split)).astype(np.int32)
+      x = split.x.copy()
+      pad = np.arange(task.length)[None, :] >= lengths[:, None]
+      x[pad] = 0.0 if junk is None else junk_rng.normal(size=pad.sum()) * junk
+      splits[name] = types.Split(x, split.y, split.indices, lengths)
+    out.append(types.Task(task.name, num_classes=task.num_classes,
+                          label_values=task.label_values, **splits))
+  return out
+
+
+def test_masked_padding_end_to_end_ignores_the_padded_values(tmp_path):
+  # A run with `model.mask_padding` trains (finite losses, one train-step compilation for the
+  # one series length), and its every number is the same whatever the padding holds; without
+  # the mask the padding's values change them. Window slicing is on, so it too must stay
+  # within the valid steps.
+  config = helpers.tiny_config(**{"model.mask_padding": True, "augment.crop": 0.3})
+  zeros = train.train_and_evaluate(config, tmp_path / "zeros", tasks=_padded_tasks())
+  train.train_and_evaluate(config, tmp_path / "junk", tasks=_padded_tasks(junk=5.0))
+  records = _metrics(tmp_path / "zeros")
+  assert all(np.isfinite(v["loss"]) for r in records for v in r["train"].values())
+  assert zeros["train_step_compilations"] <= 1
+  assert records == _metrics(tmp_path / "junk")
+  assert _results(tmp_path / "zeros") == _results(tmp_path / "junk")
+  resolved = files.read_json(tmp_path / "zeros" / "config.json")["resolved"]
+  assert resolved["model"]["mask_padding"] is True
+  # The restored model predicts as evaluated: with the lengths the run was trained with.
+  model, variables, run_config = train.restore_model(tmp_path / "zeros", which="latest")
+  last = records[-1]
+  for task_id, task in enumerate(_padded_tasks(junk=5.0)):
+    logits, _ = train.predict(model, variables, task.val.x, task_id,
+                              lengths=inference.input_lengths(run_config, task.val))
+    acc = float(np.mean(np.argmax(np.asarray(logits), -1) == task.val.y))
+    assert acc == pytest.approx(last["val"][task.name]["accuracy"])
+  with pytest.raises(ValueError, match="lengths must be"):
+    train.predict(model, variables, task.val.x, 0, lengths=np.zeros(len(task.val), np.int32))
+  # Without the mask the padding is data.
+  plain = helpers.tiny_config(**{"augment.crop": 0.3})
+  train.train_and_evaluate(plain, tmp_path / "plain_zeros", tasks=_padded_tasks())
+  train.train_and_evaluate(plain, tmp_path / "plain_junk", tasks=_padded_tasks(junk=5.0))
+  assert _metrics(tmp_path / "plain_zeros") != _metrics(tmp_path / "plain_junk")
+
+
+def test_distance_learning_refuses_mask_padding(tmp_path):
+  config = helpers.distance_config(**{"model.mask_padding": True})
+  with pytest.raises(ValueError, match="mask_padding is for classification"):
+    train.train_and_evaluate(config, tmp_path, pairs=helpers.make_pairs())
+
+
+def test_workdirs_written_before_mask_padding_stay_resumable(reference_run, tmp_path):
+  # A config.json from before the field existed (no `model.mask_padding`, as given or resolved)
+  # reads as mask_padding off, restores and resumes; turning the mask on is a different run.
+  reference, _ = reference_run
+  workdir = tmp_path / "old"
+  shutil.copytree(reference, workdir)
+  record = json.loads((workdir / "config.json").read_text())
+  assert "mask_padding" not in record["resolved"]["model"]  # off is not recorded
+  del record["model"]["mask_padding"]
+  (workdir / "config.json").write_text(json.dumps(record))
+  old_config = ml_collections.ConfigDict(record)
+  assert config_lib.mask_padding(old_config) is False and config_lib.mask_padding(record) is False
+  assert inference.input_lengths(old_config, helpers.make_tasks()[0].val) is None
+  model, variables, _ = train.restore_model(workdir)
+  ref_model, ref_variables, _ = train.restore_model(reference)
+  assert model == ref_model
+  results = train.train_and_evaluate(helpers.tiny_config(), workdir, tasks=helpers.make_tasks())
+  assert results["completed_epochs"] == 2 and _results(workdir) == _results(reference)
+  assert builders.run_identity(old_config, 1) == builders.run_identity(helpers.tiny_config(), 1)
+  # Configs written without a resolved section compare as given, the field off or missing.
+  del record["resolved"]
+  (workdir / "config.json").write_text(json.dumps(record))
+  data = files.read_json(workdir / "data.json")
+  rundir_lib.record_or_verify(workdir, builders.config_record(helpers.tiny_config(), 1), data,
+                              write=False)
+  with pytest.raises(ValueError, match=r"different run.*mask_padding"):
+    rundir_lib.record_or_verify(
+        workdir, builders.config_record(helpers.tiny_config(**{"model.mask_padding": True}), 1),
+        data, write=False)
+  with pytest.raises(ValueError, match=r"different run.*mask_padding"):
+    train.train_and_evaluate(helpers.tiny_config(**{"model.mask_padding": True}), workdir,
+                             tasks=helpers.make_tasks())

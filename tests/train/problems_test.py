@@ -1,9 +1,11 @@
 """Tests of the problem interface: the protocol, the choice of the problem class, the merge."""
 
+import dataclasses
 import inspect
 import pathlib
 import re
 
+import numpy as np
 import pytest
 
 from mtl2d.train import loop
@@ -93,3 +95,26 @@ def test_the_engine_interface_is_narrow_and_documented():
   section = doc.split("## The engine interface", 1)[1].split("\n## ", 1)[0]
   listed = set(re.findall(r"^- `(\w+)", section, flags=re.M))
   assert listed == members, sorted(members ^ listed)
+
+
+def test_batches_carry_valid_lengths_only_with_mask_padding():
+  # `model.mask_padding`: every batch holds the valid lengths of its rows (`Split.lengths`, or
+  # the full length for a task without them); off, the batches are those from before the option.
+  tasks = helpers.make_tasks()[:2]
+  alpha = tasks[0]
+  lengths = np.arange(len(alpha.train), dtype=np.int32) % alpha.length + 1
+  tasks[0] = dataclasses.replace(alpha, train=dataclasses.replace(alpha.train, lengths=lengths))
+  plain = problems.make_problem(helpers.tiny_config(), tasks=tasks)
+  assert all(set(b) == {"x", "y", "mask", "task_id"} for _, b in plain.batches(1, 8, 8))
+  masked = problems.make_problem(helpers.tiny_config(**{"model.mask_padding": True}), tasks=tasks)
+  seen = set()
+  for (name, batch), (_, ref) in zip(masked.batches(1, 8, 8), plain.batches(1, 8, 8)):
+    assert batch["lengths"].dtype == np.int32 and batch["lengths"].shape == (8,)
+    np.testing.assert_array_equal(batch["x"], ref["x"])
+    task = masked.by_name[name]
+    rows = [int(np.flatnonzero((task.train.x == row).all(1))[0]) for row in batch["x"]]
+    expected = lengths[rows] if name == "alpha" else np.full(8, task.length)
+    np.testing.assert_array_equal(batch["lengths"], expected)
+    seen.add(name)
+  assert seen == {"alpha", "beta/x"}
+  np.testing.assert_array_equal(tasks[1].train.valid_lengths(), np.full(5, tasks[1].length))
