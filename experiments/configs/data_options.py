@@ -37,9 +37,13 @@ _OPTIONS = (
      "own duration, values as in the archive, zero-padded; 1NN-DTW compares the zeros too"),
 )
 _TRAINED = (("resnet2d_mtl", "r2d_mtl"), ("resnet1d_mtl", "r1d_mtl"))
-# The trained models see the zero-padded arrays either way (no ragged variant for them; the
-# models' `model.mask_padding` is not measured here).
+# The trained models see the zero-padded arrays (no ragged variant for them) as values unless
+# `model.mask_padding` is on: the `_mask` variants, padded and z-normalised like `pad_z`.
 _TRAINED_OPTIONS = ("stretch_z", "stretch_raw", "pad_z", "pad_raw")
+_MASK = ("pad_z_mask", {"data.length_policy": "pad", "data.znorm": True,
+                        "model.mask_padding": True},
+         "own duration, z-normalised, zero-padded; the models ignore the padded steps "
+         "(model.mask_padding)")
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -79,5 +83,8 @@ def get_config() -> ml_collections.ConfigDict:
       if suffix in _TRAINED_OPTIONS:
         variants.append(dict(name=f"{short}_{suffix}", method=method, overrides=data,
                              seeds=(0, 1), note=words))
+    suffix, overrides, words = _MASK
+    variants.append(dict(name=f"{short}_{suffix}", method=method, overrides=overrides,
+                         seeds=(0, 1), note=words))
   c.variants = variants
   return c
