@@ -103,7 +103,9 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
       nothing).
     tasks: per task, `name`, `length`, `znormalize`, `classes` (array of labels), `program`
       (bytes of `jax.export.Exported.serialize()`) and, for multivariate series, `channels`
-      (the task's) and `input_channels` (the program's; missing channels are zeros).
+      (the task's) and `input_channels` (the program's; missing channels are zeros); optional
+      `series_length`, the longest training series (series of another length are resampled
+      with a warning; default `length`).
     estimator: the estimator's class name (recorded).
     platforms: the platforms the programs were lowered for (recorded).
     mtl2d_version: recorded.
@@ -119,6 +121,7 @@ def save(directory: str | os.PathLike, tasks: Sequence[dict[str, Any]], *,
     entries.append({"name": str(t["name"]), "file": file, "length": int(t["length"]),
                     "channels": int(t.get("channels", 1)),
                     "input_channels": int(t.get("input_channels", t.get("channels", 1))),
+                    "series_length": int(t.get("series_length", t["length"])),
                     "znormalize": bool(t["znormalize"]), **_classes_to_json(t["classes"])})
   meta = {"format": FORMAT, "version": VERSION, "estimator": estimator,
           "mtl2d_version": mtl2d_version, "jax_version": jax.__version__,
@@ -201,7 +204,8 @@ class ExportedClassifier:
       raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     channels = int(entry.get("channels", 1))
     xs = preprocess(x, entry["length"], znorm=entry["znormalize"], channels=channels,
-                    model_channels=int(entry.get("input_channels", channels)))
+                    model_channels=int(entry.get("input_channels", channels)),
+                    trained_length=int(entry.get("series_length", entry["length"])))
     program = self._programs[entry["name"]]
     size = min(int(batch_size), len(xs))
     out = []

@@ -268,11 +268,13 @@ def model_input(series: Series, length: int, *, znorm: bool = True,
 
 
 def preprocess(x: Any, length: int, *, znorm: bool = True, name: str = "X", channels: int = 1,
-               model_channels: int | None = None) -> np.ndarray:
+               model_channels: int | None = None,
+               trained_length: int | None = None) -> np.ndarray:
   """Validated (`as_series`), resampled and z-normalised series (`model_input`).
 
-  Series of a length other than `length` are resampled, with a warning (once per call site
-  and model length): a model sees series as long as it was trained on.
+  Series are resampled to `length`. Series of a length other than the training series'
+  (`trained_length`) get a warning (once per call site and length): training resampled its
+  series the same way, but series of another duration are stretched or squeezed.
 
   Args:
     x: series as accepted by `as_series`.
@@ -281,6 +283,7 @@ def preprocess(x: Any, length: int, *, znorm: bool = True, name: str = "X", chan
     name: the argument's name, used in error messages.
     channels: the channels the series must have (those trained on).
     model_channels: the model's input channels (None: `channels`), see `model_input`.
+    trained_length: the (longest) length of the training series; None: `length`.
 
   Returns:
     `[n_series, length]` float32, or `[n_series, length, model_channels]`.
@@ -295,7 +298,9 @@ def preprocess(x: Any, length: int, *, znorm: bool = True, name: str = "X", chan
                      f"{channels}")
   lengths = {series.shape[-1]} if isinstance(series, np.ndarray) else {
       s.shape[-1] for s in series}
-  if lengths != {length}:
-    warnings.warn(f"{name}: series of a length other than the model's {length} are resampled "
-                  f"to {length} steps by linear interpolation", UserWarning, stacklevel=3)
+  trained = length if trained_length is None else trained_length
+  if lengths != {trained}:
+    warnings.warn(f"{name}: series of a length other than the training series' {trained} are "
+                  f"resampled to the model's {length} steps by linear interpolation",
+                  UserWarning, stacklevel=3)
   return model_input(series, length, znorm=znorm, channels=model_channels or channels)

@@ -242,8 +242,17 @@ def test_predicting_series_of_another_length_warns():
   with warnings.catch_warnings():
     warnings.simplefilter("error")
     exported.preprocess(x, 12)
-  with pytest.warns(UserWarning, match="other than the model's 9 are resampled to 9 steps"):
+  with pytest.warns(UserWarning, match="other than the training series' 9 are resampled to the "
+                                       "model's 9 steps"):
     exported.preprocess(x, 9)
+  # A model trained on series of 12 steps resampled to 9 (the estimators' length cap) takes
+  # series of 12 steps silently, others with the warning.
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    exported.preprocess(x, 9, trained_length=12)
+  with pytest.warns(UserWarning, match="other than the training series' 12 are resampled to "
+                                       "the model's 9 steps"):
+    exported.preprocess(x[:, :10], 9, trained_length=12)
   with pytest.raises(ValueError, match=r"X holds series of 1 channel\(s\); the model was "
                                        r"trained on 2"):
     exported.preprocess(x, 12, channels=2)

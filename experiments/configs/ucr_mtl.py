@@ -68,7 +68,7 @@ def get_config(scale: str = "quick") -> ml_collections.ConfigDict:
               "(Cricket's 40 epochs) and the recipe of "
               "docs/ablations.md; not the paper's settings.")
     c.data.source = "embedded"  # The Cricket group shipped in the package.
-    c.data.length = 128  # Bounds the CPU cost (Cricket's series have 300 steps).
+    c.data.length = recipe.MAX_LENGTH  # 128: bounds the CPU cost (Cricket's have 300 steps).
     apply_cpu_recipe(c)
   else:
     c.data.source = "ucr"

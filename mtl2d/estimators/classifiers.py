@@ -141,7 +141,8 @@ class _Estimator(base.BaseEstimator):
     tasks = self._fitted_tasks()
     t = tasks[task_id]
     xs = preprocess.preprocess(x, t.length, znorm=bool(self.znormalize), name=name,
-                             channels=t.channels, model_channels=fitting.model_channels(tasks))
+                               channels=t.channels, model_channels=fitting.model_channels(tasks),
+                               trained_length=t.series_length)
     return fitting.predict_logits(self.config_, tuple(len(u.classes) for u in tasks), task_id,
                                   t.variables, xs)
 
@@ -221,7 +222,9 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
       random_state: seed of the validation split, the initialisation and the batch order
         (the engine's `seed`); None draws one.
       znormalize: z-normalise every series (after resampling), at fit and predict time.
-      length: the model's series length; None means the longest training series.
+      length: the model's series length; None means the longest training series, at most
+        128 steps (`recipe.MAX_LENGTH`, Table I's quick scale; longer series are resampled to
+        it, chosen on validation in docs/estimators.md). Set it to keep longer series whole.
       workdir: directory of the training run (config, metrics.jsonl, TensorBoard files,
         curves.png, checkpoints); a refit with the same data and settings resumes or reuses
         it, a different run there is refused. None trains in a temporary directory.
@@ -252,6 +255,7 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
     self._set_schedule(config)
     self.classes_ = t.classes
     self.length_ = t.length
+    self.series_length_ = t.series_length or t.length
     self.channels_ = t.channels
     self.best_epoch_ = t.best_epoch
     self.variables_ = t.variables
@@ -261,7 +265,8 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
   def _fitted_tasks(self):
     validation.check_is_fitted(self)
     return [fitting.FittedTask(SINGLE_TASK_NAME, self.classes_, self.length_, self.best_epoch_,
-                               self.variables_, channels=self.channels_)]
+                               self.variables_, channels=self.channels_,
+                               series_length=getattr(self, "series_length_", None))]
 
   def predict_proba(self, X: ArrayLike) -> np.ndarray:  # noqa: N803
     """Class probabilities `[N, len(classes_)]` (float64), columns in the order of `classes_`."""
@@ -292,8 +297,9 @@ class ResNet1DClassifier(_SingleTaskClassifier):
   """ResNet1D (Wang et al. 2017; the paper's Figure 2b) as a scikit-learn classifier.
 
   Fitted attributes: `classes_` (the labels, sorted), `length_` (series length of the model),
-  `channels_` (of the series), `batch_size_` and `epochs_` (as trained), `best_epoch_` (the
-  restored checkpoint's epoch),
+  `series_length_` (the longest training series, resampled to `length_`; predicting series
+  of another length warns), `channels_` (of the series), `batch_size_` and `epochs_` (as
+  trained), `best_epoch_` (the restored checkpoint's epoch),
   `variables_` (parameters and batch-norm statistics), `config_` (the engine config with the
   run's `resolved` section, which records the model fields), `history_` (per-epoch records of
   the run).
@@ -323,9 +329,9 @@ class MultiTaskClassifier(_Estimator):
   its own length). Training follows Algorithm 2. For each task the kept model is the checkpoint
   of that task's best validation accuracy, so different tasks may use different epochs.
 
-  Fitted attributes: `tasks_` (names, in task-id order), `classes_`, `lengths_`, `channels_`,
-  `best_epochs_` and `variables_` (dicts by task name), `batch_size_`, `epochs_`, `config_`,
-  `history_`.
+  Fitted attributes: `tasks_` (names, in task-id order), `classes_`, `lengths_`,
+  `series_lengths_`, `channels_`, `best_epochs_` and `variables_` (dicts by task name),
+  `batch_size_`, `epochs_`, `config_`, `history_`.
   """
 
   def __init__(self, *, encoder: str = "resnet2d", preset: str = recipe.PRESET,
@@ -349,7 +355,8 @@ class MultiTaskClassifier(_Estimator):
       validation_fraction: as for `ResNet2DClassifier`, per task.
       random_state: as for `ResNet2DClassifier`.
       znormalize: as for `ResNet2DClassifier`.
-      length: one series length for every task; None keeps each task's longest series.
+      length: one series length for every task; None keeps each task's longest series, at
+        most 128 steps (`recipe.MAX_LENGTH`), as for `ResNet2DClassifier`.
       workdir: as for `ResNet2DClassifier`.
       config_overrides: as for `ResNet2DClassifier`.
     """
@@ -417,6 +424,7 @@ class MultiTaskClassifier(_Estimator):
     self.tasks_ = tuple(t.name for t in tasks)
     self.classes_ = {t.name: t.classes for t in tasks}
     self.lengths_ = {t.name: t.length for t in tasks}
+    self.series_lengths_ = {t.name: t.series_length or t.length for t in tasks}
     self.channels_ = {t.name: t.channels for t in tasks}
     self.best_epochs_ = {t.name: t.best_epoch for t in tasks}
     self.variables_ = {t.name: t.variables for t in tasks}
@@ -425,8 +433,10 @@ class MultiTaskClassifier(_Estimator):
 
   def _fitted_tasks(self):
     validation.check_is_fitted(self)
+    series = getattr(self, "series_lengths_", {})
     return [fitting.FittedTask(n, self.classes_[n], self.lengths_[n], self.best_epochs_[n],
-                               self.variables_[n], channels=self.channels_[n])
+                               self.variables_[n], channels=self.channels_[n],
+                               series_length=series.get(n))
             for n in self.tasks_]
 
   def _task_id(self, task: Any) -> int:

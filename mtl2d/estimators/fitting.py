@@ -70,12 +70,14 @@ class PreparedTask:
     classes: `[C]` the user's labels, sorted (class id `c` is `classes[c]`).
     length: the series length of the task's model input.
     channels: the task's channels (1: univariate; the splits' x `[N, length, channels]`).
+    series_length: the longest training series (before resampling to `length`); None: `length`.
   """
 
   task: types.Task
   classes: np.ndarray
   length: int
   channels: int = 1
+  series_length: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +91,8 @@ class FittedTask:
     best_epoch: the epoch whose checkpoint was restored (best validation accuracy).
     variables: `{"params", "batch_stats"}` as NumPy arrays.
     channels: the task's channels (1: univariate).
+    series_length: the longest training series (before resampling to `length`), the length
+      predictions expect without a warning; None (estimators saved before it): `length`.
   """
 
   name: str
@@ -97,6 +101,7 @@ class FittedTask:
   best_epoch: int
   variables: Any
   channels: int = 1
+  series_length: int | None = None
 
 
 def model_channels(tasks: list[PreparedTask] | list[FittedTask]) -> int:
@@ -203,7 +208,8 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
     y: labels, one per series (ints or strings).
     validation_data: None (a stratified `validation_fraction` of `(x, y)` is held out) or
       `(x_val, y_val)`, whose labels must occur in `y`.
-    length: the model's series length; None means the longest series of `x`.
+    length: the model's series length; None means the longest series of `x`, at most
+      `recipe.MAX_LENGTH` (longer series are resampled to it).
     znorm: z-normalise every series.
     validation_fraction: share held out for validation, in (0, 1).
     seed: seed of the validation split.
@@ -216,9 +222,10 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
   series = preprocess.as_series(x, name=x_name)
   channels = preprocess.num_channels(series)
   ids, classes = encode_labels(y, len(series), name=y_name, x_name=x_name)
+  longest = int(series.shape[-1] if isinstance(series, np.ndarray)
+                else max(s.shape[-1] for s in series))
   if length is None:
-    length = (series.shape[-1] if isinstance(series, np.ndarray)
-              else max(s.shape[-1] for s in series))
+    length = min(longest, recipe.MAX_LENGTH)
   xs = preprocess.model_input(series, length, znorm=znorm)
   empty = types.Split(x=np.zeros((0,) + xs.shape[1:], np.float32), y=np.zeros(0, np.int32),
                       indices=np.zeros(0, np.int64))
@@ -247,7 +254,8 @@ def prepare_task(name: str, x: Any, y: Any, *, validation_data: Any, length: int
         f"more data per class or validation_data", UserWarning, stacklevel=4)
   task = types.Task(name=name, train=train, val=val, test=empty, num_classes=len(classes),
                     label_values=tuple(str(c) for c in classes.tolist()))
-  return PreparedTask(task=task, classes=classes, length=int(length), channels=channels)
+  return PreparedTask(task=task, classes=classes, length=int(length), channels=channels,
+                      series_length=longest)
 
 
 def engine_config(*, encoder: str, multitask: bool, preset: str,
@@ -403,7 +411,7 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
         _, variables, _ = inference.restore_model(run_dir, which=epoch)
         restored[run_dir, epoch] = jax.tree.map(np.asarray, jax.device_get(variables))
       fitted.append(FittedTask(name, p.classes, p.length, epoch, restored[run_dir, epoch],
-                               channels=p.channels))
+                               channels=p.channels, series_length=p.series_length))
     history = rundir_lib.read_metrics(run / "metrics.jsonl")
     record = files.read_json(run / "config.json")
   finally:

@@ -77,6 +77,7 @@ def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str,
       "mtl2d_version": mtl2d.__version__,
       "params": {k: _json_param(k, v) for k, v in params.items()},
       "tasks": [{"name": t.name, "length": int(t.length), "channels": int(t.channels),
+                 "series_length": int(t.series_length or t.length),
                  "best_epoch": int(t.best_epoch),
                  "variables": files[t.best_epoch],
                  "classes": np.asarray(t.classes).tolist(),
@@ -115,7 +116,8 @@ def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fittin
     tasks.append(fitting.FittedTask(
         name=t["name"], classes=np.asarray(t["classes"], dtype=np.dtype(t["classes_dtype"])),
         length=int(t["length"]), best_epoch=int(t["best_epoch"]), variables=loaded[file],
-        channels=int(t.get("channels", 1))))
+        channels=int(t.get("channels", 1)),
+        series_length=int(t.get("series_length", t["length"]))))
   return meta["class"], meta["params"], tasks, meta["config"], meta["history"]
 
 
@@ -165,6 +167,7 @@ def export(directory: str | os.PathLike, *, class_name: str,
       raise RuntimeError(f"the exported program of task {t.name!r} calls {sorted(unstable)}, "
                          f"outside JAX's stable custom calls; exported.load would refuse it")
     entries.append({"name": t.name, "length": t.length, "znormalize": znorm,
+                    "series_length": int(t.series_length or t.length),
                     "channels": t.channels, "input_channels": channels,
                     "classes": t.classes, "program": program.serialize()})
   return exported.save(directory, entries, estimator=class_name, platforms=platforms,

@@ -345,3 +345,28 @@ def test_multivariate_series_where_the_class_needs_two_channels(name):
   with pytest.raises(ValueError, match=r"X holds series of 1 channel\(s\); the model was "
                                        r"trained on 2"):
     clf.predict(x_test[:, 0])
+
+
+def test_default_length_is_capped_at_the_recipes(tmp_path):
+  # Series longer than recipe.MAX_LENGTH are resampled to it (the estimators' default, chosen on
+  # validation in docs/estimators.md); predicting series as long as the training ones is silent
+  # (before, during and after save/load and export), other lengths warn.
+  x, y = helpers.series(24, recipe.MAX_LENGTH + 72, seed=4)
+  clf = estimators.ResNet1DClassifier(**helpers.tiny("resnet1d", epochs=1)).fit(x, y)
+  assert clf.length_ == recipe.MAX_LENGTH
+  kept = estimators.ResNet1DClassifier(**helpers.tiny("resnet1d", epochs=1),
+                                       length=x.shape[1]).fit(x, y)
+  assert kept.length_ == x.shape[1]
+  clf.save(tmp_path / "saved")
+  loaded = estimators.load(tmp_path / "saved")
+  clf.export(tmp_path / "exported", platforms=("cpu",))
+  program = exported.load(tmp_path / "exported")
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    proba = clf.predict_proba(x)
+    np.testing.assert_array_equal(loaded.predict_proba(x), proba)
+    np.testing.assert_allclose(program.predict_proba(x), proba, rtol=1e-5, atol=1e-6)
+  for model in (clf, loaded, program):
+    with pytest.warns(UserWarning, match=f"other than the training series' {x.shape[1]} are "
+                                         f"resampled to the model's {recipe.MAX_LENGTH} steps"):
+      model.predict(x[:, :150])
