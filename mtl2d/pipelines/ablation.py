@@ -41,7 +41,7 @@ from mtl2d.train import config as config_lib
 from mtl2d.train import rundir as rundir_lib
 from mtl2d.train import train_and_evaluate
 
-__all__ = ["Variant", "parse_variants", "run_ablation", "summarize"]
+__all__ = ["Variant", "check_variants", "parse_variants", "run_ablation", "summarize"]
 
 _FIELDS = ("train_eval_accuracy", "train_accuracy", "val_accuracy", "test_accuracy")
 
@@ -129,6 +129,30 @@ def _configs(config: ml_collections.ConfigDict, variant: Variant, seed: int):
   return train, data
 
 
+def check_variants(config: ml_collections.ConfigDict) -> list[Variant]:
+  """The study's variants, each one's overrides applied once to a copy of the configs.
+
+  `run_ablation` calls it before it runs anything, so a misspelled override in the last
+  variant is an error at the start, not after hours of runs.
+
+  Args:
+    config: a study config (see `run_ablation`).
+
+  Returns:
+    The parsed variants.
+
+  Raises:
+    ValueError: a malformed variant entry or an override the configs do not have (named).
+  """
+  variants = parse_variants(config.variants)
+  for variant in variants:
+    if variant.method == "1nn_dtw":
+      _nn_configs(config, variant)
+    else:
+      _configs(config, variant, variant.seeds[0])
+  return variants
+
+
 def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                  only: Sequence[str] | None = None,
                  seeds: Sequence[int] | None = None,
@@ -149,7 +173,7 @@ def run_ablation(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     One row per (variant, group, seed, task), as written to `results.json`.
   """
   workdir = pathlib.Path(workdir)
-  variants = parse_variants(config.variants)
+  variants = check_variants(config)
   known = {v.name for v in variants}
   unknown = sorted(set(only or ()) - known)
   if unknown:

@@ -1,5 +1,7 @@
 """The ablation pipeline on tiny synthetic data: runs, resumes, tables, errors."""
 
+import importlib
+
 import ml_collections
 import numpy as np
 import pytest
@@ -111,3 +113,20 @@ def test_nn_dtw_variants_run_on_the_data_options(tmp_path):
   config.variants = [dict(name="nn_bad", method="1nn_dtw", overrides={"optim.learning_rate": 1})]
   with pytest.raises(ValueError, match="takes only knn.\\* and data.\\* overrides"):
     ablation.run_ablation(config, tmp_path / "w")
+
+
+def test_a_bad_override_fails_before_anything_runs(tmp_path):
+  config = _config()
+  config.variants = list(config.variants) + [
+      dict(name="typo", method="resnet1d_mtl", overrides={"model.mask_paddin": True})]
+  with pytest.raises(ValueError, match="mask_paddin"):
+    ablation.run_ablation(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()  # the first variants did not run either
+
+
+@pytest.mark.parametrize("name", ["ablation", "data_options"])
+def test_shipped_study_configs_apply(name):
+  # Every variant of the studies under experiments/configs applies to the recipe's configs.
+  module = importlib.import_module(f"experiments.configs.{name}")
+  variants = ablation.check_variants(module.get_config())
+  assert variants and len({v.name for v in variants}) == len(variants)
