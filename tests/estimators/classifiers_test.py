@@ -370,3 +370,17 @@ def test_default_length_is_capped_at_the_recipes(tmp_path):
     with pytest.warns(UserWarning, match=f"other than the training series' {x.shape[1]} are "
                                          f"resampled to the model's {recipe.MAX_LENGTH} steps"):
       model.predict(x[:, :150])
+
+
+def test_multitask_default_lengths_are_capped_per_task():
+  long_x, long_y = helpers.series(24, recipe.MAX_LENGTH + 40, seed=5)
+  short_x, short_y = helpers.series(24, 40, seed=6)
+  mtl = estimators.MultiTaskClassifier(**helpers.tiny("resnet1d", encoder="resnet1d",
+                                                      epochs=1)).fit(
+      {"long": (long_x, long_y), "short": (short_x, short_y)})
+  assert mtl.lengths_ == {"long": recipe.MAX_LENGTH, "short": 40}
+  assert mtl.series_lengths_ == {"long": recipe.MAX_LENGTH + 40, "short": 40}
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    mtl.predict(long_x, task="long")
+    mtl.predict(short_x, task="short")
