@@ -142,7 +142,7 @@ class _Estimator(base.BaseEstimator):
     t = tasks[task_id]
     xs = preprocess.preprocess(x, t.length, znorm=bool(self.znormalize), name=name,
                                channels=t.channels, model_channels=fitting.model_channels(tasks),
-                               trained_length=t.series_length)
+                               trained_length=t.trained_length)
     return fitting.predict_logits(self.config_, tuple(len(u.classes) for u in tasks), task_id,
                                   t.variables, xs)
 
@@ -255,7 +255,7 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
     self._set_schedule(config)
     self.classes_ = t.classes
     self.length_ = t.length
-    self.series_length_ = t.series_length or t.length
+    self.series_length_ = t.trained_length
     self.channels_ = t.channels
     self.best_epoch_ = t.best_epoch
     self.variables_ = t.variables
@@ -424,7 +424,7 @@ class MultiTaskClassifier(_Estimator):
     self.tasks_ = tuple(t.name for t in tasks)
     self.classes_ = {t.name: t.classes for t in tasks}
     self.lengths_ = {t.name: t.length for t in tasks}
-    self.series_lengths_ = {t.name: t.series_length or t.length for t in tasks}
+    self.series_lengths_ = {t.name: t.trained_length for t in tasks}
     self.channels_ = {t.name: t.channels for t in tasks}
     self.best_epochs_ = {t.name: t.best_epoch for t in tasks}
     self.variables_ = {t.name: t.variables for t in tasks}

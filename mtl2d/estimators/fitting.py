@@ -103,6 +103,11 @@ class FittedTask:
   channels: int = 1
   series_length: int | None = None
 
+  @property
+  def trained_length(self) -> int:
+    """The length predictions expect without a warning: `series_length`, else `length`."""
+    return int(self.series_length or self.length)
+
 
 def model_channels(tasks: list[PreparedTask] | list[FittedTask]) -> int:
   """Input channels of the model of `tasks`: the largest task's (the others get zeros)."""

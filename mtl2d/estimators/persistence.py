@@ -77,7 +77,7 @@ def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str,
       "mtl2d_version": mtl2d.__version__,
       "params": {k: _json_param(k, v) for k, v in params.items()},
       "tasks": [{"name": t.name, "length": int(t.length), "channels": int(t.channels),
-                 "series_length": int(t.series_length or t.length),
+                 "series_length": t.trained_length,
                  "best_epoch": int(t.best_epoch),
                  "variables": files[t.best_epoch],
                  "classes": np.asarray(t.classes).tolist(),
@@ -167,7 +167,7 @@ def export(directory: str | os.PathLike, *, class_name: str,
       raise RuntimeError(f"the exported program of task {t.name!r} calls {sorted(unstable)}, "
                          f"outside JAX's stable custom calls; exported.load would refuse it")
     entries.append({"name": t.name, "length": t.length, "znormalize": znorm,
-                    "series_length": int(t.series_length or t.length),
+                    "series_length": t.trained_length,
                     "channels": t.channels, "input_channels": channels,
                     "classes": t.classes, "program": program.serialize()})
   return exported.save(directory, entries, estimator=class_name, platforms=platforms,
