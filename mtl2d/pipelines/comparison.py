@@ -55,7 +55,7 @@ from mtl2d.train import train_and_evaluate
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_diagnostics", "collect_table",
            "combine_comparisons", "data_fingerprint", "diagnostics_markdown", "encoder_overrides",
-           "load_groups", "nn_dtw_data_config", "parse_methods", "run_comparison", "run_nn_dtw",
+           "load_groups", "mask_group", "nn_dtw_data_config", "parse_methods", "run_comparison", "run_nn_dtw",
            "run_paper_groups", "training_split_accuracy", "write_diagnostics"]
 
 METHOD_TITLES = {
@@ -273,6 +273,20 @@ def encoder_overrides(config: ml_collections.ConfigDict, encoder: str) -> dict[s
   return dict(per_encoder.get(encoder) or {})
 
 
+def mask_group(config: ml_collections.ConfigDict, tasks: Sequence[types.Task]) -> bool:
+  """Whether a group's trained runs mask zero padding (`model.mask_padding`).
+
+  The rule of `config.mask_ragged` (Table I: on): a group is masked when some series of one of
+  its tasks is zero-padded (`length_policy="pad"` with lengths that vary), so equal-length
+  groups compute, and resume, exactly as without the rule.
+
+  Args:
+    config: a comparison config; without `mask_ragged` the rule is off.
+    tasks: the group's tasks.
+  """
+  return bool(config.get("mask_ragged", False)) and any(_is_ragged(t) for t in tasks)
+
+
 def run_comparison(config: ml_collections.ConfigDict,
                    workdir: str | pathlib.Path) -> ranks.RankedTable:
   """Runs the configured methods on every group and writes the merged table.
@@ -280,7 +294,8 @@ def run_comparison(config: ml_collections.ConfigDict,
   Args:
     config: fields `methods` (comma-separated method keys), `data` (a
       `mtl2d.data.data_config()`), `train` (a `mtl2d.train.base_config()`; `model.encoder` and
-      `multitask` are set per method), `knn.windows` (candidate windows of 1NN-DTW), `title`.
+      `multitask` are set per method), `knn.windows` (candidate windows of 1NN-DTW), `title`,
+      optionally `mask_ragged` (`mask_group`).
     workdir: the comparison's directory (see the module docstring). Rerunning resumes.
 
   Returns:
@@ -316,6 +331,8 @@ def run_comparison(config: ml_collections.ConfigDict,
         continue
       train_config = copy.deepcopy(config.train)
       train_config.model.encoder, train_config.multitask = TRAINED_METHODS[method]
+      if mask_group(config, tasks):
+        config_lib.apply_overrides(train_config, {"model.mask_padding": True}, "mask_ragged")
       config_lib.apply_overrides(
           train_config, encoder_overrides(config, train_config.model.encoder),
           f"encoder_train.{train_config.model.encoder}")

@@ -337,3 +337,33 @@ def test_diagnostics_train_eval_equals_the_engines_own_evaluation(tmp_path):
   assert all(0.0 <= r["train_eval_accuracy"] <= 1.0 for r in rows)
   text = (tmp_path / "diagnostics.md").read_text()  # written by run_comparison
   assert "| train (eval) |" in text and "All groups together" in text
+
+
+def test_groups_with_padded_series_mask_the_padding(tmp_path):
+  # Table I's rule (`mask_ragged`): a group whose series vary in length trains with
+  # `model.mask_padding`; an equal-length group trains (and records) exactly what it did before.
+  rng = np.random.default_rng(2)
+  for name, ragged in (("ragged", True), ("equal", False)):
+    root = tmp_path / name / "ucr"
+    for split, n in (("TRAIN", 12), ("TEST", 8)):
+      labels = np.array([1 + i % 2 for i in range(n)])
+      rows = rng.standard_normal((n, 16))
+      if ragged:
+        rows[labels == 1, 10:] = np.nan
+      write_ucr(root, "CricketX", split, labels, rows)
+  recorded = {}
+  for name in ("ragged", "equal"):
+    c = _config(tmp_path / name / "ucr", tasks=("CricketX",))
+    assert c.mask_ragged
+    c.methods = "resnet1d_mtl"
+    c.train = train_helpers.tiny_config(num_epochs=1)
+    c.encoder_train = {"resnet1d": {}, "resnet2d": {}}
+    groups = comparison.load_groups(c.data)
+    assert comparison.mask_group(c, groups["Cricket"]) == (name == "ragged")
+    comparison.run_comparison(c, tmp_path / name / "run")
+    record = files.read_json(tmp_path / name / "run" / "resnet1d_mtl" / "Cricket" / "config.json")
+    recorded[name] = record["resolved"]["model"]
+    c.mask_ragged = False
+    assert not comparison.mask_group(c, groups["Cricket"])
+  assert recorded["ragged"]["mask_padding"] is True
+  assert "mask_padding" not in recorded["equal"]
