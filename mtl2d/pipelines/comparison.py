@@ -55,8 +55,8 @@ from mtl2d.train import train_and_evaluate
 
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_diagnostics", "collect_table",
            "combine_comparisons", "data_fingerprint", "diagnostics_markdown", "encoder_overrides",
-           "load_groups", "mask_group", "nn_dtw_data_config", "parse_methods", "run_comparison", "run_nn_dtw",
-           "run_paper_groups", "training_split_accuracy", "write_diagnostics"]
+           "load_groups", "mask_group", "nn_dtw_data_config", "parse_methods", "run_comparison",
+           "run_nn_dtw", "run_paper_groups", "training_split_accuracy", "write_diagnostics"]
 
 METHOD_TITLES = {
     "1nn_dtw": "1NN-DTW",
