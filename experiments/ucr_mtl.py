@@ -10,6 +10,8 @@ r"""Table I: 1NN-DTW, ResNet1D, ResNet2D, each with and without multitask learni
       --config=experiments/configs/ucr_mtl.py:paper
   python -m experiments.ucr_mtl --workdir=runs/table12 \
       --combine=runs/quick,runs/ecg,runs/dodger                        # one table, ranks over all
+  python -m experiments.ucr_mtl --workdir=runs/table1_seeds \
+      --seeds=runs/table1,runs/table1_seed1                            # rank per seed, spread
 """
 
 import pathlib
@@ -34,6 +36,9 @@ _METHODS = flags.DEFINE_list("methods", None, "Subset of methods: 1nn_dtw, resne
 _COMBINE = flags.DEFINE_list("combine", None, "Finished comparison workdirs to combine into one "
                              "table in --workdir (ranks recomputed over all their tasks); "
                              "nothing is trained.")
+_SEEDS = flags.DEFINE_list("seeds", None, "Finished tables of the same tasks run with different "
+                           "seeds (e.g. runs/table1,runs/table1_seed1): writes seeds.md in "
+                           "--workdir (rank per seed, mean, spread, MAD); nothing is trained.")
 _WAIT = flags.DEFINE_bool("wait_for_lock", False, "If another launcher is running in a run "
                           "directory of --workdir, wait for it instead of failing at once.")
 
@@ -41,6 +46,13 @@ _WAIT = flags.DEFINE_bool("wait_for_lock", False, "If another launcher is runnin
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _SEEDS.value:
+    if _COMBINE.value or _GROUPS.value or _TASKS.value or _METHODS.value:
+      raise app.UsageError("--seeds reads finished tables; it takes no --combine, --groups, "
+                           "--tasks or --methods")
+    pipelines.summarize_seeds(_SEEDS.value, _WORKDIR.value)
+    print((pathlib.Path(_WORKDIR.value) / "seeds.md").read_text())
+    return
   if _COMBINE.value:
     if _GROUPS.value or _TASKS.value or _METHODS.value:
       raise app.UsageError("--combine reads finished comparisons; it takes no --groups, --tasks "

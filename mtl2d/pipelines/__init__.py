@@ -14,6 +14,7 @@ from mtl2d.pipelines.comparison import combine_comparisons
 from mtl2d.pipelines.comparison import run_comparison
 from mtl2d.pipelines.comparison import run_nn_dtw
 from mtl2d.pipelines.comparison import run_paper_groups
+from mtl2d.pipelines.comparison import summarize_seeds
 from mtl2d.pipelines.comparison import write_diagnostics
 from mtl2d.pipelines.distance_approx import run_distance_approx
 from mtl2d.pipelines.embedding import run_tsne
@@ -21,4 +22,4 @@ from mtl2d.pipelines.importance import run_importance
 
 __all__ = ["METHODS", "collect_table", "combine_comparisons", "run_ablation", "run_comparison",
            "run_distance_approx", "run_importance", "run_nn_dtw", "run_paper_groups", "run_tsne",
-           "write_diagnostics"]
+           "summarize_seeds", "write_diagnostics"]

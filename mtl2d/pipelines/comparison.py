@@ -56,7 +56,8 @@ from mtl2d.train import train_and_evaluate
 __all__ = ["METHODS", "METHOD_TITLES", "TRAINED_METHODS", "collect_diagnostics", "collect_table",
            "combine_comparisons", "data_fingerprint", "diagnostics_markdown", "encoder_overrides",
            "load_groups", "mask_group", "nn_dtw_data_config", "parse_methods", "run_comparison",
-           "run_nn_dtw", "run_paper_groups", "training_split_accuracy", "write_diagnostics"]
+           "run_nn_dtw", "run_paper_groups", "summarize_seeds", "training_split_accuracy",
+           "write_diagnostics"]
 
 METHOD_TITLES = {
     "1nn_dtw": "1NN-DTW",
@@ -475,6 +476,113 @@ def combine_comparisons(workdirs: Sequence[str | pathlib.Path], output: str | pa
   _write_table(output, table, title=title, note=f"{note} Combined from {sources}.".strip(),
                synthetic=synthetic)
   return table
+
+
+def summarize_seeds(workdirs: Sequence[str | pathlib.Path],
+                    output: str | pathlib.Path) -> list[dict[str, Any]]:
+  """One row per method over finished tables of the same tasks run with different seeds.
+
+  Each row holds, per workdir (a seed), the average rank over the tasks, the mean absolute
+  difference to the paper (tasks the paper has), the mean test accuracy and, where the
+  workdir has `diagnostics.json`, the mean validation accuracy (each task weighted once); then
+  the mean and the spread (largest minus smallest) of the rank over the seeds and the number
+  of seeds on which the method has the best average rank (ties count for each). Written as
+  `seeds.md` and `seeds.json` in `output`.
+
+  Args:
+    workdirs: finished comparisons (`table.csv` each, e.g. `runs/table1` and
+      `runs/table1_seed1`), in the order of their columns.
+    output: the directory written to; not one of `workdirs`.
+
+  Returns:
+    The rows, in the tables' method order.
+
+  Raises:
+    ValueError: fewer than two workdirs, `output` is one of them, a workdir has no table, or
+      the tables differ in methods or tasks (nothing is written then).
+  """
+  if len(workdirs) < 2:
+    raise ValueError(f"summarize_seeds: needs at least two workdirs, got {list(workdirs)}")
+  output = pathlib.Path(output)
+  tables, val = [], []
+  for workdir in map(pathlib.Path, workdirs):
+    if output.resolve() == workdir.resolve():
+      raise ValueError(f"summarize_seeds: output {output} is one of the inputs")
+    path = workdir / "table.csv"
+    if not path.is_file():
+      raise ValueError(f"{path}: no table; is {workdir} a finished comparison?")
+    methods, results, rows = ranks.read_table_csv(path.read_text())
+    table = ranks.rank_methods(results, methods, rows)
+    if tables and (table.methods != tables[0].methods
+                   or sorted(table.rows) != sorted(tables[0].rows)):
+      raise ValueError(f"{path}: methods or tasks differ from "
+                       f"{pathlib.Path(workdirs[0]) / 'table.csv'}; seeds compare the same table")
+    tables.append(table)
+    diagnostics = workdir / "diagnostics.json"
+    per_method: dict[str, float] = {}
+    if diagnostics.is_file():
+      groups = files.read_json(diagnostics)
+      for m in table.methods:
+        sub = [g for g in groups if g["method"] == m and g.get("val_accuracy") is not None]
+        n = sum(g["tasks"] for g in sub)
+        if n:
+          per_method[m] = sum(g["val_accuracy"] * g["tasks"] for g in sub) / n
+    val.append(per_method)
+  paper_results, _ = paper.table1_results({t for _, t in tables[0].rows})
+  out = []
+  for j, m in enumerate(tables[0].methods):
+    rank = [float(t.average_rank[j]) for t in tables]
+    mad = []
+    for t in tables:
+      d = [abs(a - paper_results[m][task]) for (_, task), a in zip(t.rows, t.accuracy[:, j])
+           if m in paper_results and task in paper_results[m] and not np.isnan(a)]
+      mad.append(float(np.mean(d)) if d else None)
+    out.append({
+        "method": m, "rank": rank, "rank_mean": float(np.mean(rank)),
+        "rank_spread": float(max(rank) - min(rank)),
+        "first": int(sum(bool(t.average_rank[j] <= np.nanmin(t.average_rank) + 1e-9)
+                         for t in tables)),
+        "mad": mad,
+        "test_accuracy": [float(np.nanmean(t.accuracy[:, j])) for t in tables],
+        "val_accuracy": [v.get(m) for v in val],
+    })
+  paper_rank = {}
+  if any(m in paper_results for m in tables[0].methods):
+    paper_rows = [r for r in tables[0].rows if r[1] in paper_results[tables[0].methods[0]]]
+    ref = ranks.rank_methods({m: paper_results[m] for m in tables[0].methods},
+                             tables[0].methods, paper_rows)
+    paper_rank = dict(zip(ref.methods, map(float, ref.average_rank)))
+  for row in out:
+    row["paper_rank"] = paper_rank.get(row["method"])
+  output.mkdir(parents=True, exist_ok=True)
+  files.write_text(output / "seeds.md", _seeds_markdown(out, workdirs, len(tables[0].rows)))
+  files.write_json(output / "seeds.json", {"workdirs": [str(w) for w in workdirs], "rows": out})
+  return out
+
+
+def _seeds_markdown(rows: Sequence[Mapping[str, Any]], workdirs: Sequence[str | pathlib.Path],
+                    tasks: int) -> str:
+  def cell(x: Any, digits: int) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+  k = len(workdirs)
+  names = ", ".join(f"`{w}`" for w in workdirs)
+  lines = [f"Average rank over {tasks} tasks per seed ({names}, in this order), its mean and "
+           "spread (largest minus smallest), the seeds on which the method ranks first; mean "
+           "absolute difference to the paper (MAD), mean validation and test accuracy per "
+           "seed (each task weighted once).", "",
+           "| method | rank per seed | mean rank | spread | first on | paper rank | "
+           "MAD per seed | val per seed | test per seed |",
+           "|---|---|---:|---:|---:|---:|---|---|---|"]
+  for r in rows:
+    def seq(values, digits):
+      return " / ".join(cell(v, digits) for v in values)
+    lines.append(
+        f"| {METHOD_TITLES.get(r['method'], r['method'])} | {seq(r['rank'], 2)} | "
+        f"{r['rank_mean']:.2f} | {r['rank_spread']:.2f} | {r['first']} of {k} | "
+        f"{cell(r['paper_rank'], 2)} | {seq(r['mad'], 3)} | {seq(r['val_accuracy'], 3)} | "
+        f"{seq(r['test_accuracy'], 3)} |")
+  return "\n".join(lines) + "\n"
 
 
 def training_split_accuracy(run_dir: str | pathlib.Path) -> dict[str, float]:

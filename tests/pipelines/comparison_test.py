@@ -367,3 +367,29 @@ def test_groups_with_padded_series_mask_the_padding(tmp_path):
     assert not comparison.mask_group(c, groups["Cricket"])
   assert recorded["ragged"]["mask_padding"] is True
   assert "mask_padding" not in recorded["equal"]
+
+
+def test_seed_summary_ranks_each_seed_and_refuses_other_tables(tmp_path):
+  rows = [("Cricket", "CricketX"), ("Cricket", "CricketY")]
+  # Seed 0: 1NN-DTW first on both tasks; seed 1: ResNet1D first on both.
+  seed0 = {"1nn_dtw": {"CricketX": 0.9, "CricketY": 0.9}, "resnet1d": {"CricketX": 0.5,
+                                                                     "CricketY": 0.6}}
+  seed1 = {"1nn_dtw": {"CricketX": 0.5, "CricketY": 0.6}, "resnet1d": {"CricketX": 0.9,
+                                                                     "CricketY": 0.8}}
+  _write_table(tmp_path / "s0", seed0, rows)
+  _write_table(tmp_path / "s1", seed1, rows)
+  out = comparison.summarize_seeds([tmp_path / "s0", tmp_path / "s1"], tmp_path / "sum")
+  by = {r["method"]: r for r in out}
+  assert by["1nn_dtw"]["rank"] == [1.0, 2.0] and by["resnet1d"]["rank"] == [2.0, 1.0]
+  assert by["1nn_dtw"]["rank_spread"] == 1.0 and by["resnet1d"]["first"] == 1
+  # The paper's CricketX/Y: 1NN-DTW 0.80 / 0.78, ResNet1D 0.75 / 0.78.
+  assert by["1nn_dtw"]["mad"][0] == pytest.approx((0.10 + 0.12) / 2)
+  assert by["resnet1d"]["mad"][1] == pytest.approx((0.15 + 0.02) / 2)
+  text = (tmp_path / "sum" / "seeds.md").read_text()
+  assert "| 1NN-DTW | 1.00 / 2.00 | 1.50 | 1.00 | 1 of 2 |" in text
+  _write_table(tmp_path / "other", seed0, rows[:1])
+  with pytest.raises(ValueError, match="tasks differ"):
+    comparison.summarize_seeds([tmp_path / "s0", tmp_path / "other"], tmp_path / "sum2")
+  assert not (tmp_path / "sum2").exists()
+  with pytest.raises(ValueError, match="at least two"):
+    comparison.summarize_seeds([tmp_path / "s0"], tmp_path / "sum3")
