@@ -74,9 +74,9 @@ def get_config() -> ml_collections.ConfigDict:
             "accuracy from 0.53 to 0.58 (ResNet2D w/ MTL) and from 0.62 to 0.65 (ResNet1D w/ "
             "MTL), and ResNet2D's evaluation-mode training accuracy from 0.41 to 0.69 "
             "(GestureMidAir) and 0.79 to 0.99 (AllGestureWiimote), "
-            "so the validation rule picks it for both encoders; it is not yet in Table I's "
-            "recipe because the table's padded groups (AllGestureWiimote, GestureMidAir) would "
-            "have to be rerun for both seeds."),
+            "so the validation rule picks it for both encoders: Table I masks the padding of "
+            "every group whose series are zero-padded (`mask_ragged`; AllGestureWiimote and "
+            "GestureMidAir, docs/results.md)."),
       knn=True)
   c.data.source = "ucr"
   c.data.data_dir = "../shared/data/ucr"

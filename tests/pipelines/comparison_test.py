@@ -87,6 +87,21 @@ def test_nn_dtw_rerun_with_other_windows_is_refused(archive, tmp_path):
   assert _nn_results(workdir) == results  # previously overwritten silently
 
 
+def test_nn_dtw_claims_of_equal_length_tasks_with_ragged_false_are_the_same_run(archive,
+                                                                                tmp_path):
+  # Claims written before the `ragged` setting applied to padded tasks only held
+  # `ragged: False` for every task; on equal-length tasks that is the same computation.
+  workdir = tmp_path / "cmp"
+  comparison.run_comparison(_config(archive), workdir)
+  results = _nn_results(workdir)
+  claim = workdir / "1nn_dtw" / "Cricket" / "config.json"
+  old = {**json.loads(claim.read_text()), "ragged": False}
+  claim.write_text(json.dumps(old))
+  comparison.run_comparison(_config(archive), workdir)
+  assert _nn_results(workdir) == results
+  assert "ragged" not in json.loads(claim.read_text())
+
+
 def test_results_of_an_older_layout_are_adopted(archive, tmp_path):
   # data.json held the data config and 1NN-DTW run directories held only results.json.
   workdir = tmp_path / "cmp"
