@@ -160,8 +160,8 @@ def run_nn_dtw(tasks: Sequence[types.Task], windows: Sequence[str],
     files.write_json(workdir / "config.json",
                      {"method": "1nn_dtw", "windows": old.get("windows")})
   if "ragged" not in claim and (workdir / "config.json").exists() and writer:
-    # Claims written before fa760d6 held `ragged: False` for equal-length tasks too, where it
-    # computes what no setting computes (nothing is padded): the same run.
+    # Claims written before fa760d6 held `ragged: False` for equal-length tasks too, where
+    # `ragged` changes nothing (no series is padded): the same run.
     old = files.read_json(workdir / "config.json")
     if old.get("ragged") is False and not any(_is_ragged(t) for t in tasks):
       files.write_json(workdir / "config.json", {k: v for k, v in old.items() if k != "ragged"})
