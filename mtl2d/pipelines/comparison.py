@@ -610,9 +610,10 @@ def training_split_accuracy(run_dir: str | pathlib.Path) -> dict[str, float]:
   config = ml_collections.ConfigDict(files.read_json(run_dir / "config.json"))
   results = files.read_json(run_dir / "results.json")
   out, restored = {}, {}
-  for task_id, task in enumerate(data_config_lib.load_tasks(config.data)):
-    if task.name not in results["tasks"]:
-      continue
+  # A comparison's runs record its whole data config; a run's heads are its own group's tasks,
+  # in load order (`load_groups`), so the head of a task is its place among those.
+  run_tasks = [t for t in data_config_lib.load_tasks(config.data) if t.name in results["tasks"]]
+  for task_id, task in enumerate(run_tasks):
     if config.multitask:
       model_dir, head = run_dir, task_id
     else:

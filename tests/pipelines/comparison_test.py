@@ -408,3 +408,25 @@ def test_seed_summary_ranks_each_seed_and_refuses_other_tables(tmp_path):
   assert not (tmp_path / "sum2").exists()
   with pytest.raises(ValueError, match="at least two"):
     comparison.summarize_seeds([tmp_path / "s0"], tmp_path / "sum3")
+
+
+def test_diagnostics_of_a_later_group_use_its_own_heads(archive, tmp_path):
+  # One comparison over two groups: each multitask run's heads are its own group's tasks, so
+  # the second group's evaluation-mode training accuracy must not index past the first's.
+  c = _config(archive, tasks=("ECG200", "CricketX", "CricketY"))
+  c.methods = "resnet1d_mtl"
+  c.train = train_helpers.tiny_config(num_epochs=2, eval_train_split=True)
+  c.encoder_train = {"resnet1d": {}, "resnet2d": {}}
+  comparison.run_comparison(c, tmp_path)
+  checked = 0
+  for group in ("ECG", "Cricket"):
+    run_dir = tmp_path / "resnet1d_mtl" / group
+    results = files.read_json(run_dir / "results.json")
+    records = rundir_lib.read_metrics(run_dir / "metrics.jsonl")
+    accuracy = comparison.training_split_accuracy(run_dir)
+    assert set(accuracy) == set(results["tasks"])
+    for name, task in results["tasks"].items():
+      expected = records[task["best_epoch"] - 1]["train_eval"][name]["accuracy"]
+      assert accuracy[name] == pytest.approx(expected, abs=1e-9)
+      checked += 1
+  assert checked == 3
