@@ -534,15 +534,12 @@ def summarize_seeds(workdirs: Sequence[str | pathlib.Path],
         if n:
           per_method[m] = sum(g["val_accuracy"] * g["tasks"] for g in sub) / n
     val.append(per_method)
-  paper_results, _ = paper.table1_results({t for _, t in tables[0].rows})
+  ref = _paper_reference(tables[0])
+  mads = [t.mean_abs_difference(ref) if ref is not None else None for t in tables]
   out = []
   for j, m in enumerate(tables[0].methods):
     rank = [float(t.average_rank[j]) for t in tables]
-    mad = []
-    for t in tables:
-      d = [abs(a - paper_results[m][task]) for (_, task), a in zip(t.rows, t.accuracy[:, j])
-           if m in paper_results and task in paper_results[m] and not np.isnan(a)]
-      mad.append(float(np.mean(d)) if d else None)
+    mad = [None if d is None or np.isnan(d[j]) else float(d[j]) for d in mads]
     out.append({
         "method": m, "rank": rank, "rank_mean": float(np.mean(rank)),
         "rank_spread": float(max(rank) - min(rank)),
@@ -551,15 +548,8 @@ def summarize_seeds(workdirs: Sequence[str | pathlib.Path],
         "mad": mad,
         "test_accuracy": [float(np.nanmean(t.accuracy[:, j])) for t in tables],
         "val_accuracy": [v.get(m) for v in val],
+        "paper_rank": None if ref is None else float(ref.average_rank[j]),
     })
-  paper_rank = {}
-  if any(m in paper_results for m in tables[0].methods):
-    paper_rows = [r for r in tables[0].rows if r[1] in paper_results[tables[0].methods[0]]]
-    ref = ranks.rank_methods({m: paper_results[m] for m in tables[0].methods},
-                             tables[0].methods, paper_rows)
-    paper_rank = dict(zip(ref.methods, map(float, ref.average_rank)))
-  for row in out:
-    row["paper_rank"] = paper_rank.get(row["method"])
   output.mkdir(parents=True, exist_ok=True)
   files.write_text(output / "seeds.md", _seeds_markdown(out, workdirs, len(tables[0].rows)))
   files.write_json(output / "seeds.json", {"workdirs": [str(w) for w in workdirs], "rows": out})
@@ -741,6 +731,18 @@ def collect_table(workdir: str | pathlib.Path,
   return ranks.rank_methods(results, present, rows)
 
 
+def _paper_reference(table: ranks.RankedTable) -> ranks.RankedTable | None:
+  """The paper's Table I on `table`'s tasks and methods; None when it has none of the tasks.
+
+  Ranks are recomputed on that subset, from the accuracies as printed (two decimals).
+  """
+  paper_results, paper_rows = paper.table1_results({t for _, t in table.rows})
+  if not paper_rows:
+    return None
+  return ranks.rank_methods({m: paper_results[m] for m in table.methods}, table.methods,
+                            paper_rows)
+
+
 def _write_table(workdir: pathlib.Path, table: ranks.RankedTable, *, title: str, note: str,
                  synthetic: bool) -> None:
   if synthetic:
@@ -748,12 +750,8 @@ def _write_table(workdir: pathlib.Path, table: ranks.RankedTable, *, title: str,
   titled = ranks.RankedTable([METHOD_TITLES[m] for m in table.methods], table.rows,
                              table.accuracy, table.ranks, table.average_rank, table.decimals)
   reference = None
-  task_names = {t for _, t in table.rows}
-  paper_results, paper_rows = paper.table1_results(task_names)
-  if paper_rows:
-    # Same tasks, same methods, as printed in the paper: ranks recomputed on this subset.
-    ref = ranks.rank_methods({m: paper_results[m] for m in table.methods}, table.methods,
-                             paper_rows)
+  ref = _paper_reference(table)
+  if ref is not None:
     reference = ranks.RankedTable([f"{METHOD_TITLES[m]} (paper)" for m in ref.methods],
                                   ref.rows, ref.accuracy, ref.ranks, ref.average_rank,
                                   ref.decimals)

@@ -43,6 +43,22 @@ class RankedTable:
     """Boolean `[tasks]`: rows where every method has an accuracy (the ones averaged)."""
     return ~np.isnan(self.accuracy).any(axis=1)
 
+  def mean_abs_difference(self, other: "RankedTable") -> np.ndarray:
+    """`[methods]` mean absolute accuracy difference to `other` (same method order).
+
+    Over the tasks both have, matched by task name; NaN for a method with no such task.
+    """
+    theirs = {task: i for i, (_, task) in enumerate(other.rows)}
+    out = np.full(len(self.methods), np.nan)
+    for j in range(len(self.methods)):
+      d = [abs(a - other.accuracy[theirs[task], j])
+           for (_, task), a in zip(self.rows, self.accuracy[:, j])
+           if task in theirs and not math.isnan(a)
+           and not math.isnan(other.accuracy[theirs[task], j])]
+      if d:
+        out[j] = float(np.mean(d))
+    return out
+
   def to_csv(self) -> str:
     """CSV with one row per task, accuracy and rank per method, then the average rank."""
     out = io.StringIO()
@@ -86,7 +102,6 @@ class RankedTable:
     header = "| group | task | " + " | ".join(f"{m} (ours / paper)" for m in self.methods) + " |"
     lines = [header, "|---|---|" + "---|" * len(self.methods)]
     best = np.nanmin(np.where(np.isnan(self.ranks), np.inf, self.ranks), axis=1)
-    diffs = [[] for _ in self.methods]
     d = self.decimals
     for (group, task), acc, rank, b in zip(self.rows, self.accuracy, self.ranks, best):
       cells = []
@@ -99,15 +114,13 @@ class RankedTable:
           cells.append(ours)
           continue
         cells.append(f"{ours} / {other.accuracy[i, j]:.{d}f} ({other.ranks[i, j]:.1f})")
-        if not math.isnan(a):
-          diffs[j].append(abs(a - other.accuracy[i, j]))
       lines.append(f"| {group} | {task} | " + " | ".join(cells) + " |")
     n = int(self.complete_rows.sum())
     lines.append(f"| **average rank** ({n} tasks) | | " + " | ".join(
         f"{_fmt(r, 2)} / {_fmt(q, 2)}" for r, q in zip(self.average_rank, other.average_rank))
                  + " |")
     lines.append("| mean abs. difference to the paper | | " + " | ".join(
-        _fmt(float(np.mean(v)) if v else float("nan"), 3) for v in diffs) + " |")
+        _fmt(float(v), 3) for v in self.mean_abs_difference(other)) + " |")
     return lines
 
   def _markdown_body(self) -> list[str]:
