@@ -2,7 +2,7 @@
 
 Run: `python -m mtl2d.bench.estimators --data_dir=../shared/data/ucr [--problems=ECG200,...]
 [--seeds=0,1] [--methods=1nn_dtw,resnet2d,resnet1d[,minirocket]] [--params='{"length": 128}']
-[--out=table.md]`.
+[--split=selection] [--out=table.md]`.
 
 A problem is a UCR task subsampled to a small training set (30-200 series; the rest of the
 task, TRAIN and TEST merged, up to `--max_test` series, is the test set), or the synthetic set
@@ -23,6 +23,12 @@ the epoch it reports, `best_epoch_`: the number to choose a setting on, never th
 and each estimator's fit time: wall seconds and CPU seconds (all threads, so up to cores x
 wall). `--params` sets estimator parameters away from their defaults (the same for every
 estimator), to compare a candidate default with the defaults on the validation column.
+
+`--split=selection` leaves the test series out altogether: every method fits on a stratified
+three quarters of the draw's training series and is scored on the other quarter (the
+selection split). It chooses between settings that the estimators' own validation column
+cannot score, such as `refit` (which trains on the held-out quarter too), without looking at
+the test series.
 """
 
 from __future__ import annotations
@@ -76,20 +82,35 @@ def bumps(n: int, length: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndar
   return x[perm].astype(np.float32), y[perm].astype(np.int32)
 
 
-def draw(problem: str, seed: int, data_dir: str | None,
-         max_test: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-  """`(x_train, y_train, x_test, y_test)` of one seed's subsample of `problem`."""
+SPLITS = ("test", "selection")
+SELECTION_FRACTION = 0.25
+
+
+def draw(problem: str, seed: int, data_dir: str | None, max_test: int,
+         split: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """`(x_fit, y_fit, x_score, y_score)` of one seed's subsample of `problem`.
+
+  `split="test"`: the training series and the test series. `split="selection"`: a stratified
+  three quarters of the same training series and the other quarter (no test series).
+  """
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   task, n_train = PROBLEMS[problem]
   if task is None:
     x, y = bumps(n_train, seed=2 * seed)
     xt, yt = bumps(max_test, seed=2 * seed + 1)
-    return x, y, xt, yt
-  x, y, _ = ucr.load_arrays(task, data_dir, allow_partial=True)  # a TEST file may be missing
-  fraction = min(n_train / len(y), 0.99)
-  # A stratified sample of n_train series for training (the held-out part of the split).
-  rest, train = splits.stratified_holdout(y, fraction, seed=seed, name=task)
-  test = np.random.default_rng(seed).permutation(rest)[:max_test]
-  return x[train], y[train], x[test], y[test]
+  else:
+    xs, ys, _ = ucr.load_arrays(task, data_dir, allow_partial=True)  # TEST may be missing
+    fraction = min(n_train / len(ys), 0.99)
+    # A stratified sample of n_train series for training (the held-out part of the split).
+    rest, train = splits.stratified_holdout(ys, fraction, seed=seed, name=task)
+    test = np.random.default_rng(seed).permutation(rest)[:max_test]
+    x, y, xt, yt = xs[train], ys[train], xs[test], ys[test]
+  if split == "selection":
+    fit, select = splits.stratified_holdout(y, SELECTION_FRACTION, seed=seed + 1,
+                                            name=f"{problem} (selection split)")
+    return x[fit], y[fit], x[select], y[select]
+  return x, y, xt, yt
 
 
 def one_nn_dtw(x: np.ndarray, y: np.ndarray, xt: np.ndarray, seed: int) -> np.ndarray:
@@ -148,15 +169,17 @@ def parse_params(text: str, methods: Sequence[str]) -> dict[str, Any]:
 
 def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
         data_dir: str | None, max_test: int,
-        params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        params: Mapping[str, Any] | None = None, split: str = "test") -> list[dict[str, Any]]:
   """One row per problem and seed: accuracy per method, validation and fit seconds per estimator.
 
   `params`: estimator parameters set away from their defaults (every estimator the same).
+  `split`: what the accuracy is measured on, "test" or "selection" (`draw`); the rows' "test"
+  count is then the selection split's.
   """
   rows = []
   for problem in problems:
     for seed in seeds:
-      x, y, xt, yt = draw(problem, seed, data_dir, max_test)
+      x, y, xt, yt = draw(problem, seed, data_dir, max_test, split)
       row = {"problem": problem, "seed": seed, "train": len(y), "test": len(yt),
              "classes": len(np.unique(y)), "length": x.shape[1], "accuracy": {},
              "val": {}, "wall_s": {}, "cpu_s": {}, "schedule": {}}
@@ -234,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
   parser.add_argument("--params", default="",
                       help='estimator parameters away from the defaults, a JSON object, e.g. '
                            '\'{"length": 128}\' (every estimator the same)')
+  parser.add_argument("--split", default="test", choices=SPLITS,
+                      help="score on the test series, or fit on three quarters of the training "
+                           "series and score on the other quarter (to choose a setting)")
   parser.add_argument("--out", default="", help="also write the Markdown table here")
   args = parser.parse_args(argv)
   problems = [p for p in args.problems.split(",") if p]
@@ -250,7 +276,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPU cores")
   if params:
     print(f"estimator parameters: {params}")
-  rows = run(problems, seeds, methods, args.data_dir, args.max_test, params)
+  if args.split == "selection":
+    print("accuracy on the selection split (a quarter of the training series; no test series)")
+  rows = run(problems, seeds, methods, args.data_dir, args.max_test, params, args.split)
   table = format_table(rows, methods)
   print(table)
   if args.out:

@@ -47,7 +47,8 @@ from mtl2d.train import recipe
 from mtl2d.train import rundir as rundir_lib
 
 __all__ = ["FittedTask", "PreparedTask", "engine_config", "model_channels", "predict_logits",
-           "prepare_task", "schedule", "train", "warn_no_progress", "with_model_channels"]
+           "prepare_task", "refit", "schedule", "train", "warn_no_progress",
+           "with_model_channels"]
 
 # Engine fields an estimator sets itself: from its own parameters, or because its contract
 # needs them (no test split; a checkpoint at every epoch that improves on validation, so the
@@ -384,7 +385,7 @@ def check_model_options(encoder: str, preset: str, model_options: Any) -> None:
 
 
 def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
-          workdir: str | pathlib.Path | None
+          workdir: str | pathlib.Path | None, *, epochs: Mapping[str, int] | None = None
           ) -> tuple[list[FittedTask], list[dict[str, Any]], dict[str, Any]]:
   """Runs the engine on the prepared tasks and restores each task's best checkpoint.
 
@@ -393,6 +394,8 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
     prepared: the tasks, in task-id order.
     workdir: the run directory (a rerun with the same data and settings resumes it, a
       different run there is refused); None trains in a temporary directory, removed after.
+    epochs: task name -> the epoch whose checkpoint to restore instead of the task's best
+      (`refit`); the run must save those epochs.
 
   Returns:
     `(fitted tasks, epoch records of metrics.jsonl, the run's config.json)`; the last is
@@ -411,7 +414,7 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
     for p in prepared:
       name = p.task.name
       run_dir = run if config.multitask else run / "tasks" / files.safe_name(name)
-      epoch = int(results["tasks"][name]["best_epoch"])
+      epoch = int(epochs[name] if epochs is not None else results["tasks"][name]["best_epoch"])
       if (run_dir, epoch) not in restored:
         _, variables, _ = inference.restore_model(run_dir, which=epoch)
         restored[run_dir, epoch] = jax.tree.map(np.asarray, jax.device_get(variables))
@@ -423,6 +426,48 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
     if tmp is not None:
       shutil.rmtree(tmp, ignore_errors=True)
   return fitted, history, record
+
+
+def _merged(split: types.Split, other: types.Split) -> types.Split:
+  return types.Split(x=np.concatenate([split.x, other.x]), y=np.concatenate([split.y, other.y]),
+                     indices=np.concatenate([split.indices, other.indices]))
+
+
+def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
+          fitted: list[FittedTask], workdir: str | pathlib.Path | None) -> list[FittedTask]:
+  """Trains again on every task's training and held-out series, up to each task's chosen epoch.
+
+  The first run (`train`) chose each task's epoch on its held-out series; this run gives the
+  same model, schedule, batch size and seed all of the task's series (so an epoch has more
+  steps) and stops at the latest chosen epoch; each task keeps the weights of its own chosen
+  epoch. The held-out series are still evaluated each epoch (the engine's contract), but they
+  are training series now, so nothing is chosen on them.
+
+  Args:
+    config: the first run's config (from `engine_config`).
+    prepared: the tasks of the first run, in task-id order.
+    fitted: the first run's fitted tasks (their `best_epoch` is the chosen epoch).
+    workdir: the first run's directory (this run goes to its `refit/`); None: a temporary
+      directory.
+
+  Returns:
+    The fitted tasks with the refitted weights (`best_epoch` unchanged: the epoch trained to).
+  """
+  chosen = {f.name: int(f.best_epoch) for f in fitted}
+  last = max(chosen.values())
+  c = copy.deepcopy(config)
+  c.stop_after_epochs = last
+  c.checkpoint_improved_only = False
+  if len(set(chosen.values())) == 1:
+    c.checkpoint_every_epochs = last  # only the chosen (last) epoch is saved
+  else:  # several tasks' epochs of one multitask run: keep every epoch up to the last chosen
+    c.checkpoint_every_epochs = 1
+    c.keep_checkpoints = last
+  merged = [dataclasses.replace(p, task=dataclasses.replace(
+      p.task, train=_merged(p.task.train, p.task.val))) for p in prepared]
+  run = None if workdir is None else pathlib.Path(workdir) / "refit"
+  out, _, _ = train(c, merged, run, epochs=chosen)
+  return out
 
 
 def predict_logits(config: Mapping[str, Any], num_classes: tuple[int, ...], task_id: int,

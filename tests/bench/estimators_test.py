@@ -77,3 +77,16 @@ def test_params_are_checked():
     bench.parse_params('{"lenght": 128}', ["resnet2d"])
   with pytest.raises(SystemExit):
     bench.main(["--problems=bumps", "--methods=resnet2d", '--params={"lenght": 1}'])
+
+
+def test_selection_split_is_a_quarter_of_the_training_series_and_no_test_series():
+  x, y, xt, _ = bench.draw("bumps", 0, None, 40)
+  xf, yf, xs, ys = bench.draw("bumps", 0, None, 40, split="selection")
+  assert (len(xf), len(xs)) == (38, 12)
+  assert np.bincount(ys).tolist() == [6, 6]  # stratified
+  # Both parts come from the training series; none from the test series.
+  rows = {r.tobytes() for r in x}
+  assert all(r.tobytes() in rows for r in np.concatenate([xf, xs]))
+  assert not {r.tobytes() for r in xt} & {r.tobytes() for r in np.concatenate([xf, xs])}
+  with pytest.raises(ValueError, match="split must be one of"):
+    bench.draw("bumps", 0, None, 40, split="val")

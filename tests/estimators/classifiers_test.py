@@ -1,9 +1,11 @@
 """The estimators end to end: fit/predict on tiny data, labels, errors, params, workdirs."""
 
 import copy
+import dataclasses
 import json
 import warnings
 
+import jax
 import numpy as np
 import pytest
 from sklearn import base
@@ -17,6 +19,7 @@ from mtl2d.bench import estimators as bench_estimators
 from mtl2d.estimators import fitting
 from mtl2d.pipelines import comparison
 from mtl2d.train import config as config_lib
+from mtl2d.train import inference
 from mtl2d.train import recipe
 from tests.estimators import helpers
 
@@ -384,3 +387,71 @@ def test_multitask_default_lengths_are_capped_per_task():
     warnings.simplefilter("error")
     mtl.predict(long_x, task="long")
     mtl.predict(short_x, task="short")
+
+
+def _steps_per_epoch(metrics_path):
+  records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+  return records, records[0]["step"]
+
+
+@pytest.mark.filterwarnings("ignore:.*training made no progress")
+def test_refit_trains_on_all_series_up_to_the_chosen_epoch(tmp_path):
+  x, y = helpers.series(48, 24, seed=4)
+  params = helpers.tiny("resnet1d", epochs=4, batch_size=8, learning_rate=3e-2)
+  plain = estimators.ResNet1DClassifier(**params, workdir=str(tmp_path / "plain")).fit(x, y)
+  refitted = estimators.ResNet1DClassifier(**params, refit=True,
+                                           workdir=str(tmp_path / "refit")).fit(x, y)
+  # The first run is the same fit (same epoch chosen, same history); the weights differ.
+  assert refitted.best_epoch_ == plain.best_epoch_
+  untimed = lambda history: [{k: v for k, v in r.items() if k != "timing"} for r in history]  # noqa: E731
+  assert untimed(refitted.history_) == untimed(plain.history_)
+  assert not np.array_equal(refitted.predict_proba(x), plain.predict_proba(x))
+  # The refit run: all 48 series (36 + the 12 held out) per epoch, stopped at the chosen epoch.
+  first, first_steps = _steps_per_epoch(tmp_path / "refit" / "tasks" / "task" / "metrics.jsonl")
+  again, again_steps = _steps_per_epoch(
+      tmp_path / "refit" / "refit" / "tasks" / "task" / "metrics.jsonl")
+  assert (len(first), first_steps) == (4, -(-36 // 8))
+  assert (len(again), again_steps) == (refitted.best_epoch_, -(-48 // 8))
+  # What the estimator keeps is that run's last (chosen) epoch.
+  _, variables, _ = inference.restore_model(tmp_path / "refit" / "refit" / "tasks" / "task",
+                                            which=refitted.best_epoch_)
+  flat = jax.tree.leaves(jax.tree.map(np.asarray, variables))
+  kept = jax.tree.leaves(refitted.variables_)
+  assert all(np.array_equal(a, b) for a, b in zip(flat, kept))
+  # With validation_data nothing is held out of X, so there is nothing to refit on.
+  with_val = estimators.ResNet1DClassifier(**params, refit=True,
+                                           workdir=str(tmp_path / "val")).fit(
+      x[:36], y[:36], validation_data=(x[36:], y[36:]))
+  assert not (tmp_path / "val" / "refit").exists()
+  assert with_val.best_epoch_ >= 1
+  with pytest.raises(ValueError, match="refit must be True or False"):
+    estimators.ResNet1DClassifier(**params, refit="yes").fit(x, y)
+
+
+@pytest.mark.filterwarnings("ignore:.*training made no progress")
+def test_multitask_refit_keeps_each_tasks_own_epoch(monkeypatch):
+  x, y = helpers.series(48, 24, seed=5)
+  xb, yb = helpers.series(32, 16, seed=6)
+  seen = {}
+  real_train = fitting.train
+
+  def train(config, prepared, workdir, *, epochs=None):
+    out = real_train(config, prepared, workdir, epochs=epochs)
+    if epochs is not None:
+      seen.update(epochs=dict(epochs), config=config,
+                  rows={p.task.name: len(p.task.train) for p in prepared})
+    return out
+
+  monkeypatch.setattr(fitting, "train", train)
+  # Chosen epochs 2 and 4 (the second task's best is forced to another epoch).
+  real_refit = fitting.refit
+  monkeypatch.setattr(fitting, "refit", lambda config, prepared, fitted, workdir: real_refit(
+      config, prepared, [dataclasses.replace(f, best_epoch=e) for f, e in zip(fitted, (2, 4))],
+      workdir))
+  mtl = estimators.MultiTaskClassifier(encoder="resnet1d", refit=True,
+                                       **helpers.tiny("resnet1d", epochs=5, batch_size=8))
+  mtl.fit({"a": (x, y), "b": (xb, yb)})
+  assert seen["epochs"] == {"a": 2, "b": 4}
+  assert seen["config"].stop_after_epochs == 4 and seen["rows"] == {"a": 48, "b": 32}
+  assert mtl.best_epochs_ == {"a": 2, "b": 4}
+  assert mtl.predict(xb, task="b").shape == (32,)
