@@ -89,8 +89,9 @@ class _Estimator(base.BaseEstimator):
       raise ValueError(f"length must be None or an integer >= 1, got {self.length!r}")
     if not isinstance(self.znormalize, (bool, np.bool_)):
       raise ValueError(f"znormalize must be True or False, got {self.znormalize!r}")
-    if not isinstance(self.refit, (bool, np.bool_)):
-      raise ValueError(f"refit must be True or False, got {self.refit!r}")
+    if self.refit is not None and not isinstance(self.refit, (bool, np.bool_)):
+      raise ValueError(f"refit must be None (the encoder's default), True or False, got "
+                       f"{self.refit!r}")
     if self.workdir is not None and not isinstance(self.workdir, (str, os.PathLike)):
       raise ValueError(f"workdir must be None or a directory path, got {self.workdir!r}")
     if self.config_overrides is not None and not isinstance(self.config_overrides, Mapping):
@@ -123,15 +124,24 @@ class _Estimator(base.BaseEstimator):
     config = fitting.engine_config(**settings, epochs=epochs, batch_size=batch_size)
     tasks, history, record = fitting.train(config, prepared, self.workdir)
     fitting.warn_no_progress(prepared, tasks, history)
-    if self.refit and all(val is None for _, _, _, val, _ in data):
+    refit = self._refit_default() if self.refit is None else bool(self.refit)
+    held_out = all(val is None for _, _, _, val, _ in data)
+    if refit and held_out:
       tasks = fitting.refit(config, prepared, tasks, self.workdir)
+    # Whether the kept weights are the refit's, in the record saved with the estimator.
+    record = {**record, "refit": bool(refit and held_out)}
     self._set_fitted(tasks, record, history)
+
+  def _refit_default(self) -> bool:
+    """`refit=None`: the single-task estimators' recipe default per encoder (`recipe.REFIT`)."""
+    return recipe.REFIT[self._encoder_name()]
 
   def _set_schedule(self, config: dict[str, Any]) -> None:
     # The batch size and epochs trained with (chosen from the data when the parameters are
     # None), as the run's config records them.
     self.batch_size_ = int(config["batch_size"])
     self.epochs_ = int(config["num_epochs"])
+    self.refit_ = bool(config.get("refit", False))  # False: saved before refits existed
 
   # Fitted state <-> attributes (subclasses name them).
   def _set_fitted(self, tasks: list[fitting.FittedTask], config: dict[str, Any],
@@ -201,8 +211,8 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
                learning_rate: float = recipe.LEARNING_RATE,
                weight_decay: float = 0.01, validation_fraction: float = 0.25,
                random_state: int | None = 0, znormalize: bool = True,
-               length: int | None = None, refit: bool = False, workdir: str | None = None,
-               config_overrides: dict | None = None):
+               length: int | None = None, refit: bool | None = None,
+               workdir: str | None = None, config_overrides: dict | None = None):
     """Stores the settings (validated by `fit`).
 
     The defaults are Table I's CPU recipe (`mtl2d.train.recipe`): the "quick" preset (for
@@ -231,8 +241,10 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
         it, chosen on validation in docs/estimators.md). Set it to keep longer series whole.
       refit: after the epoch is chosen on the held-out share, train again on all of
         `(X, y)` (the same schedule, stopped at that epoch) and keep those weights
-        (`mtl2d.estimators.fitting.refit`; about 1.5-2 times the training time). No effect
-        when `fit` gets `validation_data`.
+        (`mtl2d.estimators.fitting.refit`; about 1.5-2 times the training time). None: the
+        encoder's default (`recipe.REFIT`: ResNet2D yes, ResNet1D no, chosen on a selection
+        split in docs/estimators.md); fitted as `refit_`. No refit when `fit` gets
+        `validation_data`.
       workdir: directory of the training run (config, metrics.jsonl, TensorBoard files,
         curves.png, checkpoints); a refit with the same data and settings resumes or reuses
         it, a different run there is refused. None trains in a temporary directory.
@@ -347,7 +359,7 @@ class MultiTaskClassifier(_Estimator):
                batch_size: int | None = None, learning_rate: float = recipe.LEARNING_RATE,
                weight_decay: float = 0.01,
                validation_fraction: float = 0.25, random_state: int | None = 0,
-               znormalize: bool = True, length: int | None = None, refit: bool = False,
+               znormalize: bool = True, length: int | None = None, refit: bool | None = None,
                workdir: str | None = None, config_overrides: dict | None = None):
     """Stores the settings (validated by `fit`).
 
@@ -365,12 +377,16 @@ class MultiTaskClassifier(_Estimator):
       znormalize: as for `ResNet2DClassifier`.
       length: one series length for every task; None keeps each task's longest series, at
         most 128 steps (`recipe.MAX_LENGTH`), as for `ResNet2DClassifier`.
-      refit: as for `ResNet2DClassifier`: every task trained again on all its series, each
-        task keeping the weights of its own chosen epoch.
+      refit: as for `ResNet2DClassifier` (every task trained again on all its series, each
+        task keeping the weights of its own chosen epoch), but None means no refit: it was
+        measured for the single-task estimators only.
       workdir: as for `ResNet2DClassifier`.
       config_overrides: as for `ResNet2DClassifier`.
     """
     self._store(locals())
+
+  def _refit_default(self) -> bool:
+    return False
 
   def _encoder_name(self) -> str:
     if self.encoder not in ("resnet1d", "resnet2d"):

@@ -398,7 +398,8 @@ def _steps_per_epoch(metrics_path):
 def test_refit_trains_on_all_series_up_to_the_chosen_epoch(tmp_path):
   x, y = helpers.series(48, 24, seed=4)
   params = helpers.tiny("resnet1d", epochs=4, batch_size=8, learning_rate=3e-2)
-  plain = estimators.ResNet1DClassifier(**params, workdir=str(tmp_path / "plain")).fit(x, y)
+  plain = estimators.ResNet1DClassifier(**params, refit=False,
+                                        workdir=str(tmp_path / "plain")).fit(x, y)
   refitted = estimators.ResNet1DClassifier(**params, refit=True,
                                            workdir=str(tmp_path / "refit")).fit(x, y)
   # The first run is the same fit (same epoch chosen, same history); the weights differ.
@@ -424,8 +425,22 @@ def test_refit_trains_on_all_series_up_to_the_chosen_epoch(tmp_path):
       x[:36], y[:36], validation_data=(x[36:], y[36:]))
   assert not (tmp_path / "val" / "refit").exists()
   assert with_val.best_epoch_ >= 1
-  with pytest.raises(ValueError, match="refit must be True or False"):
+  assert with_val.refit_ is False and refitted.refit_ is True and plain.refit_ is False
+  # The flag travels with a saved estimator.
+  refitted.save(tmp_path / "saved")
+  assert estimators.load(tmp_path / "saved").refit_ is True
+  with pytest.raises(ValueError, match="refit must be None"):
     estimators.ResNet1DClassifier(**params, refit="yes").fit(x, y)
+
+
+def test_refit_defaults_per_encoder():
+  # recipe.REFIT: chosen on the bench's selection split (docs/estimators.md).
+  assert recipe.REFIT == {"resnet1d": False, "resnet2d": True}
+  x, y = helpers.series(32, 16, seed=8)
+  r2d = estimators.ResNet2DClassifier(**helpers.tiny("resnet2d")).fit(x, y)
+  r1d = estimators.ResNet1DClassifier(**helpers.tiny("resnet1d")).fit(x, y)
+  mtl = estimators.MultiTaskClassifier(**helpers.tiny("resnet2d")).fit({"a": (x, y)})
+  assert (r2d.refit, r2d.refit_, r1d.refit_, mtl.refit_) == (None, True, False, False)
 
 
 @pytest.mark.filterwarnings("ignore:.*training made no progress")
