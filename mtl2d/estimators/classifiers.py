@@ -124,12 +124,13 @@ class _Estimator(base.BaseEstimator):
     config = fitting.engine_config(**settings, epochs=epochs, batch_size=batch_size)
     tasks, history, record = fitting.train(config, prepared, self.workdir)
     fitting.warn_no_progress(prepared, tasks, history)
-    refit = self._refit_default() if self.refit is None else bool(self.refit)
-    held_out = all(val is None for _, _, _, val, _ in data)
-    if refit and held_out:
+    # A refit needs held-out series of X to add back; with validation_data there are none.
+    refit = ((self._refit_default() if self.refit is None else bool(self.refit))
+             and all(val is None for _, _, _, val, _ in data))
+    if refit:
       tasks = fitting.refit(config, prepared, tasks, self.workdir)
     # Whether the kept weights are the refit's, in the record saved with the estimator.
-    record = {**record, "refit": bool(refit and held_out)}
+    record = {**record, "refit": refit}
     self._set_fitted(tasks, record, history)
 
   def _refit_default(self) -> bool:
@@ -319,7 +320,8 @@ class ResNet1DClassifier(_SingleTaskClassifier):
   Fitted attributes: `classes_` (the labels, sorted), `length_` (series length of the model),
   `series_length_` (the longest training series, resampled to `length_`; predicting series
   of another length warns), `channels_` (of the series), `batch_size_` and `epochs_` (as
-  trained), `best_epoch_` (the restored checkpoint's epoch),
+  trained), `best_epoch_` (the chosen epoch), `refit_` (whether the kept weights come from the
+  refit on all training series, else from the best epoch's checkpoint),
   `variables_` (parameters and batch-norm statistics), `config_` (the engine config with the
   run's `resolved` section, which records the model fields), `history_` (per-epoch records of
   the run).
@@ -351,7 +353,7 @@ class MultiTaskClassifier(_Estimator):
 
   Fitted attributes: `tasks_` (names, in task-id order), `classes_`, `lengths_`,
   `series_lengths_`, `channels_`, `best_epochs_` and `variables_` (dicts by task name),
-  `batch_size_`, `epochs_`, `config_`, `history_`.
+  `batch_size_`, `epochs_`, `refit_`, `config_`, `history_`.
   """
 
   def __init__(self, *, encoder: str = "resnet2d", preset: str = recipe.PRESET,
