@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from collections.abc import Sequence
+import copy
 import inspect
 import json
 import os
@@ -143,6 +144,23 @@ def validation_accuracy(clf: Any) -> float:
   raise ValueError(f"no validation record of epoch {clf.best_epoch_} in the fit's history")
 
 
+def member_accuracies(clf: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+  """Accuracy of each model of a fit with `refit="average"`, scored alone.
+
+  `{"refit": ..., "checkpoint": ...}`: the refit's weights, and the first run's checkpoint of
+  the chosen epoch (what `refit=True` and `refit=False` keep, from this one fit); empty for a
+  fit of one model.
+  """
+  if not getattr(clf, "ensemble_variables_", ()):
+    return {}
+  out = {}
+  for name, variables in (("refit", clf.variables_), ("checkpoint", clf.ensemble_variables_[0])):
+    one = copy.copy(clf)
+    one.variables_, one.ensemble_variables_ = variables, ()
+    out[name] = float(one.score(x, y))
+  return out
+
+
 def parse_params(text: str, methods: Sequence[str]) -> dict[str, Any]:
   """`--params`: a JSON object of keyword arguments every estimator of `methods` accepts.
 
@@ -191,13 +209,15 @@ def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
         else:
           clf = ESTIMATORS[method](random_state=seed, **(params or {})).fit(x, y)
           row["accuracy"][method] = float(clf.score(xt, yt))
+          for member, accuracy in member_accuracies(clf, xt, yt).items():
+            row["accuracy"][f"{method} ({member} alone)"] = accuracy
           row["val"][method] = validation_accuracy(clf)
           row["schedule"][method] = (clf.batch_size_, clf.epochs_, clf.best_epoch_)
         row["wall_s"][method] = time.perf_counter() - wall
         row["cpu_s"][method] = time.process_time() - cpu
       print(f"{problem} seed {seed}: " + ", ".join(
-          f"{m} {row['accuracy'][m]:.3f} ({row['wall_s'][m]:.0f} s)" for m in methods),
-          flush=True)
+          f"{m} {a:.3f}" + (f" ({row['wall_s'][m]:.0f} s)" if m in row["wall_s"] else "")
+          for m, a in row["accuracy"].items()), flush=True)
       rows.append(row)
   return rows
 
@@ -205,16 +225,22 @@ def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
 def format_table(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
   """Markdown: mean accuracy per problem (over seeds), difference to 1NN-DTW, fit seconds.
 
-  Estimators whose rows hold a validation accuracy (`row["val"]`) get a validation column.
+  Estimators whose rows hold a validation accuracy (`row["val"]`) get a validation column;
+  the models of a `refit="average"` fit scored alone (`member_accuracies`) get columns of
+  their own.
   """
-  fits = [m for m in methods if m != "1nn_dtw"]
+  timed = [m for m in methods if m != "1nn_dtw"]
+  extra = [k for k in rows[0]["accuracy"] if k not in methods] if rows else []
+  extra = [k for k in extra if all(k in r["accuracy"] for r in rows)]
+  fits = timed + extra
+  methods = list(methods) + extra
   ref = "1nn_dtw" in methods
-  vals = [m for m in fits if all(m in r.get("val", {}) for r in rows)]
+  vals = [m for m in timed if all(m in r.get("val", {}) for r in rows)]
   head = ["problem", "train / test, classes, length", "seeds"] + list(methods)
   if ref:
     head += [f"{m} - 1nn_dtw" for m in fits]
   head += [f"{m} val" for m in vals]
-  head += [f"{m} fit s wall / CPU (max)" for m in fits]
+  head += [f"{m} fit s wall / CPU (max)" for m in timed]
   lines = ["| " + " | ".join(head) + " |", "|---|---|---:|" + "---:|" * (len(head) - 3)]
   means: dict[str, list[float]] = {m: [] for m in methods}
   val_means: dict[str, list[float]] = {m: [] for m in vals}
@@ -232,14 +258,14 @@ def format_table(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
       cells += [f"{acc[m] - acc['1nn_dtw']:+.3f}" for m in fits]
     cells += [f"{val[m]:.3f}" for m in vals]
     cells += [f"{max(r['wall_s'][m] for r in rs):.0f} / {max(r['cpu_s'][m] for r in rs):.0f}"
-              for m in fits]
+              for m in timed]
     lines.append("| " + " | ".join(cells) + " |")
   mean = {m: float(np.mean(v)) for m, v in means.items()}
   cells = ["**mean**", "", ""] + [f"**{mean[m]:.3f}**" for m in methods]
   if ref:
     cells += [f"{mean[m] - mean['1nn_dtw']:+.3f}" for m in fits]
   cells += [f"**{float(np.mean(val_means[m])):.3f}**" for m in vals]
-  cells += [""] * len(fits)
+  cells += [""] * len(timed)
   lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 

@@ -37,7 +37,6 @@ import numpy as np
 from sklearn import base
 from sklearn.utils import validation
 
-from mtl2d import exported
 from mtl2d import preprocess
 from mtl2d.estimators import fitting
 from mtl2d.estimators import persistence
@@ -89,9 +88,10 @@ class _Estimator(base.BaseEstimator):
       raise ValueError(f"length must be None or an integer >= 1, got {self.length!r}")
     if not isinstance(self.znormalize, (bool, np.bool_)):
       raise ValueError(f"znormalize must be True or False, got {self.znormalize!r}")
-    if self.refit is not None and not isinstance(self.refit, (bool, np.bool_)):
-      raise ValueError(f"refit must be None (the encoder's default), True or False, got "
-                       f"{self.refit!r}")
+    if not (self.refit is None or isinstance(self.refit, (bool, np.bool_))
+            or self.refit == "average"):
+      raise ValueError(f"refit must be None (the encoder's default), True, False or "
+                       f"'average', got {self.refit!r}")
     if self.workdir is not None and not isinstance(self.workdir, (str, os.PathLike)):
       raise ValueError(f"workdir must be None or a directory path, got {self.workdir!r}")
     if self.config_overrides is not None and not isinstance(self.config_overrides, Mapping):
@@ -125,15 +125,17 @@ class _Estimator(base.BaseEstimator):
     tasks, history, record = fitting.train(config, prepared, self.workdir)
     fitting.warn_no_progress(prepared, tasks, history)
     # A refit needs held-out series of X to add back; with validation_data there are none.
-    refit = ((self._refit_default() if self.refit is None else bool(self.refit))
-             and all(val is None for _, _, _, val, _ in data))
+    refit = self._refit_default() if self.refit is None else self.refit
+    refit = refit if isinstance(refit, str) else bool(refit)
+    if not all(val is None for _, _, _, val, _ in data):
+      refit = False
     if refit:
-      tasks = fitting.refit(config, prepared, tasks, self.workdir)
-    # Whether the kept weights are the refit's, in the record saved with the estimator.
+      tasks = fitting.refit(config, prepared, tasks, self.workdir, average=refit == "average")
+    # Which weights are kept (first run, refit or both), in the record saved with the estimator.
     record = {**record, "refit": refit}
     self._set_fitted(tasks, record, history)
 
-  def _refit_default(self) -> bool:
+  def _refit_default(self) -> bool | str:
     """`refit=None`: the single-task estimators' recipe default per encoder (`recipe.REFIT`)."""
     return recipe.REFIT[self._encoder_name()]
 
@@ -142,7 +144,8 @@ class _Estimator(base.BaseEstimator):
     # None), as the run's config records them.
     self.batch_size_ = int(config["batch_size"])
     self.epochs_ = int(config["num_epochs"])
-    self.refit_ = bool(config.get("refit", False))  # False: saved before refits existed
+    refit = config.get("refit", False)  # False: saved before refits existed
+    self.refit_ = refit if isinstance(refit, str) else bool(refit)
 
   # Fitted state <-> attributes (subclasses name them).
   def _set_fitted(self, tasks: list[fitting.FittedTask], config: dict[str, Any],
@@ -152,14 +155,14 @@ class _Estimator(base.BaseEstimator):
   def _fitted_tasks(self) -> list[fitting.FittedTask]:
     raise NotImplementedError
 
-  def _logits(self, x: ArrayLike, task_id: int, *, name: str = "X") -> np.ndarray:
+  def _proba(self, x: ArrayLike, task_id: int, *, name: str = "X") -> np.ndarray:
     tasks = self._fitted_tasks()
     t = tasks[task_id]
     xs = preprocess.preprocess(x, t.length, znorm=bool(self.znormalize), name=name,
                                channels=t.channels, model_channels=fitting.model_channels(tasks),
                                trained_length=t.trained_length)
-    return fitting.predict_logits(self.config_, tuple(len(u.classes) for u in tasks), task_id,
-                                  t.variables, xs)
+    return fitting.predict_proba(self.config_, tuple(len(u.classes) for u in tasks), task_id,
+                                 t, xs)
 
   def save(self, path: str | os.PathLike) -> pathlib.Path:
     """Saves the fitted estimator to directory `path` (see `mtl2d.estimators.persistence`).
@@ -240,12 +243,14 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
       length: the model's series length; None means the longest training series, at most
         128 steps (`recipe.MAX_LENGTH`, Table I's quick scale; longer series are resampled to
         it, chosen on validation in docs/estimators.md). Set it to keep longer series whole.
-      refit: after the epoch is chosen on the held-out share, train again on all of
-        `(X, y)` (the same schedule, stopped at that epoch) and keep those weights
-        (`mtl2d.estimators.fitting.refit`; about 1.5-2 times the training time). None: the
-        encoder's default (`recipe.REFIT`: ResNet2D yes, ResNet1D no, chosen on a selection
-        split in docs/estimators.md); fitted as `refit_`. No refit when `fit` gets
-        `validation_data`.
+      refit: after the epoch is chosen on the held-out share, True trains again on all of
+        `(X, y)` (the same schedule, stopped at that epoch) and keeps those weights
+        (`mtl2d.estimators.fitting.refit`; about 1.5-2 times the training time); "average"
+        does the same and keeps both models, the chosen checkpoint and the refit, predicting
+        the mean of their class probabilities (the same training cost, twice the prediction
+        cost); False keeps the chosen checkpoint. None: the encoder's default (`recipe.REFIT`,
+        chosen on a selection split in docs/estimators.md); fitted as `refit_`. No refit when
+        `fit` gets `validation_data`.
       workdir: directory of the training run (config, metrics.jsonl, TensorBoard files,
         curves.png, checkpoints); a refit with the same data and settings resumes or reuses
         it, a different run there is refused. None trains in a temporary directory.
@@ -280,6 +285,7 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
     self.channels_ = t.channels
     self.best_epoch_ = t.best_epoch
     self.variables_ = t.variables
+    self.ensemble_variables_ = t.ensemble
     self.config_ = config
     self.history_ = history
 
@@ -287,12 +293,13 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
     validation.check_is_fitted(self)
     return [fitting.FittedTask(SINGLE_TASK_NAME, self.classes_, self.length_, self.best_epoch_,
                                self.variables_, channels=self.channels_,
-                               series_length=getattr(self, "series_length_", None))]
+                               series_length=getattr(self, "series_length_", None),
+                               ensemble=tuple(getattr(self, "ensemble_variables_", ())))]
 
   def predict_proba(self, X: ArrayLike) -> np.ndarray:  # noqa: N803
     """Class probabilities `[N, len(classes_)]` (float64), columns in the order of `classes_`."""
     validation.check_is_fitted(self)
-    return exported.softmax(self._logits(X, 0))
+    return self._proba(X, 0)
 
   def predict_log_proba(self, X: ArrayLike) -> np.ndarray:  # noqa: N803
     """Log of `predict_proba`."""
@@ -320,9 +327,12 @@ class ResNet1DClassifier(_SingleTaskClassifier):
   Fitted attributes: `classes_` (the labels, sorted), `length_` (series length of the model),
   `series_length_` (the longest training series, resampled to `length_`; predicting series
   of another length warns), `channels_` (of the series), `batch_size_` and `epochs_` (as
-  trained), `best_epoch_` (the chosen epoch), `refit_` (whether the kept weights come from the
-  refit on all training series, else from the best epoch's checkpoint),
-  `variables_` (parameters and batch-norm statistics), `config_` (the engine config with the
+  trained), `best_epoch_` (the chosen epoch), `refit_` (True: the kept weights come from the
+  refit on all training series; "average": from it and the best epoch's checkpoint, whose
+  probabilities are averaged; False: from the best epoch's checkpoint),
+  `variables_` (parameters and batch-norm statistics), `ensemble_variables_` (the further
+  models averaged with `variables_`: with `refit_="average"` the best epoch's checkpoint, else
+  none), `config_` (the engine config with the
   run's `resolved` section, which records the model fields), `history_` (per-epoch records of
   the run).
   """
@@ -352,7 +362,8 @@ class MultiTaskClassifier(_Estimator):
   of that task's best validation accuracy, so different tasks may use different epochs.
 
   Fitted attributes: `tasks_` (names, in task-id order), `classes_`, `lengths_`,
-  `series_lengths_`, `channels_`, `best_epochs_` and `variables_` (dicts by task name),
+  `series_lengths_`, `channels_`, `best_epochs_`, `variables_` and `ensemble_variables_`
+  (dicts by task name),
   `batch_size_`, `epochs_`, `refit_`, `config_`, `history_`.
   """
 
@@ -456,15 +467,17 @@ class MultiTaskClassifier(_Estimator):
     self.channels_ = {t.name: t.channels for t in tasks}
     self.best_epochs_ = {t.name: t.best_epoch for t in tasks}
     self.variables_ = {t.name: t.variables for t in tasks}
+    self.ensemble_variables_ = {t.name: t.ensemble for t in tasks}
     self.config_ = config
     self.history_ = history
 
   def _fitted_tasks(self):
     validation.check_is_fitted(self)
     series = getattr(self, "series_lengths_", {})
+    ensemble = getattr(self, "ensemble_variables_", {})
     return [fitting.FittedTask(n, self.classes_[n], self.lengths_[n], self.best_epochs_[n],
                                self.variables_[n], channels=self.channels_[n],
-                               series_length=series.get(n))
+                               series_length=series.get(n), ensemble=tuple(ensemble.get(n, ())))
             for n in self.tasks_]
 
   def _task_id(self, task: Any) -> int:
@@ -477,7 +490,7 @@ class MultiTaskClassifier(_Estimator):
   def predict_proba(self, X: ArrayLike, *, task: str) -> np.ndarray:  # noqa: N803
     """Class probabilities `[N, len(classes_[task])]` of series of task `task`."""
     task_id = self._task_id(task)
-    return exported.softmax(self._logits(X, task_id))
+    return self._proba(X, task_id)
 
   def predict(self, X: ArrayLike, *, task: str) -> np.ndarray:  # noqa: N803
     """Predicted labels `[N]` of series of task `task`."""

@@ -34,6 +34,7 @@ import numpy as np
 from sklearn.utils import multiclass
 from sklearn.utils import validation
 
+from mtl2d import exported
 from mtl2d import files
 from mtl2d import preprocess
 from mtl2d.data import splits
@@ -46,9 +47,9 @@ from mtl2d.train import problems
 from mtl2d.train import recipe
 from mtl2d.train import rundir as rundir_lib
 
-__all__ = ["FittedTask", "PreparedTask", "engine_config", "model_channels", "predict_logits",
-           "prepare_task", "refit", "schedule", "train", "warn_no_progress",
-           "with_model_channels"]
+__all__ = ["REFIT_MODES", "FittedTask", "PreparedTask", "engine_config", "model_channels",
+           "predict_logits", "predict_proba", "prepare_task", "refit", "schedule", "train",
+           "warn_no_progress", "with_model_channels"]
 
 # Engine fields an estimator sets itself: from its own parameters, or because its contract
 # needs them (no test split; a checkpoint at every epoch that improves on validation, so the
@@ -94,6 +95,9 @@ class FittedTask:
     channels: the task's channels (1: univariate).
     series_length: the longest training series (before resampling to `length`), the length
       predictions expect without a warning; None (estimators saved before it): `length`.
+    ensemble: variables of further models of the same architecture whose class probabilities
+      are averaged with `variables`' (`refit="average"`: the first run's chosen checkpoint
+      beside the refit's weights); empty: `variables` alone.
   """
 
   name: str
@@ -103,6 +107,12 @@ class FittedTask:
   variables: Any
   channels: int = 1
   series_length: int | None = None
+  ensemble: tuple[Any, ...] = ()
+
+  @property
+  def members(self) -> tuple[Any, ...]:
+    """Every model's variables, `variables` first (the models whose probabilities are averaged)."""
+    return (self.variables, *self.ensemble)
 
   @property
   def trained_length(self) -> int:
@@ -433,15 +443,21 @@ def _merged(split: types.Split, other: types.Split) -> types.Split:
                      indices=np.concatenate([split.indices, other.indices]))
 
 
+REFIT_MODES = (False, True, "average")
+
+
 def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
-          fitted: list[FittedTask], workdir: str | pathlib.Path | None) -> list[FittedTask]:
+          fitted: list[FittedTask], workdir: str | pathlib.Path | None, *,
+          average: bool = False) -> list[FittedTask]:
   """Trains again on every task's training and held-out series, up to each task's chosen epoch.
 
   The first run (`train`) chose each task's epoch on its held-out series; this run gives the
   same model, schedule, batch size and seed all of the task's series (so an epoch has more
   steps) and stops at the latest chosen epoch; each task keeps the weights of its own chosen
   epoch. The held-out series are still evaluated each epoch (the engine's contract), but they
-  are training series now, so nothing is chosen on them.
+  are training series now, so nothing is chosen on them. With `average`, each task keeps the
+  first run's weights too (`FittedTask.ensemble`), and predictions average the two models'
+  class probabilities (`predict_proba`).
 
   Args:
     config: the first run's config (from `engine_config`).
@@ -449,6 +465,7 @@ def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
     fitted: the first run's fitted tasks (their `best_epoch` is the chosen epoch).
     workdir: the first run's directory (this run goes to its `refit/`); None: a temporary
       directory.
+    average: keep the first run's weights beside the refit's, as `ensemble`.
 
   Returns:
     The fitted tasks with the refitted weights (`best_epoch` unchanged: the epoch trained to).
@@ -467,6 +484,8 @@ def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
       p.task, train=_merged(p.task.train, p.task.val))) for p in prepared]
   run = None if workdir is None else pathlib.Path(workdir) / "refit"
   out, _, _ = train(c, merged, run, epochs=chosen)
+  if average:
+    out = [dataclasses.replace(o, ensemble=(f.variables,)) for o, f in zip(out, fitted)]
   return out
 
 
@@ -483,3 +502,15 @@ def predict_logits(config: Mapping[str, Any], num_classes: tuple[int, ...], task
                                 batch_size=int(config.eval_batch_size or config.batch_size),
                                 fast_compile=bool(config.get("fast_compile", False)))
   return np.asarray(logits)[:, :num_classes[task_id]]
+
+
+def predict_proba(config: Mapping[str, Any], num_classes: tuple[int, ...], task_id: int,
+                  task: FittedTask, x: np.ndarray) -> np.ndarray:
+  """Class probabilities `[N, num_classes[task_id]]` float64 of preprocessed series `x`.
+
+  The mean over the task's models (`FittedTask.members`) of their softmax probabilities; one
+  model: its softmax.
+  """
+  probs = [exported.softmax(predict_logits(config, num_classes, task_id, v, x))
+           for v in task.members]
+  return np.mean(probs, axis=0)

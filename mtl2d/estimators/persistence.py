@@ -8,6 +8,9 @@ A saved estimator is a directory:
                               training history (the run's metrics.jsonl records)
   variables_epoch<E>.msgpack  `{"params", "batch_stats"}` of epoch E (flax msgpack), one file per
                               distinct best epoch
+  variables_epoch<E>_member<I>.msgpack
+                              the task's further model I (`FittedTask.ensemble`, refit="average":
+                              the first run's checkpoint of epoch E), one file per distinct pair
   SHA256SUMS                  the SHA-256 of every other file (`sha256sum -c` format)
 
 The directory is written whole (`mtl2d.files.replace_directory`): a save over an earlier one
@@ -72,6 +75,8 @@ def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str,
   """
   directory = pathlib.Path(directory)
   files = {t.best_epoch: f"variables_epoch{t.best_epoch}.msgpack" for t in tasks}
+  members = {(t.best_epoch, i): f"variables_epoch{t.best_epoch}_member{i}.msgpack"
+             for t in tasks for i in range(1, len(t.members))}
   meta = {
       "format": FORMAT, "version": VERSION, "class": class_name,
       "mtl2d_version": mtl2d.__version__,
@@ -80,13 +85,17 @@ def write(directory: str | os.PathLike, *, class_name: str, params: Mapping[str,
                  "series_length": t.trained_length,
                  "best_epoch": int(t.best_epoch),
                  "variables": files[t.best_epoch],
+                 "ensemble": [members[t.best_epoch, i] for i in range(1, len(t.members))],
                  "classes": np.asarray(t.classes).tolist(),
                  "classes_dtype": np.asarray(t.classes).dtype.str} for t in tasks],
       "config": dict(config),
       "history": history,
   }
-  payload = {name: serialization.msgpack_serialize(jax.tree.map(np.asarray, t.variables))
-             for t in tasks for name in [files[t.best_epoch]]}
+  payload = {}
+  for t in tasks:
+    names = [files[t.best_epoch]] + [members[t.best_epoch, i] for i in range(1, len(t.members))]
+    for name, variables in zip(names, t.members):
+      payload[name] = serialization.msgpack_serialize(jax.tree.map(np.asarray, variables))
   payload[META_NAME] = (json.dumps(meta, indent=1) + "\n").encode()
   return files_lib.write_directory(directory, payload, marker=META_NAME)
 
@@ -106,18 +115,24 @@ def read(directory: str | os.PathLike) -> tuple[str, dict[str, Any], list[fittin
                                  what="saved estimator",
                                  writer=f"a fitted estimator's save({str(directory)!r})")
   tasks, loaded = [], {}
-  for t in meta["tasks"]:
-    file = files_lib.confined(directory, t["variables"], what=f"{path} names")
+
+  def variables(name: str, task: str) -> Any:
+    file = files_lib.confined(directory, name, what=f"{path} names")
     if not file.is_file():
-      raise ValueError(f"{path} names {t['variables']!r} (task {t['name']!r}), which is "
-                       f"missing from {directory}")
+      raise ValueError(f"{path} names {name!r} (task {task!r}), which is missing from "
+                       f"{directory}")
     if file not in loaded:
       loaded[file] = serialization.msgpack_restore(file.read_bytes())
+    return loaded[file]
+
+  for t in meta["tasks"]:
     tasks.append(fitting.FittedTask(
         name=t["name"], classes=np.asarray(t["classes"], dtype=np.dtype(t["classes_dtype"])),
-        length=int(t["length"]), best_epoch=int(t["best_epoch"]), variables=loaded[file],
+        length=int(t["length"]), best_epoch=int(t["best_epoch"]),
+        variables=variables(t["variables"], t["name"]),
         channels=int(t.get("channels", 1)),
-        series_length=int(t.get("series_length", t["length"]))))
+        series_length=int(t.get("series_length", t["length"])),
+        ensemble=tuple(variables(name, t["name"]) for name in t.get("ensemble", []))))
   return meta["class"], meta["params"], tasks, meta["config"], meta["history"]
 
 
@@ -149,12 +164,15 @@ def export(directory: str | os.PathLike, *, class_name: str,
   channels = fitting.model_channels(tasks)
   entries = []
   for task_id, t in enumerate(tasks):
-    variables = jax.tree.map(jnp.asarray, t.variables)
+    members = [jax.tree.map(jnp.asarray, v) for v in t.members]
     c = num_classes[task_id]
 
-    def logits(x, variables=variables, task_id=task_id, c=c):
-      out, _ = model.apply(variables, x, jnp.int32(task_id), train=False)
-      return out[:, :c]
+    def logits(x, members=members, task_id=task_id, c=c):
+      outs = [model.apply(v, x, jnp.int32(task_id), train=False)[0][:, :c] for v in members]
+      if len(outs) == 1:
+        return outs[0]
+      # Several models: the log of their mean probabilities, whose softmax is that mean.
+      return jnp.log(jnp.mean(jnp.stack([jax.nn.softmax(o) for o in outs]), axis=0))
 
     program = jax_export.export(jax.jit(logits), platforms=tuple(platforms))(
         jax.ShapeDtypeStruct((batch, t.length) + ((channels,) if channels > 1 else ()),

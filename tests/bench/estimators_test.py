@@ -90,3 +90,32 @@ def test_selection_split_is_a_quarter_of_the_training_series_and_no_test_series(
   assert not {r.tobytes() for r in xt} & {r.tobytes() for r in np.concatenate([xf, xs])}
   with pytest.raises(ValueError, match="split must be one of"):
     bench.draw("bumps", 0, None, 40, split="val")
+
+
+def test_table_columns_of_the_models_of_an_averaged_fit():
+  rows = [{"problem": "a", "seed": s, "train": 50, "test": 40, "classes": 2, "length": 150,
+           "accuracy": {"1nn_dtw": 0.5, "resnet2d": 0.75, "resnet2d (refit alone)": r,
+                        "resnet2d (checkpoint alone)": 0.5},
+           "wall_s": {"resnet2d": 10.0}, "cpu_s": {"resnet2d": 20.0}}
+          for s, r in ((0, 0.6), (1, 0.8))]
+  table = bench.format_table(rows, ["1nn_dtw", "resnet2d"]).splitlines()
+  assert table[0] == (
+      "| problem | train / test, classes, length | seeds | 1nn_dtw | resnet2d | resnet2d (refit "
+      "alone) | resnet2d (checkpoint alone) | resnet2d - 1nn_dtw | resnet2d (refit alone) - "
+      "1nn_dtw | resnet2d (checkpoint alone) - 1nn_dtw | resnet2d fit s wall / CPU (max) |")
+  assert table[2] == ("| a | 50 / 40, 2, 150 | 2 | 0.500 | 0.750 | 0.700 | 0.500 | +0.250 | "
+                      "+0.200 | +0.000 | 10 / 20 |")
+
+
+@pytest.mark.filterwarnings("ignore:.*training made no progress")
+def test_member_accuracies_score_each_model_of_an_averaged_fit():
+  from mtl2d import estimators  # noqa: PLC0415
+  from tests.estimators import helpers  # noqa: PLC0415
+  x, y = helpers.series(32, 16, seed=3)
+  params = helpers.tiny("resnet1d", epochs=3, batch_size=8, learning_rate=3e-2)
+  avg = estimators.ResNet1DClassifier(**params, refit="average").fit(x, y)
+  one = estimators.ResNet1DClassifier(**params, refit=True).fit(x, y)
+  plain = estimators.ResNet1DClassifier(**params, refit=False).fit(x, y)
+  assert bench.member_accuracies(avg, x, y) == {"refit": one.score(x, y),
+                                                "checkpoint": plain.score(x, y)}
+  assert bench.member_accuracies(plain, x, y) == {}

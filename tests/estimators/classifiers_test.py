@@ -431,6 +431,59 @@ def test_refit_trains_on_all_series_up_to_the_chosen_epoch(tmp_path):
   assert estimators.load(tmp_path / "saved").refit_ is True
   with pytest.raises(ValueError, match="refit must be None"):
     estimators.ResNet1DClassifier(**params, refit="yes").fit(x, y)
+  assert refitted.ensemble_variables_ == () and plain.ensemble_variables_ == ()
+
+
+def _restored(run_dir, epoch):
+  _, variables, _ = inference.restore_model(run_dir, which=epoch)
+  return jax.tree.leaves(jax.tree.map(np.asarray, variables))
+
+
+def _same(a, b):
+  a, b = jax.tree.leaves(a), jax.tree.leaves(b)
+  return len(a) == len(b) and all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+@pytest.mark.filterwarnings("ignore:.*training made no progress")
+def test_refit_average_keeps_both_models_and_averages_their_probabilities(tmp_path):
+  x, y = helpers.series(48, 24, seed=4)
+  params = helpers.tiny("resnet1d", epochs=4, batch_size=8, learning_rate=3e-2)
+  avg = estimators.ResNet1DClassifier(**params, refit="average",
+                                      workdir=str(tmp_path / "avg")).fit(x, y)
+  assert avg.refit_ == "average" and len(avg.ensemble_variables_) == 1
+  # variables_: the refit's chosen epoch; the ensemble: the first run's chosen checkpoint.
+  assert _same(avg.variables_, _restored(tmp_path / "avg" / "refit" / "tasks" / "task",
+                                         avg.best_epoch_))
+  assert _same(avg.ensemble_variables_[0], _restored(tmp_path / "avg" / "tasks" / "task",
+                                                     avg.best_epoch_))
+  # Predictions: the mean of the two models' probabilities, each model predicting alone.
+  alone = []
+  for variables in (avg.variables_, avg.ensemble_variables_[0]):
+    one = copy.copy(avg)
+    one.variables_, one.ensemble_variables_ = variables, ()
+    alone.append(one.predict_proba(x))
+  assert not np.allclose(alone[0], alone[1])
+  np.testing.assert_allclose(avg.predict_proba(x), (alone[0] + alone[1]) / 2, atol=1e-12)
+  # Saved and loaded, and exported: the same probabilities.
+  avg.save(tmp_path / "saved")
+  loaded = estimators.load(tmp_path / "saved")
+  assert loaded.refit_ == "average"
+  np.testing.assert_array_equal(loaded.predict_proba(x), avg.predict_proba(x))
+  avg.export(tmp_path / "exported", platforms=("cpu",))
+  np.testing.assert_allclose(exported.load(tmp_path / "exported").predict_proba(x),
+                             avg.predict_proba(x), atol=1e-5)
+  # A multitask estimator: per task both models, saved and loaded.
+  xb, yb = helpers.series(32, 16, seed=6)
+  mtl = estimators.MultiTaskClassifier(encoder="resnet1d", refit="average", **params).fit(
+      {"a": (x, y), "b": (xb, yb)})
+  assert {n: len(v) for n, v in mtl.ensemble_variables_.items()} == {"a": 1, "b": 1}
+  mtl.save(tmp_path / "mtl")
+  again = estimators.load(tmp_path / "mtl")
+  for task, xs in (("a", x), ("b", xb)):
+    np.testing.assert_array_equal(again.predict_proba(xs, task=task),
+                                  mtl.predict_proba(xs, task=task))
+  with pytest.raises(ValueError, match="refit must be None .* or 'average'"):
+    estimators.ResNet1DClassifier(**params, refit="mean").fit(x, y)
 
 
 def test_refit_defaults_per_encoder():
@@ -460,9 +513,9 @@ def test_multitask_refit_keeps_each_tasks_own_epoch(monkeypatch):
   monkeypatch.setattr(fitting, "train", train)
   # Chosen epochs 2 and 4 (the second task's best is forced to another epoch).
   real_refit = fitting.refit
-  monkeypatch.setattr(fitting, "refit", lambda config, prepared, fitted, workdir: real_refit(
+  monkeypatch.setattr(fitting, "refit", lambda config, prepared, fitted, workdir, **kw: real_refit(
       config, prepared, [dataclasses.replace(f, best_epoch=e) for f, e in zip(fitted, (2, 4))],
-      workdir))
+      workdir, **kw))
   mtl = estimators.MultiTaskClassifier(encoder="resnet1d", refit=True,
                                        **helpers.tiny("resnet1d", epochs=5, batch_size=8))
   mtl.fit({"a": (x, y), "b": (xb, yb)})
