@@ -248,8 +248,9 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
         (`mtl2d.estimators.fitting.refit`; about 1.5-2 times the training time); "average"
         does the same and keeps both models, the chosen checkpoint and the refit, predicting
         the mean of their class probabilities (the same training cost, twice the prediction
-        cost); False keeps the chosen checkpoint. None: the encoder's default (`recipe.REFIT`,
-        chosen on a selection split in docs/estimators.md); fitted as `refit_`. No refit when
+        cost); False keeps the chosen checkpoint. None: the encoder's default (`recipe.REFIT`:
+        "average" for both encoders, chosen on a selection split in docs/estimators.md);
+        fitted as `refit_`. No refit when
         `fit` gets `validation_data`.
       workdir: directory of the training run (config, metrics.jsonl, TensorBoard files,
         curves.png, checkpoints); a refit with the same data and settings resumes or reuses

@@ -47,9 +47,9 @@ from mtl2d.train import problems
 from mtl2d.train import recipe
 from mtl2d.train import rundir as rundir_lib
 
-__all__ = ["REFIT_MODES", "FittedTask", "PreparedTask", "engine_config", "model_channels",
-           "predict_logits", "predict_proba", "prepare_task", "refit", "schedule", "train",
-           "warn_no_progress", "with_model_channels"]
+__all__ = ["FittedTask", "PreparedTask", "engine_config", "model_channels", "predict_logits",
+           "predict_proba", "prepare_task", "refit", "schedule", "train", "warn_no_progress",
+           "with_model_channels"]
 
 # Engine fields an estimator sets itself: from its own parameters, or because its contract
 # needs them (no test split; a checkpoint at every epoch that improves on validation, so the
@@ -441,9 +441,6 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
 def _merged(split: types.Split, other: types.Split) -> types.Split:
   return types.Split(x=np.concatenate([split.x, other.x]), y=np.concatenate([split.y, other.y]),
                      indices=np.concatenate([split.indices, other.indices]))
-
-
-REFIT_MODES = (False, True, "average")
 
 
 def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],

@@ -143,7 +143,9 @@ def export(directory: str | os.PathLike, *, class_name: str,
 
   The model is rebuilt with XLA's convolutions (`conv_impl="xla"` for ResNet2D; the same
   parameters, the same forward computation), so no program contains mtl2d's native CPU kernel;
-  this is checked on the lowered module. The batch dimension is symbolic.
+  this is checked on the lowered module. The batch dimension is symbolic. A task of several
+  models (`FittedTask.ensemble`) exports one program whose logits are the log of the models'
+  mean probabilities, so the loader's softmax gives the estimator's `predict_proba`.
 
   Args:
     directory: the export directory (see `mtl2d.exported.save`).

@@ -488,12 +488,12 @@ def test_refit_average_keeps_both_models_and_averages_their_probabilities(tmp_pa
 
 def test_refit_defaults_per_encoder():
   # recipe.REFIT: chosen on the bench's selection split (docs/estimators.md).
-  assert recipe.REFIT == {"resnet1d": False, "resnet2d": True}
+  assert recipe.REFIT == {"resnet1d": "average", "resnet2d": "average"}
   x, y = helpers.series(32, 16, seed=8)
   r2d = estimators.ResNet2DClassifier(**helpers.tiny("resnet2d")).fit(x, y)
   r1d = estimators.ResNet1DClassifier(**helpers.tiny("resnet1d")).fit(x, y)
   mtl = estimators.MultiTaskClassifier(**helpers.tiny("resnet2d")).fit({"a": (x, y)})
-  assert (r2d.refit, r2d.refit_, r1d.refit_, mtl.refit_) == (None, True, False, False)
+  assert (r2d.refit, r2d.refit_, r1d.refit_, mtl.refit_) == (None, "average", "average", False)
 
 
 @pytest.mark.filterwarnings("ignore:.*training made no progress")
