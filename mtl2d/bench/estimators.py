@@ -148,9 +148,12 @@ def member_accuracies(clf: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float
   """Accuracy of each model of a fit with `refit="average"`, scored alone.
 
   `{"refit": ..., "checkpoint": ...}`: the refit's weights, and the first run's checkpoint of
-  the chosen epoch (what `refit=True` and `refit=False` keep, from this one fit); empty for a
-  fit of one model.
+  the chosen epoch (what `refit=True` and `refit=False` keep, from this one fit);
+  `{"checkpoint": ...}` where the refit was dropped (`refit_dropped_`: the fit kept the
+  checkpoint alone); empty for any other fit of one model.
   """
+  if getattr(clf, "refit_", False) and getattr(clf, "refit_dropped_", ()):
+    return {"checkpoint": float(clf.score(x, y))}
   if not getattr(clf, "ensemble_variables_", ()):
     return {}
   out = {}
@@ -213,11 +216,15 @@ def run(problems: Sequence[str], seeds: Sequence[int], methods: Sequence[str],
             row["accuracy"][f"{method} ({member} alone)"] = accuracy
           row["val"][method] = validation_accuracy(clf)
           row["schedule"][method] = (clf.batch_size_, clf.epochs_, clf.best_epoch_)
+          if clf.refit_dropped_:
+            row.setdefault("refit_dropped", []).append(method)
         row["wall_s"][method] = time.perf_counter() - wall
         row["cpu_s"][method] = time.process_time() - cpu
+      dropped = row.get("refit_dropped", [])
       print(f"{problem} seed {seed}: " + ", ".join(
           f"{m} {a:.3f}" + (f" ({row['wall_s'][m]:.0f} s)" if m in row["wall_s"] else "")
-          for m, a in row["accuracy"].items()), flush=True)
+          for m, a in row["accuracy"].items())
+          + (f"; refit dropped: {', '.join(dropped)}" if dropped else ""), flush=True)
       rows.append(row)
   return rows
 

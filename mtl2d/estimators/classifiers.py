@@ -129,10 +129,12 @@ class _Estimator(base.BaseEstimator):
     refit = refit if isinstance(refit, str) else bool(refit)
     if not all(val is None for _, _, _, val, _ in data):
       refit = False
+    dropped = []
     if refit:
-      tasks = fitting.refit(config, prepared, tasks, self.workdir, average=refit == "average")
+      tasks, dropped = fitting.refit(config, prepared, tasks, self.workdir, history=history,
+                                     average=refit == "average")
     # Which weights are kept (first run, refit or both), in the record saved with the estimator.
-    record = {**record, "refit": refit}
+    record = {**record, "refit": refit, "refit_dropped": dropped}
     self._set_fitted(tasks, record, history)
 
   def _refit_default(self) -> bool | str:
@@ -146,6 +148,8 @@ class _Estimator(base.BaseEstimator):
     self.epochs_ = int(config["num_epochs"])
     refit = config.get("refit", False)  # False: saved before refits existed
     self.refit_ = refit if isinstance(refit, str) else bool(refit)
+    # Tasks whose refit failed its check on training data and kept the checkpoint alone.
+    self.refit_dropped_ = tuple(config.get("refit_dropped", ()))
 
   # Fitted state <-> attributes (subclasses name them).
   def _set_fitted(self, tasks: list[fitting.FittedTask], config: dict[str, Any],
@@ -248,7 +252,9 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
         (`mtl2d.estimators.fitting.refit`; about 1.5-2 times the training time); "average"
         does the same and keeps both models, the chosen checkpoint and the refit, predicting
         the mean of their class probabilities (the same training cost, twice the prediction
-        cost); False keeps the chosen checkpoint. None: the encoder's default (`recipe.REFIT`:
+        cost); False keeps the chosen checkpoint. A refit that classifies the held-out
+        series it trained on worse than the checkpoint did unseen is dropped (the checkpoint
+        alone is kept; fitted as `refit_dropped_`). None: the encoder's default (`recipe.REFIT`:
         "average" for both encoders, chosen on a selection split in docs/estimators.md);
         fitted as `refit_`. No refit when
         `fit` gets `validation_data`.
@@ -330,7 +336,8 @@ class ResNet1DClassifier(_SingleTaskClassifier):
   of another length warns), `channels_` (of the series), `batch_size_` and `epochs_` (as
   trained), `best_epoch_` (the chosen epoch), `refit_` (True: the kept weights come from the
   refit on all training series; "average": from it and the best epoch's checkpoint, whose
-  probabilities are averaged; False: from the best epoch's checkpoint),
+  probabilities are averaged; False: from the best epoch's checkpoint), `refit_dropped_`
+  (the tasks whose refit failed its check on training data and kept the checkpoint alone),
   `variables_` (parameters and batch-norm statistics), `ensemble_variables_` (the further
   models averaged with `variables_`: with `refit_="average"` the best epoch's checkpoint, else
   none), `config_` (the engine config with the
@@ -365,7 +372,7 @@ class MultiTaskClassifier(_Estimator):
   Fitted attributes: `tasks_` (names, in task-id order), `classes_`, `lengths_`,
   `series_lengths_`, `channels_`, `best_epochs_`, `variables_` and `ensemble_variables_`
   (dicts by task name),
-  `batch_size_`, `epochs_`, `refit_`, `config_`, `history_`.
+  `batch_size_`, `epochs_`, `refit_`, `refit_dropped_`, `config_`, `history_`.
   """
 
   def __init__(self, *, encoder: str = "resnet2d", preset: str = recipe.PRESET,

@@ -28,6 +28,7 @@ import tempfile
 from typing import Any
 import warnings
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -443,9 +444,19 @@ def _merged(split: types.Split, other: types.Split) -> types.Split:
                      indices=np.concatenate([split.indices, other.indices]))
 
 
+def _val_accuracy(history: list[dict[str, Any]], task: str, epoch: int) -> float | None:
+  """The accuracy a run's metrics record for `task`'s validation series at `epoch`, if any."""
+  for record in history:
+    if record.get("epoch") == epoch:
+      entry = record.get("val", {}).get(task)
+      return None if entry is None else float(entry["accuracy"])
+  return None
+
+
 def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
           fitted: list[FittedTask], workdir: str | pathlib.Path | None, *,
-          average: bool = False) -> list[FittedTask]:
+          history: list[dict[str, Any]], average: bool = False
+          ) -> tuple[list[FittedTask], list[str]]:
   """Trains again on every task's training and held-out series, up to each task's chosen epoch.
 
   The first run (`train`) chose each task's epoch on its held-out series; this run gives the
@@ -456,16 +467,24 @@ def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
   first run's weights too (`FittedTask.ensemble`), and predictions average the two models'
   class probabilities (`predict_proba`).
 
+  A check on training data: the refit has trained on the held-out series, so in evaluation
+  mode it should classify them at least as well as the chosen checkpoint did without having
+  seen them. Where it does not (a refit stopped in an unsettled phase of its own training,
+  e.g. at chance on series it trained on), the task keeps the first run's checkpoint alone.
+
   Args:
     config: the first run's config (from `engine_config`).
     prepared: the tasks of the first run, in task-id order.
     fitted: the first run's fitted tasks (their `best_epoch` is the chosen epoch).
     workdir: the first run's directory (this run goes to its `refit/`); None: a temporary
       directory.
+    history: the first run's epoch records (its held-out accuracy at each chosen epoch).
     average: keep the first run's weights beside the refit's, as `ensemble`.
 
   Returns:
-    The fitted tasks with the refitted weights (`best_epoch` unchanged: the epoch trained to).
+    `(fitted tasks, dropped)`: the tasks with the refitted weights (`best_epoch` unchanged:
+    the epoch trained to), except the tasks named in `dropped`, whose refit failed the check
+    and which keep the first run's fitted task unchanged.
   """
   chosen = {f.name: int(f.best_epoch) for f in fitted}
   last = max(chosen.values())
@@ -480,10 +499,20 @@ def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
   merged = [dataclasses.replace(p, task=dataclasses.replace(
       p.task, train=_merged(p.task.train, p.task.val))) for p in prepared]
   run = None if workdir is None else pathlib.Path(workdir) / "refit"
-  out, _, _ = train(c, merged, run, epochs=chosen)
-  if average:
-    out = [dataclasses.replace(o, ensemble=(f.variables,)) for o, f in zip(out, fitted)]
-  return out
+  out, refit_history, _ = train(c, merged, run, epochs=chosen)
+  kept, dropped = [], []
+  for o, f in zip(out, fitted):
+    before = _val_accuracy(history, f.name, f.best_epoch)
+    after = _val_accuracy(refit_history, f.name, f.best_epoch)
+    if before is not None and after is not None and after < before:
+      logging.info("task %r: the refit classifies the held-out series it trained on worse "
+                   "(%.3f) than the chosen checkpoint did unseen (%.3f); keeping the checkpoint",
+                   f.name, after, before)
+      kept.append(f)
+      dropped.append(f.name)
+    else:
+      kept.append(dataclasses.replace(o, ensemble=(f.variables,)) if average else o)
+  return kept, dropped
 
 
 def predict_logits(config: Mapping[str, Any], num_classes: tuple[int, ...], task_id: int,

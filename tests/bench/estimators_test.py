@@ -119,3 +119,7 @@ def test_member_accuracies_score_each_model_of_an_averaged_fit():
   assert bench.member_accuracies(avg, x, y) == {"refit": one.score(x, y),
                                                 "checkpoint": plain.score(x, y)}
   assert bench.member_accuracies(plain, x, y) == {}
+  dropped = estimators.ResNet1DClassifier(**params, refit="average").fit(x, y)
+  dropped.refit_dropped_, dropped.variables_, dropped.ensemble_variables_ = (
+      ("task",), plain.variables_, ())
+  assert bench.member_accuracies(dropped, x, y) == {"checkpoint": plain.score(x, y)}

@@ -486,6 +486,30 @@ def test_refit_average_keeps_both_models_and_averages_their_probabilities(tmp_pa
     estimators.ResNet1DClassifier(**params, refit="mean").fit(x, y)
 
 
+@pytest.mark.filterwarnings("ignore:.*training made no progress")
+def test_a_refit_that_misclassifies_its_own_training_series_is_dropped(monkeypatch):
+  x, y = helpers.series(48, 24, seed=4)
+  params = helpers.tiny("resnet1d", epochs=4, batch_size=8, learning_rate=3e-2)
+  plain = estimators.ResNet1DClassifier(**params, refit=False).fit(x, y)
+  kept = estimators.ResNet1DClassifier(**params, refit="average").fit(x, y)
+  assert kept.refit_dropped_ == () and len(kept.ensemble_variables_) == 1
+  real_train = fitting.train
+
+  def train(config, prepared, workdir, *, epochs=None):
+    out, history, record = real_train(config, prepared, workdir, epochs=epochs)
+    if epochs is not None:  # the refit: at chance on the held-out series it trained on
+      history = [{**r, "val": {"task": {**r["val"]["task"], "accuracy": 0.0}}}
+                 for r in history]
+    return out, history, record
+
+  monkeypatch.setattr(fitting, "train", train)
+  for mode in (True, "average"):
+    dropped = estimators.ResNet1DClassifier(**params, refit=mode).fit(x, y)
+    assert dropped.refit_ == mode and dropped.refit_dropped_ == ("task",)
+    assert dropped.ensemble_variables_ == () and _same(dropped.variables_, plain.variables_)
+    np.testing.assert_array_equal(dropped.predict_proba(x), plain.predict_proba(x))
+
+
 def test_refit_defaults_per_encoder():
   # recipe.REFIT: chosen on the bench's selection split (docs/estimators.md).
   assert recipe.REFIT == {"resnet1d": "average", "resnet2d": "average"}
