@@ -43,5 +43,6 @@ def multitask_fit():
 def resnet2d_fit():
   """ResNet2D fitted on series of length 24 with integer labels (shared, read-only)."""
   x, y = helpers.series(40, 24, seed=2, labels=(7, -2, 0))
-  clf = estimators.ResNet2DClassifier(**helpers.tiny("resnet2d", epochs=2)).fit(x, y)
+  with helpers.refit_check_off():  # the default keeps both models: saved files per model
+    clf = estimators.ResNet2DClassifier(**helpers.tiny("resnet2d", epochs=2)).fit(x, y)
   return clf, x, y

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -96,7 +97,12 @@ def test_save_and_load_reproduce_the_estimator(resnet2d_fit, multitask_fit, tmp_
   with pytest.raises(ValueError, match="holds no saved estimator"):
     estimators.load(tmp_path / "nothing")
   files = sorted(p.name for p in (tmp_path / "single").iterdir())
-  assert files == ["SHA256SUMS", "estimator.json", f"variables_epoch{clf.best_epoch_}.msgpack"]
+  # The default keeps two models (refit="average"), each in a file of its own.
+  assert clf.refit_ == "average" and len(clf.ensemble_variables_) == 1
+  assert files == ["SHA256SUMS", "estimator.json", f"variables_epoch{clf.best_epoch_}.msgpack",
+                   f"variables_epoch{clf.best_epoch_}_member1.msgpack"]
+  kept, back = jax.tree.leaves(clf.ensemble_variables_), jax.tree.leaves(loaded.ensemble_variables_)
+  assert len(kept) == len(back) and all(np.array_equal(a, b) for a, b in zip(kept, back))
 
 
 def test_a_saved_estimator_loads_as_trained_after_its_preset_changes(resnet2d_fit, tmp_path,
@@ -197,14 +203,17 @@ def test_a_saved_estimator_is_verified_and_its_names_confined(resnet2d_fit, tmp_
   # variables name such as "../x" was followed outside the directory.
   clf, x, _ = resnet2d_fit
   clf.save(tmp_path / "s")
-  (weights,) = [p for p in (tmp_path / "s").iterdir() if p.suffix == ".msgpack"]
+  weights, member = sorted(p for p in (tmp_path / "s").iterdir() if p.suffix == ".msgpack")
+  assert member.name.endswith("_member1.msgpack")
+  for path in (weights, member):  # the averaged model's file is verified too
+    original = path.read_bytes()
+    damaged = bytearray(original)
+    damaged[-5] ^= 1
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=f"{path.name} does not match its SHA-256"):
+      estimators.load(tmp_path / "s")
+    path.write_bytes(original)
   original = weights.read_bytes()
-  damaged = bytearray(original)
-  damaged[-5] ^= 1
-  weights.write_bytes(bytes(damaged))
-  with pytest.raises(ValueError, match=f"{weights.name} does not match its SHA-256"):
-    estimators.load(tmp_path / "s")
-  weights.write_bytes(original)
   meta_path = tmp_path / "s" / "estimator.json"
   meta = json.loads(meta_path.read_text())
   meta["tasks"][0]["classes"] = meta["tasks"][0]["classes"][::-1]
@@ -214,11 +223,12 @@ def test_a_saved_estimator_is_verified_and_its_names_confined(resnet2d_fit, tmp_
   meta["tasks"][0]["classes"] = meta["tasks"][0]["classes"][::-1]
   (tmp_path / "x.msgpack").write_bytes(original)
   for name in ("../x.msgpack", str(tmp_path / "x.msgpack")):
-    meta["tasks"][0]["variables"] = name
-    meta_path.write_text(json.dumps(meta, indent=1))
-    files.write_checksums(tmp_path / "s", ["estimator.json", weights.name])
-    with pytest.raises(ValueError, match="only names inside"):
-      estimators.load(tmp_path / "s")
+    for key, value in (("variables", name), ("ensemble", [name])):
+      task = {**meta["tasks"][0], key: value}
+      meta_path.write_text(json.dumps({**meta, "tasks": [task]}, indent=1))
+      files.write_checksums(tmp_path / "s", ["estimator.json", weights.name, member.name])
+      with pytest.raises(ValueError, match="only names inside"):
+        estimators.load(tmp_path / "s")
 
 
 def test_overwriting_a_save_is_all_or_nothing(resnet2d_fit, multitask_fit, tmp_path,
