@@ -152,9 +152,9 @@ def member_accuracies(clf: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float
   `{"checkpoint": ...}` where the refit was dropped (`refit_dropped_`: the fit kept the
   checkpoint alone); empty for any other fit of one model.
   """
-  if getattr(clf, "refit_", False) and getattr(clf, "refit_dropped_", ()):
+  if clf.refit_ and clf.refit_dropped_:
     return {"checkpoint": float(clf.score(x, y))}
-  if not getattr(clf, "ensemble_variables_", ()):
+  if not clf.ensemble_variables_:
     return {}
   out = {}
   for name, variables in (("refit", clf.variables_), ("checkpoint", clf.ensemble_variables_[0])):

@@ -49,6 +49,11 @@ SINGLE_TASK_NAME = "task"
 _REAL = (int, float, np.integer, np.floating)
 
 
+def _refit_mode(value: Any) -> bool | str:
+  """A `refit` setting as recorded: "average", or True / False (NumPy booleans included)."""
+  return value if isinstance(value, str) else bool(value)
+
+
 class _Estimator(base.BaseEstimator):
   """Parameters, validation and the engine call shared by all estimators."""
 
@@ -125,8 +130,7 @@ class _Estimator(base.BaseEstimator):
     tasks, history, record = fitting.train(config, prepared, self.workdir)
     fitting.warn_no_progress(prepared, tasks, history)
     # A refit needs held-out series of X to add back; with validation_data there are none.
-    refit = self._refit_default() if self.refit is None else self.refit
-    refit = refit if isinstance(refit, str) else bool(refit)
+    refit = _refit_mode(self._refit_default() if self.refit is None else self.refit)
     if not all(val is None for _, _, _, val, _ in data):
       refit = False
     dropped = []
@@ -146,8 +150,7 @@ class _Estimator(base.BaseEstimator):
     # None), as the run's config records them.
     self.batch_size_ = int(config["batch_size"])
     self.epochs_ = int(config["num_epochs"])
-    refit = config.get("refit", False)  # False: saved before refits existed
-    self.refit_ = refit if isinstance(refit, str) else bool(refit)
+    self.refit_ = _refit_mode(config.get("refit", False))  # False: saved before refits existed
     # Tasks whose refit failed its check on training data and kept the checkpoint alone.
     self.refit_dropped_ = tuple(config.get("refit_dropped", ()))
 
@@ -256,8 +259,7 @@ class _SingleTaskClassifier(base.ClassifierMixin, _Estimator):
         series it trained on worse than the checkpoint did unseen is dropped (the checkpoint
         alone is kept; fitted as `refit_dropped_`). None: the encoder's default (`recipe.REFIT`:
         "average" for both encoders, chosen on a selection split in docs/estimators.md);
-        fitted as `refit_`. No refit when
-        `fit` gets `validation_data`.
+        fitted as `refit_`. No refit when `fit` gets `validation_data`.
       workdir: directory of the training run (config, metrics.jsonl, TensorBoard files,
         curves.png, checkpoints); a refit with the same data and settings resumes or reuses
         it, a different run there is refused. None trains in a temporary directory.
@@ -340,9 +342,8 @@ class ResNet1DClassifier(_SingleTaskClassifier):
   (the tasks whose refit failed its check on training data and kept the checkpoint alone),
   `variables_` (parameters and batch-norm statistics), `ensemble_variables_` (the further
   models averaged with `variables_`: with `refit_="average"` the best epoch's checkpoint, else
-  none), `config_` (the engine config with the
-  run's `resolved` section, which records the model fields), `history_` (per-epoch records of
-  the run).
+  none), `config_` (the engine config with the run's `resolved` section, which records the
+  model fields), `history_` (per-epoch records of the run).
   """
 
   _encoder = "resnet1d"
@@ -371,8 +372,8 @@ class MultiTaskClassifier(_Estimator):
 
   Fitted attributes: `tasks_` (names, in task-id order), `classes_`, `lengths_`,
   `series_lengths_`, `channels_`, `best_epochs_`, `variables_` and `ensemble_variables_`
-  (dicts by task name),
-  `batch_size_`, `epochs_`, `refit_`, `refit_dropped_`, `config_`, `history_`.
+  (dicts by task name), `batch_size_`, `epochs_`, `refit_`, `refit_dropped_`, `config_`,
+  `history_`.
   """
 
   def __init__(self, *, encoder: str = "resnet2d", preset: str = recipe.PRESET,

@@ -362,22 +362,30 @@ def schedule(config: ml_collections.ConfigDict, prepared: list[PreparedTask], *,
   return int(batch_size), int(epochs)
 
 
+def _val_accuracy(history: list[dict[str, Any]], task: str, epoch: int) -> float | None:
+  """The accuracy a run's metrics record for `task`'s validation series at `epoch`, if any."""
+  for record in history:
+    if record.get("epoch") == epoch:
+      entry = record.get("val", {}).get(task)
+      return None if entry is None else float(entry["accuracy"])
+  return None
+
+
 def warn_no_progress(prepared: list[PreparedTask], fitted: list[FittedTask],
                      history: list[dict[str, Any]]) -> None:
   """Warns about each task whose kept model is epoch 1 at chance-level validation accuracy.
 
   Chance level: the share of the validation split's most frequent class.
   """
-  by_epoch = {r["epoch"]: r for r in history}
   for p, f in zip(prepared, fitted):
     counts = np.bincount(p.task.val.y, minlength=len(p.classes))
     chance = counts.max() / max(counts.sum(), 1)
-    record = by_epoch.get(f.best_epoch, {}).get("val", {}).get(p.task.name)
-    if f.best_epoch == 1 and record is not None and record["accuracy"] <= chance + 1e-9:
+    accuracy = _val_accuracy(history, p.task.name, f.best_epoch)
+    if f.best_epoch == 1 and accuracy is not None and accuracy <= chance + 1e-9:
       where = "" if len(prepared) == 1 else f"task {p.task.name!r}: "
       warnings.warn(
           f"{where}training made no progress: the best validation accuracy "
-          f"({record['accuracy']:.3f}) is at chance level ({chance:.3f}) and came at epoch 1 "
+          f"({accuracy:.3f}) is at chance level ({chance:.3f}) and came at epoch 1 "
           f"of {len(history)}. Try more epochs, a smaller batch_size, another learning_rate, "
           f"or more training series", UserWarning, stacklevel=4)
 
@@ -442,15 +450,6 @@ def train(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
 def _merged(split: types.Split, other: types.Split) -> types.Split:
   return types.Split(x=np.concatenate([split.x, other.x]), y=np.concatenate([split.y, other.y]),
                      indices=np.concatenate([split.indices, other.indices]))
-
-
-def _val_accuracy(history: list[dict[str, Any]], task: str, epoch: int) -> float | None:
-  """The accuracy a run's metrics record for `task`'s validation series at `epoch`, if any."""
-  for record in history:
-    if record.get("epoch") == epoch:
-      entry = record.get("val", {}).get(task)
-      return None if entry is None else float(entry["accuracy"])
-  return None
 
 
 def refit(config: ml_collections.ConfigDict, prepared: list[PreparedTask],
